@@ -1,0 +1,263 @@
+//! Pipeline configuration: one JSON document (the `TRIBUTARY_CONFIG` environment variable in
+//! Lambda), every field optional with a sensible default.
+//!
+//! ```json
+//! {
+//!   "bucket": "my-lake",
+//!   "granularity": "hour",
+//!   "topics": {
+//!     "orders-v1": { "table": "orders", "event_time_field": "created_at" },
+//!     "payments":  { "schema": [ {"name": "id", "type": "bigint"}, {"name": "amount", "type": "decimal(18,2)"} ] }
+//!   }
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::naming;
+use crate::schema::{ColumnType, TableSchema};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration is not valid JSON for Tributary: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Time partition granularity of the Hive layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// `dt=YYYY-MM-DD/hr=HH/`
+    #[default]
+    Hour,
+    /// `dt=YYYY-MM-DD/`
+    Day,
+}
+
+/// What happens to records whose value is null (Kafka tombstones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TombstonePolicy {
+    /// Counted and skipped.
+    #[default]
+    Skip,
+    /// Written to the dead-letter area like a bad record.
+    DeadLetter,
+}
+
+/// What happens to fields that a pinned schema does not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownFieldPolicy {
+    /// The whole record goes to the dead-letter area, so nothing is dropped silently.
+    #[default]
+    DeadLetter,
+    /// The field is ignored (as Firehose does); the record is kept.
+    Ignore,
+}
+
+/// A column of a pinned schema, with its Athena type (`bigint`, `decimal(18,2)`,
+/// `array<struct<a:string>>`, ...). `source` is the JSON key, when it differs from `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// Table name; defaults to the topic made a valid Athena identifier.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Field of the record that holds the event time (a timestamp, a date, or epoch
+    /// milliseconds); defaults to the Kafka record timestamp.
+    #[serde(default)]
+    pub event_time_field: Option<String>,
+    /// A pinned schema, enforced instead of inferring types.
+    #[serde(default)]
+    pub schema: Option<Vec<PinnedColumn>>,
+    #[serde(default)]
+    pub unknown_fields: UnknownFieldPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The data bucket.
+    pub bucket: String,
+    /// Prefix of the tables' data (`<prefix><table>/dt=.../`).
+    pub table_prefix: String,
+    /// Prefix of the dead-letter area (`<prefix><table>/dt=.../`).
+    pub dead_letter_prefix: String,
+    /// Prefix of Tributary's own state (schemas, leases); never read by Athena.
+    pub state_prefix: String,
+    pub granularity: Granularity,
+    pub tombstones: TombstonePolicy,
+    /// A string value longer than this many bytes is dead-lettered.
+    pub max_field_bytes: usize,
+    /// JSON nesting deeper than this is dead-lettered.
+    pub max_depth: usize,
+    /// Infer `date` / `timestamp` columns from ISO-8601 strings.
+    pub infer_temporal: bool,
+    /// zstd level of data files written by ingest.
+    pub zstd_level: i32,
+    /// Default event-time field for topics that don't name one.
+    pub event_time_field: Option<String>,
+    pub topics: BTreeMap<String, TopicConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            table_prefix: "tables/".into(),
+            dead_letter_prefix: "dead-letter/".into(),
+            state_prefix: "_tributary/".into(),
+            granularity: Granularity::Hour,
+            tombstones: TombstonePolicy::Skip,
+            max_field_bytes: 1 << 20,
+            max_depth: 64,
+            infer_temporal: true,
+            zstd_level: 1,
+            event_time_field: None,
+            topics: BTreeMap::new(),
+        }
+    }
+}
+
+/// Names the partition keys take; data columns of the same name are renamed (`f_dt`).
+pub const PARTITION_KEYS: [&str; 2] = ["dt", "hr"];
+
+impl Config {
+    /// Parses and validates a JSON configuration.
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let config: Config = if json.trim().is_empty() { Config::default() } else { serde_json::from_str(json)? };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (prefix, what) in [
+            (&self.table_prefix, "table_prefix"),
+            (&self.dead_letter_prefix, "dead_letter_prefix"),
+            (&self.state_prefix, "state_prefix"),
+        ] {
+            if !prefix.is_empty() && !prefix.ends_with('/') {
+                return Err(ConfigError::Invalid(format!("{what} must be empty or end with '/': {prefix:?}")));
+            }
+        }
+        let prefixes = [&self.table_prefix, &self.dead_letter_prefix, &self.state_prefix];
+        for (i, a) in prefixes.iter().enumerate() {
+            for b in prefixes.iter().skip(i + 1) {
+                if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
+                    return Err(ConfigError::Invalid(format!("prefixes {a:?} and {b:?} overlap")));
+                }
+            }
+        }
+        if !(1..=100).contains(&self.max_depth) {
+            // serde_json stops at 128 levels on its own; stay well below.
+            return Err(ConfigError::Invalid(format!("max_depth must be 1..=100, not {}", self.max_depth)));
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            return Err(ConfigError::Invalid(format!("zstd_level must be 1..=22, not {}", self.zstd_level)));
+        }
+        for (topic, tc) in &self.topics {
+            if let Some(table) = &tc.table
+                && !naming::is_valid_identifier(table)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "topic {topic:?}: table {table:?} is not a lower-case Athena identifier"
+                )));
+            }
+            if tc.schema.is_some() {
+                self.pinned_schema(topic)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The table a topic lands in.
+    pub fn table_for(&self, topic: &str) -> String {
+        self.topics.get(topic).and_then(|t| t.table.clone()).unwrap_or_else(|| naming::table_name(topic))
+    }
+
+    /// The event-time column (normalized name) of a topic, if any.
+    pub fn event_time_column(&self, topic: &str) -> Option<String> {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.event_time_field.clone())
+            .or_else(|| self.event_time_field.clone())
+            .map(|f| naming::column_name(&f, &PARTITION_KEYS))
+    }
+
+    pub fn unknown_fields(&self, topic: &str) -> UnknownFieldPolicy {
+        self.topics.get(topic).map(|t| t.unknown_fields).unwrap_or_default()
+    }
+
+    /// The pinned schema of a topic, parsed, if the configuration pins one.
+    pub fn pinned_schema(&self, topic: &str) -> Result<Option<TableSchema>, ConfigError> {
+        let Some(cols) = self.topics.get(topic).and_then(|t| t.schema.as_ref()) else { return Ok(None) };
+        let mut schema = TableSchema::default();
+        for c in cols {
+            let ty = ColumnType::parse(&c.ty)
+                .map_err(|e| ConfigError::Invalid(format!("topic {topic:?}, column {:?}: {e}", c.name)))?;
+            let name = naming::column_name(&c.name, &PARTITION_KEYS);
+            if schema.column(&name).is_some() {
+                return Err(ConfigError::Invalid(format!("topic {topic:?}: column {name:?} named twice")));
+            }
+            let source = c.source.clone().unwrap_or_else(|| c.name.clone());
+            schema.push(name, source, ty);
+        }
+        schema.pinned = true;
+        Ok(Some(schema))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let c = Config::from_json("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.table_for("orders-v1"), "orders_v1");
+    }
+
+    #[test]
+    fn per_topic_overrides() {
+        let c = Config::from_json(
+            r#"{"bucket":"b","topics":{"orders-v1":{"table":"orders","event_time_field":"CreatedAt",
+               "schema":[{"name":"id","type":"bigint"},{"name":"Amount","type":"decimal(18,2)"}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.table_for("orders-v1"), "orders");
+        assert_eq!(c.event_time_column("orders-v1").as_deref(), Some("createdat"));
+        let s = c.pinned_schema("orders-v1").unwrap().unwrap();
+        assert!(s.pinned);
+        assert_eq!(s.column("amount").unwrap().source, "Amount");
+    }
+
+    #[test]
+    fn bad_configs_are_refused_clearly() {
+        for (json, needle) in [
+            (r#"{"table_prefix":"t"}"#, "end with '/'"),
+            (r#"{"table_prefix":"a/","dead_letter_prefix":"a/b/"}"#, "overlap"),
+            (r#"{"topics":{"x":{"table":"Bad-Name"}}}"#, "not a lower-case"),
+            (r#"{"topics":{"x":{"schema":[{"name":"a","type":"bigintt"}]}}}"#, "column \"a\""),
+            (r#"{"bukket":"x"}"#, "unknown field"),
+            (r#"{"zstd_level":0}"#, "zstd_level"),
+        ] {
+            let err = Config::from_json(json).unwrap_err().to_string();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The Kafka event as the Lambda event source mapping sends it (MSK `aws:kafka` or
+//! `SelfManagedKafka`), turned into batches of raw records per topic-partition.
+//!
+//! Records arrive grouped under `"<topic>-<partition>"` keys (topics may contain `-` themselves),
+//! keys and values base64-encoded or null, headers as a list of single-key maps of signed bytes.
+//! A value that is not valid base64 is kept (its text as bytes) and marked, so it reaches the
+//! dead-letter area instead of failing the batch.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::shape::{Reject, RejectKind};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EventError {
+    #[error("the event is not a Kafka event: {0}")]
+    Json(String),
+    #[error("records group {group:?}: {reason}")]
+    Group { group: String, reason: String },
+}
+
+/// One Kafka record, decoded from the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRecord {
+    pub offset: i64,
+    /// Milliseconds since the epoch (`CREATE_TIME` or `LOG_APPEND_TIME`).
+    pub timestamp_ms: i64,
+    pub timestamp_type: Option<String>,
+    pub key: Option<Vec<u8>>,
+    /// `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Set when the event carried something undecodable for this record (bad base64);
+    /// `key`/`value` then hold the text as it came.
+    pub invalid: Option<Reject>,
+}
+
+/// The records of one topic-partition in one event, sorted by offset, one per offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicPartitionBatch {
+    pub topic: String,
+    pub partition: i32,
+    pub records: Vec<RawRecord>,
+}
+
+impl TopicPartitionBatch {
+    /// First and last offset of the batch (`None` when empty).
+    pub fn offsets(&self) -> Option<(i64, i64)> {
+        Some((self.records.first()?.offset, self.records.last()?.offset))
+    }
+}
+
+/// Parses an event from JSON bytes (the handler gets it already parsed from the runtime).
+pub fn parse_event(bytes: &[u8]) -> Result<KafkaEvent, EventError> {
+    serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))
+}
+
+/// Splits `"<topic>-<partition>"`; the partition is after the last `-`.
+pub fn split_group_key(group: &str) -> Option<(&str, i32)> {
+    let (topic, partition) = group.rsplit_once('-')?;
+    if topic.is_empty() {
+        return None;
+    }
+    Some((topic, partition.parse().ok().filter(|p: &i32| *p >= 0)?))
+}
+
+fn decode_b64(field: &str, text: &str) -> Result<Vec<u8>, Reject> {
+    STANDARD
+        .decode(text)
+        .map_err(|e| Reject::new(RejectKind::InvalidBase64, format!("the record {field} is not valid base64: {e}")))
+}
+
+fn raw_record(r: KafkaRecord) -> RawRecord {
+    let mut invalid = None;
+    let mut bytes = |field: &str, text: Option<String>| -> Option<Vec<u8>> {
+        let text = text?;
+        match decode_b64(field, &text) {
+            Ok(b) => Some(b),
+            Err(reject) => {
+                invalid.get_or_insert(reject);
+                Some(text.into_bytes())
+            }
+        }
+    };
+    let key = bytes("key", r.key);
+    let value = bytes("value", r.value);
+    let headers = r
+        .headers
+        .into_iter()
+        .flat_map(|h| h.into_iter())
+        .map(|(k, v)| (k, v.into_iter().map(|b| b as u8).collect()))
+        .collect();
+    RawRecord {
+        offset: r.offset,
+        timestamp_ms: r.timestamp.0.timestamp_millis(),
+        timestamp_type: r.timestamp_type,
+        key,
+        value,
+        headers,
+        invalid,
+    }
+}
+
+/// Turns an event into per-topic-partition batches, in (topic, partition) order.
+///
+/// Fails only when the event itself is malformed (a group whose records name neither a topic
+/// nor a parsable `"<topic>-<partition>"` key, a negative offset or partition): such an event
+/// cannot be attributed, and retrying it is the right answer.
+pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError> {
+    let mut by_tp: BTreeMap<(String, i32), Vec<RawRecord>> = BTreeMap::new();
+    for (group, records) in event.records {
+        let from_key = split_group_key(&group);
+        for r in records {
+            let topic = match (&r.topic, from_key) {
+                (Some(t), _) if !t.is_empty() => t.clone(),
+                (_, Some((t, _))) => t.to_string(),
+                _ => return Err(EventError::Group { group, reason: "no topic in the record or the group key".into() }),
+            };
+            let partition = i32::try_from(r.partition)
+                .ok()
+                .filter(|p| *p >= 0)
+                .ok_or_else(|| EventError::Group { group: group.clone(), reason: format!("bad partition {}", r.partition) })?;
+            if r.offset < 0 {
+                return Err(EventError::Group { group, reason: format!("negative offset {}", r.offset) });
+            }
+            by_tp.entry((topic, partition)).or_default().push(raw_record(r));
+        }
+    }
+    Ok(by_tp
+        .into_iter()
+        .map(|((topic, partition), mut records)| {
+            records.sort_by_key(|r| r.offset);
+            // The same offset twice in one event is the same Kafka record.
+            records.dedup_by_key(|r| r.offset);
+            TopicPartitionBatch { topic, partition, records }
+        })
+        .collect())
+}
+
+/// Builds an event the way the event source mapping does, for tests and the local pipeline.
+pub fn build_event(source: &str, topic: &str, partition: i32, records: &[(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])]) -> KafkaEvent {
+    let mut event = KafkaEvent::default();
+    event.event_source = Some(source.to_string());
+    let group = format!("{topic}-{partition}");
+    let list = records
+        .iter()
+        .map(|(offset, ts, key, value, headers)| {
+            let mut r = KafkaRecord::default();
+            r.topic = Some(topic.to_string());
+            r.partition = partition.into();
+            r.offset = *offset;
+            r.timestamp = aws_lambda_events::encodings::MillisecondTimestamp(
+                chrono::DateTime::from_timestamp_millis(*ts).unwrap_or_default(),
+            );
+            r.timestamp_type = Some("CREATE_TIME".into());
+            r.key = key.map(|k| STANDARD.encode(k));
+            r.value = value.map(|v| STANDARD.encode(v));
+            r.headers = headers
+                .iter()
+                .map(|(k, v)| std::iter::once((k.to_string(), v.iter().map(|b| *b as i8).collect())).collect())
+                .collect();
+            r
+        })
+        .collect();
+    event.records.insert(group, list);
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_keys_with_dashes() {
+        assert_eq!(split_group_key("orders-v1-12"), Some(("orders-v1", 12)));
+        assert_eq!(split_group_key("t-0"), Some(("t", 0)));
+        assert_eq!(split_group_key("-0"), None);
+        assert_eq!(split_group_key("t-x"), None);
+        assert_eq!(split_group_key("t--1"), Some(("t-", 1)));
+        assert_eq!(split_group_key("nodash"), None);
+    }
+
+    #[test]
+    fn aws_shaped_event() {
+        let json = br#"{
+          "eventSource": "aws:kafka",
+          "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/c/abc",
+          "bootstrapServers": "b-1:9092",
+          "records": {
+            "orders-v1-0": [
+              {"topic": "orders-v1", "partition": 0, "offset": 16, "timestamp": 1763780400000,
+               "timestampType": "CREATE_TIME", "key": "a2V5", "value": "eyJhIjoxfQ==",
+               "headers": [{"h": [104, -1]}]},
+              {"topic": "orders-v1", "partition": 0, "offset": 15, "timestamp": 1763780400000,
+               "timestampType": "LOG_APPEND_TIME", "key": null, "value": null, "headers": []}
+            ],
+            "b-1": [
+              {"partition": 1, "offset": 3, "timestamp": 1763780400000, "timestampType": "CREATE_TIME",
+               "key": null, "value": "not base64!", "headers": []}
+            ]
+          }
+        }"#;
+        let b = batches(parse_event(json).unwrap()).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!((b[0].topic.as_str(), b[0].partition), ("b", 1));
+        assert_eq!(b[0].records[0].invalid.as_ref().unwrap().kind, RejectKind::InvalidBase64);
+        assert_eq!(b[0].records[0].value.as_deref(), Some(&b"not base64!"[..]));
+        let o = &b[1];
+        assert_eq!((o.topic.as_str(), o.offsets()), ("orders-v1", Some((15, 16))));
+        assert_eq!(o.records[0].value, None);
+        assert_eq!(o.records[1].key.as_deref(), Some(&b"key"[..]));
+        assert_eq!(o.records[1].value.as_deref(), Some(&br#"{"a":1}"#[..]));
+        assert_eq!(o.records[1].headers, vec![("h".to_string(), vec![104u8, 255])]);
+        assert_eq!(o.records[1].timestamp_ms, 1763780400000);
+    }
+
+    #[test]
+    fn malformed_events_are_errors_not_panics() {
+        for json in [
+            &br#"{"records": {"x": [{"partition": 0, "offset": 1, "timestamp": 0, "key": null, "value": null, "headers": []}]}}"#[..],
+            br#"{"records": {"t-0": [{"topic":"t","partition": -1, "offset": 1, "timestamp": 0, "key": null, "value": null, "headers": []}]}}"#,
+            br#"{"records": {"t-0": [{"topic":"t","partition": 0, "offset": -5, "timestamp": 0, "key": null, "value": null, "headers": []}]}}"#,
+        ] {
+            assert!(matches!(batches(parse_event(json).unwrap()), Err(EventError::Group { .. })));
+        }
+        assert!(batches(parse_event(b"{}").unwrap()).unwrap().is_empty());
+        for json in [&b"{\"records\": 5}"[..], b"{\"records\": {\"t-0\": [{\"offset\": \"x\"}]}}", b"\xff"] {
+            assert!(matches!(parse_event(json), Err(EventError::Json(_))), "{:?}", String::from_utf8_lossy(json));
+        }
+    }
+
+    #[test]
+    fn built_events_round_trip() {
+        let h: &[(&str, &[u8])] = &[("trace", b"abc")];
+        let e = build_event("aws:kafka", "a-b", 2, &[(7, 1000, Some(b"k"), Some(b"{}"), h), (7, 1000, None, None, &[])]);
+        let b = batches(e).unwrap();
+        assert_eq!(b[0].records.len(), 1, "duplicate offsets collapse");
+        assert_eq!(b[0].records[0].headers[0].1, b"abc");
+    }
+}

@@ -1,0 +1,314 @@
+//! What an ingest invocation writes, decided without I/O.
+//!
+//! The handler drives these steps per table, doing the I/O in between:
+//! [`screen`] the records → evolve and commit the schema → [`build`] the files and dead
+//! letters → drop rows already committed ([`FileGroup::without_covered`]) → encode and put.
+
+use std::collections::BTreeMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{BooleanArray, RecordBatch};
+use arrow_schema::ArrowError;
+
+use crate::config::{Config, TombstonePolicy, UnknownFieldPolicy};
+use crate::dead_letter::DeadLetter;
+use crate::decode::{COL_OFFSET, RowMeta, assemble, decode_values};
+use crate::event::{RawRecord, TopicPartitionBatch};
+use crate::layout::{Coverage, FileRange};
+use crate::partition::{self, TimePartition};
+use crate::schema::TableSchema;
+use crate::shape::{self, Reject, RejectKind, Shape, ShapeOptions};
+
+/// Groups topic-partition batches by the table their topic maps to.
+pub fn by_table<'a>(cfg: &Config, batches: &'a [TopicPartitionBatch]) -> BTreeMap<String, Vec<&'a TopicPartitionBatch>> {
+    let mut out: BTreeMap<String, Vec<&TopicPartitionBatch>> = BTreeMap::new();
+    for b in batches {
+        out.entry(cfg.table_for(&b.topic)).or_default().push(b);
+    }
+    out
+}
+
+/// What became of one record after screening.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Good(Shape),
+    Tombstone,
+    Rejected(Reject),
+}
+
+#[derive(Debug)]
+pub struct Item<'a> {
+    pub batch: &'a TopicPartitionBatch,
+    pub record: &'a RawRecord,
+    pub outcome: Outcome,
+}
+
+/// The records of one table, checked one by one, and the merged shape of the good ones.
+#[derive(Debug)]
+pub struct Screened<'a> {
+    pub table: String,
+    pub items: Vec<Item<'a>>,
+    pub batch_shape: Shape,
+}
+
+pub fn shape_options(cfg: &Config) -> ShapeOptions {
+    ShapeOptions { max_field_bytes: cfg.max_field_bytes, max_depth: cfg.max_depth, infer_temporal: cfg.infer_temporal }
+}
+
+/// Step 1: checks every record and merges the shapes of the good ones (in offset order; a
+/// record that conflicts with what came before contributes nothing and is refused in [`build`]).
+pub fn screen<'a>(cfg: &Config, table: &str, batches: &[&'a TopicPartitionBatch]) -> Screened<'a> {
+    let opts = shape_options(cfg);
+    let mut items = Vec::new();
+    let mut batch_shape = Shape::Object(Vec::new());
+    for b in batches {
+        for r in &b.records {
+            let outcome = match (&r.invalid, &r.value) {
+                (Some(reject), _) => Outcome::Rejected(reject.clone()),
+                (None, None) => match cfg.tombstones {
+                    TombstonePolicy::Skip => Outcome::Tombstone,
+                    TombstonePolicy::DeadLetter => {
+                        Outcome::Rejected(Reject::new(RejectKind::Tombstone, "the value is null (a tombstone)"))
+                    }
+                },
+                (None, Some(v)) => match shape::infer_record(v, &opts) {
+                    Ok(s) => {
+                        if let Ok(m) = shape::merge(&batch_shape, &s) {
+                            batch_shape = m;
+                        }
+                        Outcome::Good(s)
+                    }
+                    Err(reject) => Outcome::Rejected(reject),
+                },
+            };
+            items.push(Item { batch: b, record: r, outcome });
+        }
+    }
+    Screened { table: table.to_string(), items, batch_shape }
+}
+
+/// The rows of one topic-partition in one time partition: one data file.
+#[derive(Debug, Clone)]
+pub struct FileGroup {
+    pub partition: TimePartition,
+    pub range: FileRange,
+    pub rows: RecordBatch,
+}
+
+impl FileGroup {
+    /// Drops the rows whose offsets a time partition already holds (written by an earlier
+    /// attempt with other batch boundaries). Returns the group, if rows remain, and how many
+    /// rows were dropped.
+    pub fn without_covered(self, coverage: &Coverage) -> Result<(Option<FileGroup>, usize), ArrowError> {
+        if coverage.is_empty() {
+            return Ok((Some(self), 0));
+        }
+        let offsets = self
+            .rows
+            .column_by_name(COL_OFFSET)
+            .ok_or_else(|| ArrowError::SchemaError(format!("{COL_OFFSET} missing")))?
+            .as_primitive::<Int64Type>();
+        let keep: BooleanArray =
+            offsets.values().iter().map(|o| Some(!coverage.covers(&self.range.topic, self.range.partition, *o))).collect();
+        let kept = keep.true_count();
+        let dropped = self.rows.num_rows() - kept;
+        if kept == 0 {
+            return Ok((None, dropped));
+        }
+        if dropped == 0 {
+            return Ok((Some(self), 0));
+        }
+        let rows = arrow_select::filter::filter_record_batch(&self.rows, &keep)?;
+        Ok((Some(FileGroup { rows, ..self }), dropped))
+    }
+}
+
+/// Dead letters of one topic-partition batch for one Kafka date: one dead-letter file.
+#[derive(Debug, Clone)]
+pub struct DeadLetterGroup {
+    pub date: String,
+    pub range: FileRange,
+    pub letters: Vec<DeadLetter>,
+}
+
+/// What [`build`] decided.
+#[derive(Debug, Default)]
+pub struct Built {
+    pub files: Vec<FileGroup>,
+    pub dead_letters: Vec<DeadLetterGroup>,
+    pub records_in: usize,
+    pub tombstones: usize,
+    pub rejected: BTreeMap<RejectKind, usize>,
+    /// Rows partitioned by Kafka timestamp because their event-time field was missing.
+    pub event_time_fallbacks: usize,
+}
+
+impl Built {
+    pub fn dead_lettered(&self) -> usize {
+        self.rejected.values().sum()
+    }
+    pub fn rows(&self) -> usize {
+        self.files.iter().map(|f| f.rows.num_rows()).sum()
+    }
+}
+
+/// Step 3: with the table's (committed) schema, refuses records that conflict with it, decodes
+/// the rest, and splits them into one file per (time partition, topic-partition).
+pub fn build(cfg: &Config, screened: &Screened<'_>, schema: &TableSchema) -> Result<Built, ArrowError> {
+    let mut out = Built { records_in: screened.items.len(), ..Default::default() };
+    let mut letters: BTreeMap<(String, FileRange), Vec<DeadLetter>> = BTreeMap::new();
+    let mut refuse = |item: &Item<'_>, reject: &Reject, rejected: &mut BTreeMap<RejectKind, usize>| {
+        let b = item.batch;
+        let (first, last) = b.offsets().unwrap_or((item.record.offset, item.record.offset));
+        let range = FileRange { topic: b.topic.clone(), partition: b.partition, first, last };
+        let date = TimePartition::from_millis(item.record.timestamp_ms, crate::config::Granularity::Day).dt;
+        letters
+            .entry((date, range))
+            .or_default()
+            .push(DeadLetter::new(&screened.table, &b.topic, b.partition, item.record, reject));
+        *rejected.entry(reject.kind).or_default() += 1;
+    };
+
+    // Admission against the schema, per topic (the unknown-field policy is per topic).
+    let mut good: Vec<&Item<'_>> = Vec::new();
+    for item in &screened.items {
+        match &item.outcome {
+            Outcome::Tombstone => out.tombstones += 1,
+            Outcome::Rejected(r) => refuse(item, r, &mut out.rejected),
+            Outcome::Good(s) => {
+                let ignore = cfg.unknown_fields(&item.batch.topic) == UnknownFieldPolicy::Ignore;
+                match schema.admit(s, ignore) {
+                    Ok(()) => good.push(item),
+                    Err(reason) => refuse(item, &Reject::new(RejectKind::SchemaConflict, reason), &mut out.rejected),
+                }
+            }
+        }
+    }
+
+    // One decode per topic-partition, so each file's rows come from one decode.
+    let mut i = 0;
+    while i < good.len() {
+        let b = good[i].batch;
+        let mut j = i;
+        while j < good.len() && std::ptr::eq(good[j].batch, b) {
+            j += 1;
+        }
+        let chunk = &good[i..j];
+        i = j;
+        let values: Vec<&[u8]> = chunk.iter().map(|it| it.record.value.as_deref().unwrap_or_default()).collect();
+        let decoded = decode_values(schema, &values)?;
+        for (idx, err) in &decoded.failed {
+            let reject = Reject::new(RejectKind::DecodeError, format!("the value does not decode into the table's types: {err}"));
+            refuse(chunk[*idx], &reject, &mut out.rejected);
+        }
+        if decoded.kept.is_empty() {
+            continue;
+        }
+        let metas: Vec<RowMeta<'_>> = decoded
+            .kept
+            .iter()
+            .map(|k| {
+                let r = chunk[*k].record;
+                RowMeta {
+                    topic: &b.topic,
+                    partition: b.partition,
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp_ms,
+                    key: r.key.as_deref(),
+                    headers: &r.headers,
+                }
+            })
+            .collect();
+        let rows = assemble(schema, decoded.data.as_ref(), &metas)?;
+        let event_col = cfg.event_time_column(&b.topic);
+        let (parts, stats) = partition::split(&rows, event_col.as_deref(), cfg.granularity)?;
+        out.event_time_fallbacks += stats.fallback_rows;
+        let (first, last) = b.offsets().unwrap_or_default();
+        for (tp, rows) in parts {
+            let range = FileRange { topic: b.topic.clone(), partition: b.partition, first, last };
+            out.files.push(FileGroup { partition: tp, range, rows });
+        }
+    }
+    out.dead_letters = letters
+        .into_iter()
+        .map(|((date, range), mut letters)| {
+            letters.sort_by_key(|l| l.offset);
+            DeadLetterGroup { date, range, letters }
+        })
+        .collect();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{batches, build_event};
+
+    fn event_batches(values: &[Option<&[u8]>]) -> Vec<TopicPartitionBatch> {
+        let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (100 + i as i64, 1_763_780_400_000 + i as i64 * 1_800_000, None, *v, &[][..]))
+            .collect();
+        batches(build_event("aws:kafka", "cust-data", 0, &recs)).unwrap()
+    }
+
+    #[test]
+    fn screen_evolve_build() {
+        let cfg = Config::default();
+        let b = event_batches(&[
+            Some(br#"{"name":"a","age":1}"#),
+            Some(br#"{"name":"b","age":"x"}"#),
+            None,
+            Some(b"not json"),
+            Some(br#"{"name":"c","zip":340282366920938463463374607431768211455}"#),
+            Some(br#"{"name":"d","age":4,"new":true}"#),
+        ]);
+        let tables = by_table(&cfg, &b);
+        let (table, tbs) = tables.iter().next().unwrap();
+        assert_eq!(table, "cust_data");
+        let s = screen(&cfg, table, tbs);
+        let mut schema = TableSchema::default();
+        assert!(schema.evolve(&s.batch_shape));
+        assert_eq!(schema.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["name", "age", "new"]);
+        let built = build(&cfg, &s, &schema).unwrap();
+        assert_eq!(built.records_in, 6);
+        assert_eq!(built.tombstones, 1);
+        assert_eq!(built.dead_lettered(), 3);
+        assert_eq!(built.rows(), 2);
+        assert_eq!(built.records_in, built.rows() + built.dead_lettered() + built.tombstones);
+        assert_eq!(built.rejected[&RejectKind::SchemaConflict], 1);
+        assert_eq!(built.rejected[&RejectKind::InvalidJson], 1);
+        assert_eq!(built.rejected[&RejectKind::IntegerOutOfRange], 1);
+        // Kafka timestamps 30 minutes apart: hours 03 and 04 (rows 100 and 105).
+        let parts: Vec<String> = built.files.iter().map(|f| f.partition.path()).collect();
+        assert_eq!(parts, ["dt=2025-11-22/hr=03/", "dt=2025-11-22/hr=05/"]);
+        assert!(built.files.iter().all(|f| (f.range.first, f.range.last) == (100, 105)));
+        assert_eq!(built.dead_letters.len(), 1);
+        let offsets: Vec<i64> = built.dead_letters[0].letters.iter().map(|l| l.offset).collect();
+        assert_eq!(offsets, [101, 103, 104]);
+    }
+
+    #[test]
+    fn covered_rows_are_dropped() {
+        let cfg = Config::default();
+        let b = event_batches(&[Some(br#"{"a":1}"#), Some(br#"{"a":2}"#)]);
+        let tables = by_table(&cfg, &b);
+        let s = screen(&cfg, "cust_data", &tables["cust_data"]);
+        let mut schema = TableSchema::default();
+        schema.evolve(&s.batch_shape);
+        let built = build(&cfg, &s, &schema).unwrap();
+        let g = built.files[0].clone();
+        let mut cov = Coverage::default();
+        cov.add(&FileRange { topic: "cust-data".into(), partition: 0, first: 90, last: 100 });
+        let (g2, dropped) = g.clone().without_covered(&cov).unwrap();
+        assert_eq!((g2.unwrap().rows.num_rows(), dropped), (1, 1));
+        cov.add(&FileRange { topic: "cust-data".into(), partition: 0, first: 101, last: 101 });
+        let (g3, dropped) = g.clone().without_covered(&cov).unwrap();
+        assert!(g3.is_none());
+        assert_eq!(dropped, 2);
+        let (g4, dropped) = g.without_covered(&Coverage::default()).unwrap();
+        assert_eq!((g4.unwrap().rows.num_rows(), dropped), (2, 0));
+    }
+}

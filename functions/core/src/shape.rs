@@ -1,0 +1,451 @@
+//! The shape of one JSON record: which fields, which JSON kinds, whether strings look like
+//! dates or timestamps. Checking a record's shape is also where bad input is caught: every
+//! [`Reject`] carries the reason the record goes to the dead-letter area.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+/// Why a record is not written to its table. The `kind` names the metric dimension and the
+/// `reason` is what a person reads in the dead-letter area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub kind: RejectKind,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    InvalidBase64,
+    InvalidUtf8,
+    ByteOrderMark,
+    InvalidJson,
+    NotAnObject,
+    IntegerOutOfRange,
+    FieldTooLarge,
+    TooDeep,
+    DuplicateKey,
+    MixedArray,
+    SchemaConflict,
+    Tombstone,
+    DecodeError,
+}
+
+impl RejectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectKind::InvalidBase64 => "invalid_base64",
+            RejectKind::InvalidUtf8 => "invalid_utf8",
+            RejectKind::ByteOrderMark => "byte_order_mark",
+            RejectKind::InvalidJson => "invalid_json",
+            RejectKind::NotAnObject => "not_an_object",
+            RejectKind::IntegerOutOfRange => "integer_out_of_range",
+            RejectKind::FieldTooLarge => "field_too_large",
+            RejectKind::TooDeep => "too_deep",
+            RejectKind::DuplicateKey => "duplicate_key",
+            RejectKind::MixedArray => "mixed_array",
+            RejectKind::SchemaConflict => "schema_conflict",
+            RejectKind::Tombstone => "tombstone",
+            RejectKind::DecodeError => "decode_error",
+        }
+    }
+}
+
+impl Reject {
+    pub fn new(kind: RejectKind, reason: impl Into<String>) -> Self {
+        Reject { kind, reason: reason.into() }
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.reason)
+    }
+}
+
+/// What a string value looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrKind {
+    Plain,
+    /// `YYYY-MM-DD`, a valid calendar date.
+    Date,
+    /// `YYYY-MM-DD[T ]HH:MM[:SS[.f{1,9}]][Z|±HH[:]MM]`.
+    Timestamp,
+}
+
+/// The JSON kind of a value; objects keep their keys in order of first appearance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str(StrKind),
+    /// The merged shape of the elements (`Null` for an empty array).
+    Array(Box<Shape>),
+    Object(Vec<(String, Shape)>),
+}
+
+impl Shape {
+    /// "a string", "an integer", ... for error messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Shape::Null => "null",
+            Shape::Bool => "a boolean",
+            Shape::Int => "an integer",
+            Shape::Float => "a decimal number",
+            Shape::Str(StrKind::Plain) => "a string",
+            Shape::Str(StrKind::Date) => "a date string",
+            Shape::Str(StrKind::Timestamp) => "a timestamp string",
+            Shape::Array(_) => "an array",
+            Shape::Object(_) => "an object",
+        }
+    }
+}
+
+/// Merges two shapes of the same field: numbers widen to decimal, date-like strings widen to
+/// timestamp or plain string, objects take the union of their fields. Other mixes conflict.
+pub fn merge(a: &Shape, b: &Shape) -> Result<Shape, String> {
+    use Shape as S;
+    if a == b {
+        return Ok(a.clone());
+    }
+    Ok(match (a, b) {
+        (S::Null, x) | (x, S::Null) => x.clone(),
+        (S::Int, S::Float) | (S::Float, S::Int) => S::Float,
+        (S::Str(x), S::Str(y)) => S::Str(match (x, y) {
+            (StrKind::Date, StrKind::Timestamp) | (StrKind::Timestamp, StrKind::Date) => StrKind::Timestamp,
+            _ => StrKind::Plain,
+        }),
+        (S::Array(x), S::Array(y)) => S::Array(Box::new(merge(x, y)?)),
+        (S::Object(x), S::Object(y)) => {
+            let mut out = x.clone();
+            for (k, v) in y {
+                match out.iter_mut().find(|(k2, _)| k2 == k) {
+                    Some((_, existing)) => *existing = merge(existing, v).map_err(|e| format!("{k}: {e}"))?,
+                    None => out.push((k.clone(), v.clone())),
+                }
+            }
+            S::Object(out)
+        }
+        (x, y) => return Err(format!("{} and {}", x.describe(), y.describe())),
+    })
+}
+
+/// Limits applied while reading a record.
+#[derive(Debug, Clone)]
+pub struct ShapeOptions {
+    pub max_field_bytes: usize,
+    pub max_depth: usize,
+    pub infer_temporal: bool,
+}
+
+impl Default for ShapeOptions {
+    fn default() -> Self {
+        ShapeOptions { max_field_bytes: 1 << 20, max_depth: 64, infer_temporal: true }
+    }
+}
+
+/// Reads one JSON value and returns its shape, or the reason it is refused.
+pub fn infer(bytes: &[u8], opts: &ShapeOptions) -> Result<Shape, Reject> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Err(Reject::new(RejectKind::ByteOrderMark, "the value starts with a UTF-8 byte-order mark"));
+    }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(Reject::new(RejectKind::InvalidUtf8, format!("the value is not valid UTF-8: {e}")));
+    }
+    if let Some(tok) = find_wide_integer(bytes) {
+        let shown: String = tok.chars().take(60).collect();
+        return Err(Reject::new(
+            RejectKind::IntegerOutOfRange,
+            format!("the integer {shown} does not fit in 64 bits; send it as a string to keep it exactly"),
+        ));
+    }
+    let kind = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = ShapeSeed { depth: 0, opts, kind: &kind };
+    let shape = seed
+        .deserialize(&mut de)
+        .and_then(|s| de.end().map(|_| s))
+        .map_err(|e| Reject::new(kind.get().unwrap_or(RejectKind::InvalidJson), e.to_string()))?;
+    Ok(shape)
+}
+
+/// Like [`infer`], and the value must be a JSON object.
+pub fn infer_record(bytes: &[u8], opts: &ShapeOptions) -> Result<Shape, Reject> {
+    let shape = infer(bytes, opts)?;
+    if !matches!(shape, Shape::Object(_)) {
+        return Err(Reject::new(RejectKind::NotAnObject, format!("the value is {}, not a JSON object", shape.describe())));
+    }
+    Ok(shape)
+}
+
+/// Finds an integer literal outside strings that does not fit in an `i64`. serde_json would
+/// silently read it as a lossy float, so this is checked on the raw bytes.
+fn find_wide_integer(b: &[u8]) -> Option<&str> {
+    let n = b.len();
+    let mut i = 0;
+    while i < n {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < n {
+                    match b[i] {
+                        b'\\' => i += 2,
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                i += 1;
+                while i < n && matches!(b[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
+                    i += 1;
+                }
+                let tok = &b[start..i];
+                let integral = !tok.iter().any(|c| matches!(c, b'.' | b'e' | b'E'));
+                if integral && tok.len() >= 19 {
+                    let s = std::str::from_utf8(tok).ok()?;
+                    if s.parse::<i64>().is_err() && s.bytes().skip(1).all(|c| c.is_ascii_digit()) {
+                        return Some(s);
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn is_digits(b: &[u8]) -> bool {
+    b.iter().all(u8::is_ascii_digit)
+}
+
+/// Classifies a string as a date, a timestamp or plain text.
+pub fn classify(s: &str) -> StrKind {
+    let b = s.as_bytes();
+    if b.len() < 10 || !(is_digits(&b[0..4]) && b[4] == b'-' && is_digits(&b[5..7]) && b[7] == b'-' && is_digits(&b[8..10])) {
+        return StrKind::Plain;
+    }
+    if chrono::NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d").is_err() {
+        return StrKind::Plain;
+    }
+    if b.len() == 10 {
+        return StrKind::Date;
+    }
+    // Time part: [T ]HH:MM[:SS[.fraction]] then an optional zone.
+    let rest = &b[10..];
+    if rest.len() < 6 || !matches!(rest[0], b'T' | b' ') || !is_digits(&rest[1..3]) || rest[3] != b':' || !is_digits(&rest[4..6]) {
+        return StrKind::Plain;
+    }
+    let mut i = 6;
+    if rest.get(i) == Some(&b':') {
+        if rest.len() < i + 3 || !is_digits(&rest[i + 1..i + 3]) {
+            return StrKind::Plain;
+        }
+        i += 3;
+        if rest.get(i) == Some(&b'.') {
+            let digits = rest[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if !(1..=9).contains(&digits) {
+                return StrKind::Plain;
+            }
+            i += 1 + digits;
+        }
+    }
+    let zone = &rest[i..];
+    let zone_ok = zone.is_empty()
+        || zone == b"Z"
+        || (zone.len() == 6 && matches!(zone[0], b'+' | b'-') && is_digits(&zone[1..3]) && zone[3] == b':' && is_digits(&zone[4..6]))
+        || (zone.len() == 5 && matches!(zone[0], b'+' | b'-') && is_digits(&zone[1..5]));
+    if !zone_ok {
+        return StrKind::Plain;
+    }
+    // The decoder must be able to read it (hour 25 and the like fall back to plain text).
+    match arrow_cast::parse::string_to_datetime(&chrono::Utc, s) {
+        Ok(_) => StrKind::Timestamp,
+        Err(_) => StrKind::Plain,
+    }
+}
+
+struct ShapeSeed<'a> {
+    depth: usize,
+    opts: &'a ShapeOptions,
+    kind: &'a Cell<Option<RejectKind>>,
+}
+
+impl ShapeSeed<'_> {
+    fn fail<E: de::Error>(&self, kind: RejectKind, msg: String) -> E {
+        self.kind.set(Some(kind));
+        E::custom(msg)
+    }
+    fn child(&self) -> Self {
+        ShapeSeed { depth: self.depth + 1, opts: self.opts, kind: self.kind }
+    }
+    fn enter<E: de::Error>(&self) -> Result<(), E> {
+        if self.depth >= self.opts.max_depth {
+            return Err(self.fail(RejectKind::TooDeep, format!("nesting is deeper than {} levels", self.opts.max_depth)));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ShapeSeed<'_> {
+    type Value = Shape;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ShapeSeed<'_> {
+    type Value = Shape;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Bool)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Int)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Shape, E> {
+        if v > i64::MAX as u64 {
+            return Err(self.fail(RejectKind::IntegerOutOfRange, format!("the integer {v} does not fit in a signed 64-bit integer")));
+        }
+        Ok(Shape::Int)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Float)
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Shape, E> {
+        if s.len() > self.opts.max_field_bytes {
+            return Err(self.fail(
+                RejectKind::FieldTooLarge,
+                format!("a string of {} bytes is over the {}-byte limit", s.len(), self.opts.max_field_bytes),
+            ));
+        }
+        Ok(Shape::Str(if self.opts.infer_temporal { classify(s) } else { StrKind::Plain }))
+    }
+    fn visit_unit<E>(self) -> Result<Shape, E> {
+        Ok(Shape::Null)
+    }
+    fn visit_none<E>(self) -> Result<Shape, E> {
+        Ok(Shape::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        self.enter()?;
+        let mut item = Shape::Null;
+        while let Some(s) = seq.next_element_seed(self.child())? {
+            item = merge(&item, &s)
+                .map_err(|e| self.fail(RejectKind::MixedArray, format!("an array mixes {e}; its elements must share one type")))?;
+        }
+        Ok(Shape::Array(Box::new(item)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        self.enter()?;
+        let mut fields: Vec<(String, Shape)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key.len() > self.opts.max_field_bytes {
+                return Err(self.fail(RejectKind::FieldTooLarge, format!("a key of {} bytes is over the limit", key.len())));
+            }
+            if fields.iter().any(|(k, _)| *k == key) {
+                return Err(self.fail(RejectKind::DuplicateKey, format!("the key {key:?} appears twice in one object")));
+            }
+            let value = map.next_value_seed(self.child())?;
+            fields.push((key, value));
+        }
+        Ok(Shape::Object(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(json: &str) -> Shape {
+        infer(json.as_bytes(), &ShapeOptions::default()).unwrap()
+    }
+    fn kind(json: &[u8]) -> RejectKind {
+        infer_record(json, &ShapeOptions::default()).unwrap_err().kind
+    }
+
+    #[test]
+    fn shapes_of_values() {
+        assert_eq!(
+            ok(r#"{"a":1,"b":1.5,"c":"x","d":"2026-11-22","e":"2026-11-22T03:00:00.123456","f":null,"g":[1,2.5],"h":{"i":true}}"#),
+            Shape::Object(vec![
+                ("a".into(), Shape::Int),
+                ("b".into(), Shape::Float),
+                ("c".into(), Shape::Str(StrKind::Plain)),
+                ("d".into(), Shape::Str(StrKind::Date)),
+                ("e".into(), Shape::Str(StrKind::Timestamp)),
+                ("f".into(), Shape::Null),
+                ("g".into(), Shape::Array(Box::new(Shape::Float))),
+                ("h".into(), Shape::Object(vec![("i".into(), Shape::Bool)])),
+            ])
+        );
+    }
+
+    #[test]
+    fn temporal_strings() {
+        for ts in [
+            "2026-11-22T03:00:00",
+            "2026-11-22 03:00:00.123456",
+            "2026-11-22T03:00:00Z",
+            "2026-11-22T03:00:00.1+01:00",
+            "2026-11-22T03:00:00-0500",
+        ] {
+            assert_eq!(classify(ts), StrKind::Timestamp, "{ts}");
+        }
+        assert_eq!(classify("2024-02-29"), StrKind::Date);
+        for plain in ["2023-02-29", "2026-13-01", "2026-11-22x", "2026-11-22T25:00:00", "20261122", "hello", "2026-11-22T03:00:00 PST", "2026-11-22T03:00"] {
+            assert_eq!(classify(plain), StrKind::Plain, "{plain}");
+        }
+    }
+
+    #[test]
+    fn bad_records_get_reasons() {
+        assert_eq!(kind(b"\xff\xfe"), RejectKind::InvalidUtf8);
+        assert_eq!(kind(b"\xEF\xBB\xBF{}"), RejectKind::ByteOrderMark);
+        assert_eq!(kind(br#"{"a":"#), RejectKind::InvalidJson);
+        assert_eq!(kind(br#"{"a":NaN}"#), RejectKind::InvalidJson);
+        assert_eq!(kind(br#"{"a":1} {"b":2}"#), RejectKind::InvalidJson);
+        assert_eq!(kind(b""), RejectKind::InvalidJson);
+        assert_eq!(kind(b"[1]"), RejectKind::NotAnObject);
+        assert_eq!(kind(b"42"), RejectKind::NotAnObject);
+        assert_eq!(kind(b"null"), RejectKind::NotAnObject);
+        assert_eq!(kind(br#"{"zip":340282366920938463463374607431768211455}"#), RejectKind::IntegerOutOfRange);
+        assert_eq!(kind(br#"{"zip":-9223372036854775809}"#), RejectKind::IntegerOutOfRange);
+        assert_eq!(kind(br#"{"zip":18446744073709551615}"#), RejectKind::IntegerOutOfRange);
+        assert_eq!(kind(br#"{"a":1,"a":2}"#), RejectKind::DuplicateKey);
+        assert_eq!(kind(br#"{"a":[1,"x"]}"#), RejectKind::MixedArray);
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(kind(deep.as_bytes()), RejectKind::TooDeep);
+        let opts = ShapeOptions { max_field_bytes: 10, ..Default::default() };
+        assert_eq!(infer_record(br#"{"a":"01234567890"}"#, &opts).unwrap_err().kind, RejectKind::FieldTooLarge);
+        let r = infer_record(br#"{"zip":340282366920938463463374607431768211455}"#, &opts).unwrap_err();
+        assert!(r.reason.contains("340282366920938463463374607431768211455"), "{}", r.reason);
+    }
+
+    #[test]
+    fn integers_at_the_edges_are_fine() {
+        assert_eq!(ok(r#"{"a":9223372036854775807,"b":-9223372036854775808,"s":"340282366920938463463374607431768211455","f":1.0e300}"#),
+            Shape::Object(vec![("a".into(), Shape::Int), ("b".into(), Shape::Int), ("s".into(), Shape::Str(StrKind::Plain)), ("f".into(), Shape::Float)]));
+        // Digits inside strings, with escaped quotes, are not numbers.
+        ok(r#"{"s":"\"123456789012345678901234567890\""}"#);
+    }
+
+    #[test]
+    fn merging() {
+        let m = merge(&ok(r#"{"a":1,"d":"2026-01-01"}"#), &ok(r#"{"a":2.5,"d":"2026-01-01T00:00:00","n":true}"#)).unwrap();
+        assert_eq!(m, ok(r#"{"a":1.5,"d":"2026-01-01T00:00:00","n":true}"#));
+        assert_eq!(merge(&Shape::Str(StrKind::Date), &Shape::Str(StrKind::Plain)).unwrap(), Shape::Str(StrKind::Plain));
+        assert!(merge(&ok(r#"{"a":1}"#), &ok(r#"{"a":"x"}"#)).is_err());
+    }
+}
