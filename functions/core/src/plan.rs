@@ -74,9 +74,7 @@ pub fn screen<'a>(cfg: &Config, table: &str, batches: &[&'a TopicPartitionBatch]
                 },
                 (None, Some(v)) => match shape::infer_record(v, &opts) {
                     Ok(s) => {
-                        if let Ok(m) = shape::merge(&batch_shape, &s) {
-                            batch_shape = m;
-                        }
+                        shape::absorb(&mut batch_shape, &s);
                         Outcome::Good(s)
                     }
                     Err(reject) => Outcome::Rejected(reject),

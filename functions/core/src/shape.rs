@@ -134,6 +134,26 @@ pub fn merge(a: &Shape, b: &Shape) -> Result<Shape, String> {
     })
 }
 
+/// Folds a record's shape into a batch's: like [`merge`], but a field that conflicts keeps what
+/// came first while the record's other fields still count (the record itself is refused later).
+pub fn absorb(acc: &mut Shape, s: &Shape) {
+    match (acc, s) {
+        (Shape::Object(fields), Shape::Object(new)) => {
+            for (k, v) in new {
+                match fields.iter_mut().find(|(k2, _)| k2 == k) {
+                    Some((_, existing)) => absorb(existing, v),
+                    None => fields.push((k.clone(), v.clone())),
+                }
+            }
+        }
+        (acc, s) => {
+            if let Ok(m) = merge(acc, s) {
+                *acc = m;
+            }
+        }
+    }
+}
+
 /// Limits applied while reading a record.
 #[derive(Debug, Clone)]
 pub struct ShapeOptions {
@@ -447,5 +467,8 @@ mod tests {
         assert_eq!(m, ok(r#"{"a":1.5,"d":"2026-01-01T00:00:00","n":true}"#));
         assert_eq!(merge(&Shape::Str(StrKind::Date), &Shape::Str(StrKind::Plain)).unwrap(), Shape::Str(StrKind::Plain));
         assert!(merge(&ok(r#"{"a":1}"#), &ok(r#"{"a":"x"}"#)).is_err());
+        let mut acc = ok(r#"{"a":1,"o":{"x":1}}"#);
+        absorb(&mut acc, &ok(r#"{"a":"x","b":true,"o":{"x":"s","y":2}}"#));
+        assert_eq!(acc, ok(r#"{"a":1,"o":{"x":1,"y":2},"b":true}"#));
     }
 }

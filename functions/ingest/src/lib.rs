@@ -1,1 +1,239 @@
-pub fn x(){}
+//! The ingest function: a Kafka batch from the event source mapping becomes Parquet files in the
+//! table area and JSON Lines files in the dead-letter area, exactly once.
+//!
+//! The handler is generic over the object-store capabilities, so tests call it directly
+//! against an in-memory store or an S3 API server, and `main.rs` only wires it to S3.
+
+mod registry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use aws_lambda_events::event::kafka::KafkaEvent;
+use bytes::Bytes;
+use serde::Serialize;
+use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError};
+use tributary_core::Config;
+use tributary_core::dead_letter::to_jsonl;
+use tributary_core::event::{self, EventError};
+use tributary_core::layout::{self, Coverage};
+use tributary_core::metrics::{Emf, Unit};
+use tributary_core::parquet_io::{self, RANGES_KEY};
+use tributary_core::partition::TimePartition;
+use tributary_core::plan;
+
+pub use registry::Registry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("configuration: {0}")]
+    Config(#[from] tributary_core::config::ConfigError),
+    #[error("schema registry: {0}")]
+    Registry(String),
+}
+
+/// What one invocation did, per table and in total. The counts always satisfy
+/// `records_in == rows_written + dead_lettered + tombstones_skipped + already_committed`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub records_in: usize,
+    pub rows_written: usize,
+    pub dead_lettered: usize,
+    pub tombstones_skipped: usize,
+    /// Rows an earlier attempt (with other batch boundaries) already wrote.
+    pub already_committed: usize,
+    pub event_time_fallbacks: usize,
+    pub files_written: usize,
+    pub dead_letter_files: usize,
+    pub bytes_written: usize,
+    /// Every object written, data and dead letters.
+    pub objects: Vec<String>,
+    pub rejected: BTreeMap<String, usize>,
+}
+
+impl Report {
+    fn add(&mut self, o: &Report) {
+        self.records_in += o.records_in;
+        self.rows_written += o.rows_written;
+        self.dead_lettered += o.dead_lettered;
+        self.tombstones_skipped += o.tombstones_skipped;
+        self.already_committed += o.already_committed;
+        self.event_time_fallbacks += o.event_time_fallbacks;
+        self.files_written += o.files_written;
+        self.dead_letter_files += o.dead_letter_files;
+        self.bytes_written += o.bytes_written;
+        self.objects.extend(o.objects.iter().cloned());
+        for (k, v) in &o.rejected {
+            *self.rejected.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// True when every record is accounted for.
+    pub fn balanced(&self) -> bool {
+        self.records_in == self.rows_written + self.dead_lettered + self.tombstones_skipped + self.already_committed
+    }
+}
+
+/// The whole invocation's outcome.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestResponse {
+    #[serde(flatten)]
+    pub total: Report,
+    pub tables: BTreeMap<String, Report>,
+}
+
+/// The ingest function: configuration, a store, and the schema cache kept while warm.
+pub struct Ingest<S> {
+    pub store: S,
+    pub config: Config,
+    registry: Registry,
+}
+
+impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
+    pub fn new(store: S, config: Config) -> Self {
+        Ingest { store, config, registry: Registry::default() }
+    }
+
+    /// Handles one event. Any error means nothing was acknowledged: the event source mapping
+    /// retries the batch, and the retry writes the same keys.
+    pub async fn handle(&self, event: KafkaEvent) -> Result<IngestResponse, IngestError> {
+        let started = Instant::now();
+        let batches = event::batches(event)?;
+        let mut response = IngestResponse::default();
+        for (table, tbs) in plan::by_table(&self.config, &batches) {
+            let report = self.ingest_table(&table, &tbs).await?;
+            self.emit(&table, &report, started);
+            response.total.add(&report);
+            response.tables.insert(table, report);
+        }
+        tracing::info!(
+            records_in = response.total.records_in,
+            rows_written = response.total.rows_written,
+            dead_lettered = response.total.dead_lettered,
+            tombstones = response.total.tombstones_skipped,
+            already_committed = response.total.already_committed,
+            files = response.total.files_written,
+            bytes = response.total.bytes_written,
+            millis = started.elapsed().as_millis() as u64,
+            "batch ingested"
+        );
+        Ok(response)
+    }
+
+    async fn ingest_table(&self, table: &str, tbs: &[&event::TopicPartitionBatch]) -> Result<Report, IngestError> {
+        let cfg = &self.config;
+        let screened = plan::screen(cfg, table, tbs);
+        // Topics sharing a table share its pinned schema: the first topic's configuration rules.
+        let pinned = tbs.iter().find_map(|b| cfg.pinned_schema(&b.topic).transpose()).transpose()?;
+        let schema = self.registry.evolve(&self.store, cfg, table, pinned.as_ref(), &screened.batch_shape).await?;
+        let built = plan::build(cfg, &screened, &schema)?;
+
+        let mut report = Report {
+            records_in: built.records_in,
+            dead_lettered: built.dead_lettered(),
+            tombstones_skipped: built.tombstones,
+            event_time_fallbacks: built.event_time_fallbacks,
+            rejected: built.rejected.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            ..Default::default()
+        };
+
+        // Dead letters first: a retry rewrites the same keys with the same lines.
+        for d in &built.dead_letters {
+            let key = layout::dead_letter_key(cfg, table, &d.date, &d.range);
+            let body = to_jsonl(&d.letters);
+            report.bytes_written += body.len();
+            self.store.put(&key, Bytes::from(body), Precondition::None).await?;
+            report.dead_letter_files += 1;
+            report.objects.push(key);
+        }
+
+        let mut coverage: HashMap<TimePartition, Coverage> = HashMap::new();
+        for group in built.files {
+            let cov = match coverage.get(&group.partition) {
+                Some(c) => c,
+                None => {
+                    let listed = self.store.list(&layout::partition_prefix(cfg, table, &group.partition)).await?;
+                    let c = Coverage::from_keys(listed.iter().map(|m| m.key.as_str()));
+                    coverage.entry(group.partition.clone()).or_insert(c)
+                }
+            };
+            let (group, dropped) = group.without_covered(cov)?;
+            report.already_committed += dropped;
+            let Some(group) = group else { continue };
+            let key = layout::data_key(cfg, table, &group.partition, &group.range);
+            let ranges = format!("{}~{}~{}~{}", group.range.topic, group.range.partition, group.range.first, group.range.last);
+            let props = parquet_io::writer_properties(cfg.zstd_level, vec![parquet::file::metadata::KeyValue::new(RANGES_KEY.into(), ranges)])?;
+            let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
+            report.rows_written += group.rows.num_rows();
+            report.bytes_written += body.len();
+            self.store.put(&key, Bytes::from(body), Precondition::None).await?;
+            report.files_written += 1;
+            report.objects.push(key);
+        }
+        debug_assert!(report.balanced(), "{report:?}");
+        Ok(report)
+    }
+
+    fn emit(&self, table: &str, r: &Report, started: Instant) {
+        let mut emf = Emf::new("Tributary").dimension("Function", "ingest").dimension("Table", table);
+        emf.metric("RecordsIn", r.records_in as f64, Unit::Count)
+            .metric("RowsWritten", r.rows_written as f64, Unit::Count)
+            .metric("DeadLettered", r.dead_lettered as f64, Unit::Count)
+            .metric("TombstonesSkipped", r.tombstones_skipped as f64, Unit::Count)
+            .metric("AlreadyCommitted", r.already_committed as f64, Unit::Count)
+            .metric("FilesWritten", (r.files_written + r.dead_letter_files) as f64, Unit::Count)
+            .metric("BytesWritten", r.bytes_written as f64, Unit::Bytes)
+            .metric("BatchLatency", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds);
+        println!("{}", emf.to_json(chrono_now_ms()));
+    }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Structured JSON logs, filtered by `RUST_LOG` (default `info`). Record contents are never
+/// logged at `info`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_ansi(false).without_time().with_current_span(false).try_init();
+}
+
+/// The configuration from the environment: `TRIBUTARY_CONFIG` (JSON) and `TRIBUTARY_BUCKET`.
+pub fn config_from_env() -> Result<Config, IngestError> {
+    let mut cfg = Config::from_json(&std::env::var("TRIBUTARY_CONFIG").unwrap_or_default())?;
+    if let Ok(bucket) = std::env::var("TRIBUTARY_BUCKET") {
+        cfg.bucket = bucket;
+    }
+    if cfg.bucket.is_empty() {
+        return Err(IngestError::Config(tributary_core::config::ConfigError::Invalid(
+            "no bucket: set TRIBUTARY_BUCKET or \"bucket\" in TRIBUTARY_CONFIG".into(),
+        )));
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The Lambda entry point: wiring in `main.rs` passes each event here.
+pub async fn function_handler<S: ObjectRead + ObjectWrite + Sync>(
+    ingest: &Ingest<S>,
+    event: lambda_runtime::LambdaEvent<KafkaEvent>,
+) -> Result<IngestResponse, lambda_runtime::Error> {
+    match ingest.handle(event.payload).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            tracing::error!(request_id = %event.context.request_id, error = %e, "batch failed; the event source mapping retries it");
+            Err(e.into())
+        }
+    }
+}

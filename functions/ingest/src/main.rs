@@ -1,1 +1,15 @@
-fn main(){}
+//! Wiring only: configuration and an S3 client from the environment, then the runtime loop.
+
+use lambda_runtime::{Error, service_fn};
+use tributary_aws::S3Store;
+use tributary_ingest::{Ingest, config_from_env, function_handler, init_logging};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_logging();
+    let config = config_from_env()?;
+    let store = S3Store::from_env(config.bucket.clone()).await;
+    let ingest = Ingest::new(store, config);
+    let ingest = &ingest;
+    lambda_runtime::run(service_fn(move |event| function_handler(ingest, event))).await
+}

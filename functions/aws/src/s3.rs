@@ -1,0 +1,128 @@
+//! The object-store capabilities on Amazon S3 (or any S3-compatible endpoint).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use crate::{Object, ObjectMeta, ObjectRead, ObjectWrite, Precondition, PutOutcome, StoreError};
+
+/// A bucket, through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        S3Store { client, bucket: bucket.into() }
+    }
+
+    /// A client from the environment (region, credentials, `AWS_ENDPOINT_URL`). Path-style
+    /// addressing is used when an endpoint is set, as S3-compatible servers expect.
+    pub async fn from_env(bucket: impl Into<String>) -> Self {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+        if std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() {
+            conf = conf.force_path_style(true);
+        }
+        S3Store::new(Client::from_conf(conf.build()), bucket)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn error<E, R>(&self, op: &'static str, key: &str, e: SdkError<E, R>) -> StoreError
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        StoreError { op, bucket: self.bucket.clone(), key: key.to_string(), message: DisplayErrorContext(&e).to_string() }
+    }
+}
+
+fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
+    e.raw_response().map(|r| r.status_code())
+}
+
+trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+impl ObjectRead for S3Store {
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || status(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(self.error("GetObject", key, e)),
+        };
+        let etag = out.e_tag().map(str::to_string);
+        let body = out.body.collect().await.map_err(|e| StoreError {
+            op: "GetObject",
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: format!("reading the body: {e}"),
+        })?;
+        Ok(Some(Object { body: body.into_bytes(), etag }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListObjectsV2", prefix, e))?;
+            for o in page.contents() {
+                if let Some(k) = o.key() {
+                    out.push(ObjectMeta { key: k.to_string(), size: o.size().unwrap_or(0).max(0) as u64 });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+impl ObjectWrite for S3Store {
+    async fn put(&self, key: &str, body: Bytes, when: Precondition) -> Result<PutOutcome, StoreError> {
+        let mut req = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(body));
+        req = match when {
+            Precondition::None => req,
+            Precondition::IfAbsent => req.if_none_match("*"),
+            Precondition::IfMatch(etag) => req.if_match(etag),
+        };
+        match req.send().await {
+            Ok(o) => Ok(PutOutcome::Written { etag: o.e_tag().map(str::to_string) }),
+            // 412: the condition failed; 409: a concurrent conditional write won the race.
+            Err(e) if matches!(status(&e), Some(412 | 409)) || e.code() == Some("PreconditionFailed") => {
+                Ok(PutOutcome::PreconditionFailed)
+            }
+            // If-Match on a key that is gone.
+            Err(e) if status(&e) == Some(404) => Ok(PutOutcome::PreconditionFailed),
+            Err(e) => Err(self.error("PutObject", key, e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("DeleteObject", key, e))
+    }
+}

@@ -1,0 +1,98 @@
+//! The table schema registry: one JSON object per table under the state prefix, evolved with
+//! S3 conditional writes so concurrent invocations agree on every column's type.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tributary_aws::{ObjectRead, ObjectWrite, Precondition, PutOutcome};
+use tributary_core::Config;
+use tributary_core::layout::schema_key;
+use tributary_core::schema::TableSchema;
+use tributary_core::shape::Shape;
+
+use crate::IngestError;
+
+/// How often a commit is retried after losing a race before the invocation fails.
+const MAX_ATTEMPTS: usize = 16;
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Schemas seen by this process, with their entity tags: a warm Lambda skips the GET.
+    cache: Mutex<HashMap<String, (TableSchema, Option<String>)>>,
+}
+
+impl Registry {
+    fn cached(&self, table: &str) -> Option<(TableSchema, Option<String>)> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(table).cloned()
+    }
+
+    fn remember(&self, table: &str, schema: TableSchema, etag: Option<String>) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(table.to_string(), (schema, etag));
+    }
+
+    fn forget(&self, table: &str) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(table);
+    }
+
+    async fn load<S: ObjectRead>(&self, store: &S, cfg: &Config, table: &str) -> Result<(TableSchema, Option<String>), IngestError> {
+        if let Some(hit) = self.cached(table) {
+            return Ok(hit);
+        }
+        let key = schema_key(cfg, table);
+        let (schema, etag) = match store.get(&key).await? {
+            None => (TableSchema::default(), None),
+            Some(o) => {
+                let s: TableSchema = serde_json::from_slice(&o.body)
+                    .map_err(|e| IngestError::Registry(format!("s3 object {key} is not a Tributary schema: {e}")))?;
+                (s, o.etag)
+            }
+        };
+        self.remember(table, schema.clone(), etag.clone());
+        Ok((schema, etag))
+    }
+
+    /// The table's schema after adding what `batch_shape` brings (or the pinned schema),
+    /// committed before any file that uses it is written.
+    pub async fn evolve<S: ObjectRead + ObjectWrite>(
+        &self,
+        store: &S,
+        cfg: &Config,
+        table: &str,
+        pinned: Option<&TableSchema>,
+        batch_shape: &Shape,
+    ) -> Result<TableSchema, IngestError> {
+        let key = schema_key(cfg, table);
+        for _ in 0..MAX_ATTEMPTS {
+            let (current, etag) = self.load(store, cfg, table).await?;
+            let next = match pinned {
+                Some(p) if *p == current => return Ok(current),
+                Some(p) => p.clone(),
+                None => {
+                    let mut next = current.clone();
+                    if !next.evolve(batch_shape) {
+                        return Ok(current);
+                    }
+                    next
+                }
+            };
+            let body = serde_json::to_vec_pretty(&next).map_err(|e| IngestError::Registry(e.to_string()))?;
+            let when = match etag {
+                Some(e) => Precondition::IfMatch(e),
+                None => Precondition::IfAbsent,
+            };
+            match store.put(&key, Bytes::from(body), when).await? {
+                PutOutcome::Written { etag } => {
+                    tracing::info!(table, columns = next.columns.len(), "schema evolved");
+                    self.remember(table, next.clone(), etag);
+                    return Ok(next);
+                }
+                PutOutcome::PreconditionFailed => {
+                    tracing::info!(table, "schema changed concurrently; reloading");
+                    self.forget(table);
+                }
+            }
+        }
+        Err(IngestError::Registry(format!("could not commit the schema of {table} after {MAX_ATTEMPTS} attempts")))
+    }
+}

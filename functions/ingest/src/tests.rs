@@ -1,0 +1,170 @@
+//! Handler tests against the in-memory store. The same scenarios run against an S3 API server
+//! on 127.0.0.1 in `tests/`.
+
+use super::*;
+use lambda_runtime::{Context, LambdaEvent};
+use tributary_aws::MemoryStore;
+use tributary_core::dead_letter::from_jsonl;
+use tributary_core::event::build_event;
+
+type Rec<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>, &'a [(&'a str, &'a [u8])]);
+
+fn ingest() -> Ingest<MemoryStore> {
+    Ingest::new(MemoryStore::new(), Config { bucket: "b".into(), ..Default::default() })
+}
+
+const T0: i64 = 1_795_316_400_000; // 2026-11-22T03:00:00Z
+
+fn records(values: &[&'static [u8]], first_offset: i64) -> Vec<Rec<'static>> {
+    values.iter().enumerate().map(|(i, v)| (first_offset + i as i64, T0 + i as i64, None, Some(*v), &[][..])).collect()
+}
+
+#[tokio::test]
+async fn writes_parquet_and_dead_letters_with_balanced_counts() {
+    let ing = ingest();
+    let recs = records(
+        &[br#"{"name":"a","age":1}"#, b"{oops", br#"{"name":"b","age":2,"zip":340282366920938463463374607431768211455}"#, br#"{"name":"c","age":3}"#],
+        10,
+    );
+    let event = build_event("aws:kafka", "customer-data", 0, &recs);
+    let out = function_handler(&ing, LambdaEvent::new(event, Context::default())).await.unwrap();
+    assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (4, 2, 2));
+    assert!(out.total.balanced());
+    let keys = ing.store.keys();
+    assert!(keys.contains(&"tables/customer_data/dt=2026-11-22/hr=03/part-customer-data~0~00000000000000000010~00000000000000000013.parquet".to_string()), "{keys:?}");
+    assert!(keys.contains(&"_tributary/schemas/customer_data.json".to_string()));
+    let dl_key = keys.iter().find(|k| k.starts_with("dead-letter/customer_data/dt=2026-11-22/")).unwrap();
+    let letters = from_jsonl(&ing.store.get(dl_key).await.unwrap().unwrap().body).unwrap();
+    assert_eq!(letters.iter().map(|l| l.offset).collect::<Vec<_>>(), [11, 12]);
+    assert_eq!(letters[1].kind, tributary_core::shape::RejectKind::IntegerOutOfRange);
+    assert_eq!(letters[0].value().unwrap(), b"{oops");
+}
+
+#[tokio::test]
+async fn the_same_event_twice_writes_the_same_objects_once() {
+    let ing = ingest();
+    let recs = records(&[br#"{"a":1}"#, br#"{"a":2}"#], 0);
+    let event = build_event("aws:kafka", "t", 0, &recs);
+    let first = ing.handle(event.clone()).await.unwrap();
+    let keys = ing.store.keys();
+    let second = ing.handle(event).await.unwrap();
+    assert_eq!(ing.store.keys(), keys);
+    assert_eq!(first.total.rows_written, 2);
+    assert_eq!((second.total.rows_written, second.total.already_committed), (0, 2));
+    assert!(second.total.balanced());
+}
+
+#[tokio::test]
+async fn a_retry_with_other_boundaries_adds_no_duplicates() {
+    let ing = ingest();
+    let vals: [&'static [u8]; 6] = [br#"{"a":0}"#, br#"{"a":1}"#, br#"{"a":2}"#, br#"{"a":3}"#, br#"{"a":4}"#, br#"{"a":5}"#];
+    let all = records(&vals, 100);
+    ing.handle(build_event("aws:kafka", "t", 0, &all[..4])).await.unwrap();
+    let out = ing.handle(build_event("aws:kafka", "t", 0, &all[2..])).await.unwrap();
+    assert_eq!((out.total.rows_written, out.total.already_committed), (2, 2));
+    let mut offsets = Vec::new();
+    for k in ing.store.keys().iter().filter(|k| k.ends_with(".parquet")) {
+        for b in tributary_core::parquet_io::decode(ing.store.get(k).await.unwrap().unwrap().body).unwrap() {
+            let col = b.column_by_name("_kafka_offset").unwrap();
+            let a = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(col.as_ref());
+            offsets.extend(a.values().iter().copied());
+        }
+    }
+    offsets.sort();
+    assert_eq!(offsets, [100, 101, 102, 103, 104, 105]);
+}
+
+#[tokio::test]
+async fn storage_failure_fails_the_invocation_and_the_retry_completes() {
+    let ing = ingest();
+    ing.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"a":1}"#], 0))).await.unwrap();
+    let recs = records(&[br#"{"a":1}"#, b"bad"], 0);
+    let event = build_event("aws:kafka", "t", 0, &recs);
+    let before = ing.store.keys();
+    // The schema is committed already: the first put is the dead-letter file.
+    ing.store.fail_next_puts(1);
+    assert!(matches!(ing.handle(event.clone()).await, Err(IngestError::Store(_))));
+    assert_eq!(ing.store.keys(), before, "nothing of the failed attempt is visible");
+    let out = ing.handle(event).await.unwrap();
+    assert_eq!((out.total.rows_written, out.total.dead_lettered), (1, 1));
+}
+
+#[tokio::test]
+async fn tables_never_disagree_on_a_column_type() {
+    let ing = ingest();
+    ing.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"v":1}"#], 0))).await.unwrap();
+    // Another process (no shared cache) sees a string first: it is refused, not a new type.
+    let other = Ingest::new(ing.store, ing.config.clone());
+    let out = other.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"v":"x"}"#, br#"{"v":2,"w":true}"#], 0))).await.unwrap();
+    assert_eq!((out.total.rows_written, out.total.dead_lettered), (1, 1));
+    assert_eq!(out.total.rejected["schema_conflict"], 1);
+    let schema = other.store.get("_tributary/schemas/t.json").await.unwrap().unwrap();
+    let s: tributary_core::schema::TableSchema = serde_json::from_slice(&schema.body).unwrap();
+    assert_eq!(s.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>(), ["v:bigint", "w:boolean"]);
+}
+
+#[tokio::test]
+async fn a_stale_schema_cache_loses_the_race_and_reloads() {
+    let ing = ingest();
+    ing.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"a":1}"#], 0))).await.unwrap();
+    let shared = std::sync::Arc::new(ing);
+    // A second writer on the same store adds "b" as a string.
+    let writer2 = Ingest::new(SharedStore(shared.clone()), shared.config.clone());
+    writer2.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"b":"s"}"#], 0))).await.unwrap();
+    // The first writer's cache lacks "b"; it sees b as an integer and must lose the CAS.
+    let out = shared.handle(build_event("aws:kafka", "t", 2, &records(&[br#"{"b":5}"#], 0))).await.unwrap();
+    assert_eq!(out.total.rejected.get("schema_conflict"), Some(&1));
+}
+
+#[tokio::test]
+async fn tombstones_and_pinned_schemas_follow_configuration() {
+    let cfg = Config::from_json(
+        r#"{"bucket":"b","tombstones":"dead_letter","topics":{"p":{"table":"pinned","schema":[{"name":"id","type":"int"}]}}}"#,
+    )
+    .unwrap();
+    let ing = Ingest::new(MemoryStore::new(), cfg);
+    let recs: Vec<Rec> = vec![
+        (0, T0, Some(b"k"), None, &[]),
+        (1, T0, None, Some(br#"{"id":1}"#), &[]),
+        (2, T0, None, Some(br#"{"id":1,"x":2}"#), &[]),
+        (3, T0, None, Some(br#"{"id":99999999999}"#), &[]),
+    ];
+    let out = ing.handle(build_event("SelfManagedKafka", "p", 0, &recs)).await.unwrap();
+    assert_eq!(out.tables.keys().collect::<Vec<_>>(), ["pinned"]);
+    assert_eq!((out.total.rows_written, out.total.dead_lettered, out.total.tombstones_skipped), (1, 3, 0));
+    assert_eq!(out.total.rejected["tombstone"], 1);
+    assert_eq!(out.total.rejected["schema_conflict"], 1);
+    assert_eq!(out.total.rejected["decode_error"], 1);
+}
+
+#[tokio::test]
+async fn malformed_event_is_an_error_not_a_panic() {
+    let ing = ingest();
+    let event: KafkaEvent = serde_json::from_str(
+        r#"{"records":{"nodash":[{"partition":0,"offset":1,"timestamp":0,"key":null,"value":null,"headers":[]}]}}"#,
+    )
+    .unwrap();
+    let err = ing.handle(event).await.unwrap_err();
+    assert!(err.to_string().contains("nodash"), "{err}");
+}
+
+/// A handle on another writer's store, for races between two processes.
+struct SharedStore(std::sync::Arc<Ingest<MemoryStore>>);
+
+impl ObjectRead for SharedStore {
+    async fn get(&self, key: &str) -> Result<Option<tributary_aws::Object>, StoreError> {
+        self.0.store.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<tributary_aws::ObjectMeta>, StoreError> {
+        self.0.store.list(prefix).await
+    }
+}
+
+impl ObjectWrite for SharedStore {
+    async fn put(&self, key: &str, body: Bytes, when: Precondition) -> Result<tributary_aws::PutOutcome, StoreError> {
+        self.0.store.put(key, body, when).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.store.delete(key).await
+    }
+}
