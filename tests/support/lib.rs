@@ -1,1 +1,109 @@
+//! Test support: an S3 API server (moto) on 127.0.0.1, started per test binary and stopped on
+//! drop, and independent Parquet readers (pyarrow, DuckDB) from the project's Python venv.
+//!
+//! The venv is made by `scripts/install-test-deps.sh` under `$TRIBUTARY_CACHE` (default
+//! `~/.cache/tributary`). A missing venv fails the tests with a message saying so.
 
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("TRIBUTARY_CACHE") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/tributary"),
+    }
+}
+
+fn venv_bin(name: &str) -> PathBuf {
+    let p = cache_dir().join("venv/bin").join(name);
+    assert!(p.exists(), "{} is missing: run scripts/install-test-deps.sh (the README's test command does)", p.display());
+    p
+}
+
+/// The venv's Python, which has pyarrow and duckdb.
+pub fn python() -> PathBuf {
+    venv_bin("python")
+}
+
+/// A moto server on a free port of 127.0.0.1, killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let child = Command::new(venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on 127.0.0.1:{port} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// An S3 client for this server, with test credentials and path-style addressing.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// A new, empty bucket.
+    pub async fn bucket(&self, name: &str) -> aws_sdk_s3::Client {
+        let c = self.s3();
+        c.create_bucket().bucket(name).send().await.expect("bucket created");
+        c
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tests/py/<script>` with the venv's Python and parses its JSON output.
+pub fn py_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py").join(script);
+    let out = Command::new(python()).arg(&path).args(args).output().expect("python runs");
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A sample event from `events/`, as JSON bytes.
+pub fn event_file(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The bad-input corpus: `(file name, raw bytes)` of every file under `tests/corpus/bad-values/`.
+pub fn bad_values() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus/bad-values");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("corpus directory")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            (p.file_name().unwrap_or_default().to_string_lossy().into_owned(), std::fs::read(&p).expect("corpus file"))
+        })
+        .collect();
+    out.sort();
+    out
+}

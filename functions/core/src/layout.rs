@@ -65,6 +65,12 @@ pub fn schema_key(cfg: &Config, table: &str) -> String {
     format!("{}schemas/{table}.json", cfg.state_prefix)
 }
 
+/// The object key an S3 event names: event keys are URL-encoded, with `+` for a space.
+pub fn decode_event_key(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
 /// Which offsets of which topic-partitions a time partition already holds, from the names of
 /// the files in it.
 #[derive(Debug, Default, Clone)]
@@ -126,6 +132,11 @@ mod tests {
         for bad in ["x.parquet", "part-a~1~2.parquet", "part-~1~2~3.parquet", "part-a~1~9~3.parquet", "part-a~b~1~2.parquet"] {
             assert_eq!(FileRange::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn event_keys_decode() {
+        assert_eq!(decode_event_key("tables/t/dt%3D2026-11-22/a+b%2Bc%7E1.parquet"), "tables/t/dt=2026-11-22/a b+c~1.parquet");
     }
 
     #[test]

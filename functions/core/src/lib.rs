@@ -23,6 +23,7 @@ pub mod naming;
 pub mod parquet_io;
 pub mod partition;
 pub mod plan;
+pub mod sample;
 pub mod schema;
 pub mod shape;
 

@@ -95,11 +95,23 @@ pub struct Ingest<S> {
     pub store: S,
     pub config: Config,
     registry: Registry,
+    metrics_sink: fn(&str),
+}
+
+/// Where EMF lines go in Lambda: standard output, which CloudWatch Logs reads.
+pub fn stdout_sink(line: &str) {
+    println!("{line}");
 }
 
 impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     pub fn new(store: S, config: Config) -> Self {
-        Ingest { store, config, registry: Registry::default() }
+        Ingest { store, config, registry: Registry::default(), metrics_sink: stdout_sink }
+    }
+
+    /// Sends the EMF metric lines somewhere else (the local tool discards them).
+    pub fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
+        self.metrics_sink = sink;
+        self
     }
 
     /// Handles one event. Any error means nothing was acknowledged: the event source mapping
@@ -192,11 +204,11 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             .metric("FilesWritten", (r.files_written + r.dead_letter_files) as f64, Unit::Count)
             .metric("BytesWritten", r.bytes_written as f64, Unit::Bytes)
             .metric("BatchLatency", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds);
-        println!("{}", emf.to_json(chrono_now_ms()));
+        (self.metrics_sink)(&emf.to_json(now_ms()));
     }
 }
 
-fn chrono_now_ms() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 

@@ -1,0 +1,191 @@
+//! The ingest handler against an S3 API server (moto) on 127.0.0.1, its output read back by
+//! pyarrow and DuckDB as well as by our own reader.
+
+use std::collections::BTreeMap;
+
+use lambda_runtime::{Context, LambdaEvent};
+use tributary_aws::{ObjectRead, S3Store};
+use tributary_core::Config;
+use tributary_core::dead_letter::from_jsonl;
+use tributary_core::event::{build_event, parse_event};
+use tributary_ingest::{Ingest, function_handler};
+use tributary_tests::{Moto, bad_values, event_file, py_json};
+
+const T0: i64 = 1_795_316_400_000; // 2026-11-22T03:00:00Z
+
+async fn ingest(moto: &Moto, bucket: &str) -> Ingest<S3Store> {
+    let client = moto.bucket(bucket).await;
+    Ingest::new(S3Store::new(client, bucket), Config { bucket: bucket.into(), ..Default::default() })
+}
+
+/// Downloads every object under `prefix` into a temp dir; returns the dir and file paths.
+async fn download(store: &S3Store, prefix: &str) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (i, meta) in store.list(prefix).await.unwrap().iter().enumerate() {
+        let body = store.get(&meta.key).await.unwrap().unwrap().body;
+        let p = dir.path().join(format!("{i}.parquet"));
+        std::fs::write(&p, &body).unwrap();
+        paths.push(p.to_string_lossy().into_owned());
+    }
+    (dir, paths)
+}
+
+async fn etags(store: &S3Store) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for m in store.list("").await.unwrap() {
+        let o = store.get(&m.key).await.unwrap().unwrap();
+        out.insert(m.key, o.etag.unwrap_or_default());
+    }
+    out
+}
+
+#[tokio::test]
+async fn msk_batch_lands_as_parquet_that_independent_readers_agree_on() {
+    let moto = Moto::start();
+    let ing = ingest(&moto, "lake").await;
+    let event = parse_event(&event_file("msk-batch.json")).unwrap();
+    let out = function_handler(&ing, LambdaEvent::new(event, Context::default())).await.unwrap();
+    assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (14, 14, 0));
+    assert_eq!(out.tables.keys().collect::<Vec<_>>(), ["customer_data", "transaction_events"]);
+
+    let (_dir, files) = download(&ing.store, "tables/customer_data/").await;
+    assert_eq!(files.len(), 2, "one file per (hour, topic-partition)");
+    let seen = py_json("read_parquet.py", &files.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(seen["pyarrow"]["rows"], 8);
+    assert_eq!(seen["duckdb"]["rows"], 8);
+    assert_eq!(seen["duckdb"]["distinct_offsets"], 8);
+    assert_eq!(seen["pyarrow"]["offsets"], serde_json::json!([40, 41, 42, 100, 101, 102, 103, 104]));
+    let types = &seen["pyarrow"]["types"];
+    assert_eq!(types["age"], "int64");
+    assert_eq!(types["register_date"], "date32[day]");
+    assert_eq!(types["timestamp"], "timestamp[us, tz=+00:00]");
+    assert_eq!(types["_kafka_timestamp"], "timestamp[ms, tz=+00:00]");
+    assert_eq!(types["_kafka_partition"], "int32");
+    assert_eq!(seen["duckdb"]["types"]["timestamp"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(seen["duckdb"]["types"]["register_date"], "DATE");
+    let physical = seen["parquet"]["physical"].as_object().unwrap();
+    assert!(physical.values().all(|t| t != "INT96"), "{physical:?}");
+    let logical = seen["parquet"]["logical"].as_object().unwrap();
+    assert!(logical["timestamp"].as_str().unwrap().contains("isAdjustedToUTC=true"), "{logical:?}");
+    assert!(logical.values().all(|t| !t.as_str().unwrap().contains("isSigned=false")), "{logical:?}");
+    assert!(physical.keys().all(|k| k == &k.to_lowercase()));
+    assert_eq!(seen["parquet"]["compression"], serde_json::json!(["ZSTD"]));
+
+    // Our own reader agrees.
+    let mut rows = 0;
+    for m in ing.store.list("tables/customer_data/").await.unwrap() {
+        let body = ing.store.get(&m.key).await.unwrap().unwrap().body;
+        rows += tributary_core::parquet_io::decode(body).unwrap().iter().map(|b| b.num_rows()).sum::<usize>();
+    }
+    assert_eq!(rows, 8);
+}
+
+#[tokio::test]
+async fn the_same_event_twice_leaves_the_same_objects_and_rows() {
+    let moto = Moto::start();
+    let ing = ingest(&moto, "lake").await;
+    let event = parse_event(&event_file("msk-batch.json")).unwrap();
+    ing.handle(event.clone()).await.unwrap();
+    let before = etags(&ing.store).await;
+    // A fresh process (cold schema cache) retrying the batch.
+    let retry = Ingest::new(ing.store.clone(), ing.config.clone());
+    let again = retry.handle(event).await.unwrap();
+    assert_eq!(etags(&ing.store).await, before, "same keys, same bytes");
+    assert_eq!((again.total.rows_written, again.total.already_committed), (0, 14));
+    let (_dir, files) = download(&ing.store, "tables/").await;
+    let seen = py_json("read_parquet.py", &files.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(seen["duckdb"]["rows"], 14);
+}
+
+#[tokio::test]
+async fn retries_with_other_batch_boundaries_add_no_duplicates() {
+    let moto = Moto::start();
+    let ing = ingest(&moto, "lake").await;
+    let values: Vec<String> = (0..30).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
+    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> =
+        values.iter().enumerate().map(|(i, v)| (1000 + i as i64, T0 + i as i64 * 400_000, None, Some(v.as_bytes()), &[][..])).collect();
+    // Attempt 1 covered offsets 1000..=1019; the retry fetched 1010..=1029.
+    ing.handle(build_event("aws:kafka", "t", 3, &recs[..20])).await.unwrap();
+    let out = ing.handle(build_event("aws:kafka", "t", 3, &recs[10..])).await.unwrap();
+    assert_eq!((out.total.rows_written, out.total.already_committed), (10, 10));
+    let (_dir, files) = download(&ing.store, "tables/t/").await;
+    let seen = py_json("read_parquet.py", &files.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(seen["duckdb"]["rows"], 30);
+    assert_eq!(seen["duckdb"]["distinct_offsets"], 30);
+}
+
+#[tokio::test]
+async fn every_bad_input_is_dead_lettered_with_its_bytes_and_a_reason() {
+    let moto = Moto::start();
+    let ing = ingest(&moto, "lake").await;
+    let baseline = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/baseline.json")).unwrap();
+    ing.handle(build_event("aws:kafka", "corpus", 0, &[(0, T0, None, Some(&baseline), &[])])).await.unwrap();
+
+    let corpus = bad_values();
+    assert!(corpus.len() >= 50, "the corpus has {} cases", corpus.len());
+    let mut recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = vec![(1, T0, None, Some(&baseline[..]), &[])];
+    for (i, (_, bytes)) in corpus.iter().enumerate() {
+        recs.push((2 + i as i64, T0, Some(b"k"), Some(bytes), &[]));
+    }
+    let out = ing.handle(build_event("aws:kafka", "corpus", 0, &recs)).await.unwrap();
+    assert!(out.total.balanced(), "{:?}", out.total);
+    assert_eq!(out.total.rows_written, 1, "only the baseline record: {:?}", out.total.rejected);
+    assert_eq!(out.total.dead_lettered, corpus.len(), "{:?}", out.total.rejected);
+
+    let dl = ing.store.list("dead-letter/corpus/").await.unwrap();
+    assert_eq!(dl.len(), 1);
+    let letters = from_jsonl(&ing.store.get(&dl[0].key).await.unwrap().unwrap().body).unwrap();
+    assert_eq!(letters.len(), corpus.len());
+    for (letter, (name, bytes)) in letters.iter().zip(&corpus) {
+        assert_eq!(letter.value().as_deref(), Some(&bytes[..]), "{name}: raw bytes kept");
+        assert!(!letter.reason.is_empty(), "{name}: a reason");
+        assert_eq!(letter.table, "corpus");
+    }
+}
+
+#[tokio::test]
+async fn self_managed_kafka_event_with_a_128_bit_integer() {
+    let moto = Moto::start();
+    let ing = ingest(&moto, "lake").await;
+    let out = ing.handle(parse_event(&event_file("self-managed-kafka-batch.json")).unwrap()).await.unwrap();
+    assert_eq!((out.total.rows_written, out.total.dead_lettered), (2, 1));
+    assert_eq!(out.total.rejected["integer_out_of_range"], 1);
+    let dl = ing.store.list("dead-letter/names_topic/").await.unwrap();
+    let letters = from_jsonl(&ing.store.get(&dl[0].key).await.unwrap().unwrap().body).unwrap();
+    let raw = String::from_utf8(letters[0].value().unwrap()).unwrap();
+    assert!(raw.contains("200867534837927370364254437591549731301"), "kept exactly: {raw}");
+}
+
+#[tokio::test]
+async fn racing_writers_agree_on_the_schema_through_conditional_writes() {
+    let moto = Moto::start();
+    let a = ingest(&moto, "lake").await;
+    let b = Ingest::new(a.store.clone(), a.config.clone());
+    // Both see a new field first, with different types, at the same time.
+    let ea = build_event("aws:kafka", "race", 0, &[(0, T0, None, Some(&br#"{"v":1}"#[..]), &[])]);
+    let eb = build_event("aws:kafka", "race", 1, &[(0, T0, None, Some(&br#"{"v":"one"}"#[..]), &[])]);
+    let (ra, rb) = tokio::join!(a.handle(ea), b.handle(eb));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.total.rows_written + rb.total.rows_written, 1, "exactly one type wins");
+    assert_eq!(ra.total.dead_lettered + rb.total.dead_lettered, 1);
+    let (_dir, files) = download(&a.store, "tables/race/").await;
+    assert_eq!(files.len(), 1);
+}
+
+#[tokio::test]
+async fn unreachable_s3_fails_the_invocation() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .force_path_style(true)
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(2))
+        .build();
+    let ing = Ingest::new(S3Store::new(aws_sdk_s3::Client::from_conf(conf), "lake"), Config::default());
+    let event = parse_event(&event_file("msk-batch.json")).unwrap();
+    let err = function_handler(&ing, LambdaEvent::new(event, Context::default())).await.unwrap_err();
+    assert!(err.to_string().contains("s3://lake/"), "{err}");
+}
