@@ -25,14 +25,18 @@ async fn a_full_6mb_batch_fits_a_256mb_function() {
     let client = moto.bucket("lake").await;
     let mut rng = Rng::new(42);
     let values: Vec<String> = (0..13_000u64).map(|i| customer(&mut rng, i % 24)).collect();
-    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> =
-        values.iter().enumerate().map(|(i, v)| (i as i64, 1_795_316_400_000, Some(&b"key"[..]), Some(v.as_bytes()), &[][..])).collect();
+    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as i64, 1_795_316_400_000, Some(&b"key"[..]), Some(v.as_bytes()), &[][..]))
+        .collect();
     let payload = serde_json::to_vec(&build_event("aws:kafka", "customer_data", 0, &recs)).unwrap();
     drop(recs);
     drop(values);
     assert!(payload.len() > 5 * 1024 * 1024 && payload.len() <= PAYLOAD_CAP, "payload is {} bytes", payload.len());
 
-    let ing = Ingest::new(S3Store::new(client, "lake"), Config { bucket: "lake".into(), ..Default::default() }).with_metrics_sink(|_| {});
+    let ing = Ingest::new(S3Store::new(client, "lake"), Config { bucket: "lake".into(), ..Default::default() })
+        .with_metrics_sink(|_| {});
     let out = ing.handle(parse_event(&payload).unwrap()).await.unwrap();
     assert_eq!(out.total.rows_written, 13_000);
     let peak = peak_rss();

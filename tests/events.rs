@@ -30,4 +30,3 @@ fn s3_put_event_parses_and_names_a_data_file() {
     assert!(decoded.starts_with("tables/customer_data/dt=2026-11-22/hr=03/"), "{decoded}");
     assert!(FileRange::parse(decoded.rsplit('/').next().unwrap()).is_some());
 }
-

@@ -103,8 +103,11 @@ async fn retries_with_other_batch_boundaries_add_no_duplicates() {
     let moto = Moto::start();
     let ing = ingest(&moto, "lake").await;
     let values: Vec<String> = (0..30).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
-    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> =
-        values.iter().enumerate().map(|(i, v)| (1000 + i as i64, T0 + i as i64 * 400_000, None, Some(v.as_bytes()), &[][..])).collect();
+    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (1000 + i as i64, T0 + i as i64 * 400_000, None, Some(v.as_bytes()), &[][..]))
+        .collect();
     // Attempt 1 covered offsets 1000..=1019; the retry fetched 1010..=1029.
     ing.handle(build_event("aws:kafka", "t", 3, &recs[..20])).await.unwrap();
     let out = ing.handle(build_event("aws:kafka", "t", 3, &recs[10..])).await.unwrap();

@@ -85,7 +85,8 @@ pub fn py_json(script: &str, args: &[&str]) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py").join(script);
     let out = Command::new(python()).arg(&path).args(args).output().expect("python runs");
     assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A sample event from `events/`, as JSON bytes.

@@ -39,7 +39,9 @@ pub enum Precondition {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    Written { etag: Option<String> },
+    Written {
+        etag: Option<String>,
+    },
     /// The precondition did not hold; nothing was written.
     PreconditionFailed,
 }

@@ -63,12 +63,13 @@ impl ObjectRead for MemoryStore {
 
 impl ObjectWrite for MemoryStore {
     async fn put(&self, key: &str, body: Bytes, when: Precondition) -> Result<PutOutcome, StoreError> {
-        if self
-            .failing_puts
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(StoreError { op: "PutObject", bucket: "memory".into(), key: key.into(), message: "injected failure".into() });
+        if self.failing_puts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError {
+                op: "PutObject",
+                bucket: "memory".into(),
+                key: key.into(),
+                message: "injected failure".into(),
+            });
         }
         let mut map = self.lock();
         let current = map.get(key).map(|(_, v)| etag(*v));
@@ -102,8 +103,14 @@ mod tests {
         let w = s.put("a", Bytes::from_static(b"1"), Precondition::IfAbsent).await.unwrap();
         let PutOutcome::Written { etag: Some(e1) } = w else { panic!("{w:?}") };
         assert_eq!(s.put("a", Bytes::from_static(b"2"), Precondition::IfAbsent).await.unwrap(), PutOutcome::PreconditionFailed);
-        assert_eq!(s.put("a", Bytes::from_static(b"2"), Precondition::IfMatch("\"x\"".into())).await.unwrap(), PutOutcome::PreconditionFailed);
-        assert!(matches!(s.put("a", Bytes::from_static(b"2"), Precondition::IfMatch(e1)).await.unwrap(), PutOutcome::Written { .. }));
+        assert_eq!(
+            s.put("a", Bytes::from_static(b"2"), Precondition::IfMatch("\"x\"".into())).await.unwrap(),
+            PutOutcome::PreconditionFailed
+        );
+        assert!(matches!(
+            s.put("a", Bytes::from_static(b"2"), Precondition::IfMatch(e1)).await.unwrap(),
+            PutOutcome::Written { .. }
+        ));
         assert_eq!(s.get("a").await.unwrap().unwrap().body, Bytes::from_static(b"2"));
         s.put("ab/c", Bytes::new(), Precondition::None).await.unwrap();
         s.put("b", Bytes::new(), Precondition::None).await.unwrap();

@@ -49,7 +49,11 @@ impl DeadLetter {
             reason: reject.reason.clone(),
             key_base64: r.key.as_ref().map(|k| STANDARD.encode(k)),
             value_base64: r.value.as_ref().map(|v| STANDARD.encode(v)),
-            headers: r.headers.iter().map(|(k, v)| DeadLetterHeader { key: k.clone(), value_base64: STANDARD.encode(v) }).collect(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| DeadLetterHeader { key: k.clone(), value_base64: STANDARD.encode(v) })
+                .collect(),
         }
     }
 
@@ -72,11 +76,7 @@ pub fn to_jsonl(letters: &[DeadLetter]) -> Vec<u8> {
 
 /// Parses a dead-letter file.
 pub fn from_jsonl(bytes: &[u8]) -> Result<Vec<DeadLetter>, serde_json::Error> {
-    bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(serde_json::from_slice)
-        .collect()
+    bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(serde_json::from_slice).collect()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BinaryBuilder, ListBuilder, StructBuilder, StringBuilder};
+use arrow_array::builder::{BinaryBuilder, ListBuilder, StringBuilder, StructBuilder};
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, make_array};
 use arrow_json::ReaderBuilder;
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -45,11 +45,7 @@ pub fn meta_fields() -> Vec<Field> {
         Field::new(COL_OFFSET, DataType::Int64, false),
         Field::new(COL_TIMESTAMP, DataType::Timestamp(TimeUnit::Millisecond, Some(UTC.into())), false),
         Field::new(COL_KEY, DataType::Binary, true),
-        Field::new(
-            COL_HEADERS,
-            DataType::List(Arc::new(Field::new("element", DataType::Struct(header_fields()), true))),
-            true,
-        ),
+        Field::new(COL_HEADERS, DataType::List(Arc::new(Field::new("element", DataType::Struct(header_fields()), true))), true),
     ];
     debug_assert!(fields.iter().all(|f| f.name().starts_with(META_PREFIX)));
     fields
@@ -152,11 +148,8 @@ pub fn meta_columns(rows: &[RowMeta<'_>]) -> Vec<ArrayRef> {
         header_fields(),
         vec![Box::new(StringBuilder::new()) as Box<dyn arrow_array::builder::ArrayBuilder>, Box::new(BinaryBuilder::new())],
     );
-    let mut headers = ListBuilder::new(struct_builder).with_field(Arc::new(Field::new(
-        "element",
-        DataType::Struct(header_fields()),
-        true,
-    )));
+    let mut headers =
+        ListBuilder::new(struct_builder).with_field(Arc::new(Field::new("element", DataType::Struct(header_fields()), true)));
     for r in rows {
         let s = headers.values();
         for (k, v) in r.headers {
@@ -166,14 +159,7 @@ pub fn meta_columns(rows: &[RowMeta<'_>]) -> Vec<ArrayRef> {
         }
         headers.append(true);
     }
-    vec![
-        Arc::new(topic),
-        Arc::new(partition),
-        Arc::new(offset),
-        Arc::new(ts),
-        Arc::new(key.finish()),
-        Arc::new(headers.finish()),
-    ]
+    vec![Arc::new(topic), Arc::new(partition), Arc::new(offset), Arc::new(ts), Arc::new(key.finish()), Arc::new(headers.finish())]
 }
 
 /// Data columns plus metadata columns, in the table's output schema. `data` may be `None` when
@@ -186,11 +172,7 @@ pub fn assemble(schema: &TableSchema, data: Option<&RecordBatch>, rows: &[RowMet
     };
     if cols.len() != schema.columns.len() {
         // No data columns decoded: all-null columns of the table's types.
-        cols = schema
-            .data_schema()
-            .iter()
-            .map(|f| arrow_array::new_null_array(f.data_type(), rows.len()))
-            .collect();
+        cols = schema.data_schema().iter().map(|f| arrow_array::new_null_array(f.data_type(), rows.len())).collect();
     }
     cols.extend(meta_columns(rows));
     RecordBatch::try_new(out, cols)

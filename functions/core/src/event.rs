@@ -87,12 +87,8 @@ fn raw_record(r: KafkaRecord) -> RawRecord {
     };
     let key = bytes("key", r.key);
     let value = bytes("value", r.value);
-    let headers = r
-        .headers
-        .into_iter()
-        .flat_map(|h| h.into_iter())
-        .map(|(k, v)| (k, v.into_iter().map(|b| b as u8).collect()))
-        .collect();
+    let headers =
+        r.headers.into_iter().flat_map(|h| h.into_iter()).map(|(k, v)| (k, v.into_iter().map(|b| b as u8).collect())).collect();
     RawRecord {
         offset: r.offset,
         timestamp_ms: r.timestamp.0.timestamp_millis(),
@@ -141,7 +137,12 @@ pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError
 }
 
 /// Builds an event the way the event source mapping does, for tests and the local pipeline.
-pub fn build_event(source: &str, topic: &str, partition: i32, records: &[(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])]) -> KafkaEvent {
+pub fn build_event(
+    source: &str,
+    topic: &str,
+    partition: i32,
+    records: &[(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])],
+) -> KafkaEvent {
     let mut event = KafkaEvent::default();
     event.event_source = Some(source.to_string());
     let group = format!("{topic}-{partition}");

@@ -40,7 +40,12 @@ impl FileRange {
         if it.next().is_some() || topic.is_empty() {
             return None;
         }
-        let r = FileRange { topic: topic.into(), partition: partition.parse().ok()?, first: first.parse().ok()?, last: last.parse().ok()? };
+        let r = FileRange {
+            topic: topic.into(),
+            partition: partition.parse().ok()?,
+            first: first.parse().ok()?,
+            last: last.parse().ok()?,
+        };
         (r.first <= r.last).then_some(r)
     }
 }
@@ -99,9 +104,7 @@ impl Coverage {
     }
 
     pub fn covers(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        self.ranges
-            .get(&(topic.to_string(), partition))
-            .is_some_and(|rs| rs.iter().any(|(a, b)| (*a..=*b).contains(&offset)))
+        self.ranges.get(&(topic.to_string(), partition)).is_some_and(|rs| rs.iter().any(|(a, b)| (*a..=*b).contains(&offset)))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -48,13 +48,16 @@ impl Emf {
     /// The JSON line, stamped with `timestamp_ms`.
     pub fn to_json(&self, timestamp_ms: i64) -> String {
         let mut root = Map::new();
+        // All dimensions, and the first alone: alarms watch the roll-up (e.g. per function),
+        // dashboards the detail (e.g. per table).
         let dims: Vec<&str> = self.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+        let sets: Vec<Vec<&str>> = if dims.len() > 1 { vec![dims.clone(), vec![dims[0]]] } else { vec![dims] };
         let defs: Vec<Value> = self.metrics.iter().map(|(n, _, u)| json!({"Name": n, "Unit": u.as_str()})).collect();
         root.insert(
             "_aws".into(),
             json!({
                 "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": [dims], "Metrics": defs}]
+                "CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": sets, "Metrics": defs}]
             }),
         );
         for (k, v) in &self.dimensions {
@@ -77,7 +80,7 @@ mod tests {
         e.metric("RecordsIn", 10.0, Unit::Count).metric("BytesWritten", 2048.0, Unit::Bytes);
         let v: Value = serde_json::from_str(&e.to_json(1234)).unwrap();
         assert_eq!(v["_aws"]["Timestamp"], 1234);
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0], json!(["Function", "Table"]));
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function", "Table"], ["Function"]]));
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1], json!({"Name": "BytesWritten", "Unit": "Bytes"}));
         assert_eq!(v["RecordsIn"], 10.0);
         assert_eq!(v["Table"], "orders");

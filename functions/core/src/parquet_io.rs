@@ -29,10 +29,7 @@ pub fn writer_properties(zstd_level: i32, metadata: Vec<KeyValue>) -> Result<Wri
 
 /// Encodes batches of one schema into one Parquet file in memory.
 pub fn encode(batches: &[RecordBatch], props: WriterProperties) -> Result<Vec<u8>, ParquetError> {
-    let schema = batches
-        .first()
-        .map(|b| b.schema())
-        .ok_or_else(|| ParquetError::General("no batches to encode".into()))?;
+    let schema = batches.first().map(|b| b.schema()).ok_or_else(|| ParquetError::General("no batches to encode".into()))?;
     let mut buf = Vec::new();
     let mut w = ArrowWriter::try_new(&mut buf, schema, Some(props))?;
     for b in batches {
@@ -64,7 +61,11 @@ mod tests {
         let d = decode_values(&s, &[v.as_bytes()]).unwrap();
         let rows = [RowMeta { topic: "t", partition: 0, offset: 0, timestamp_ms: 0, key: None, headers: &[] }];
         let batch = assemble(&s, d.data.as_ref(), &rows).unwrap();
-        let bytes = encode(&[batch.clone()], writer_properties(1, vec![KeyValue::new(RANGES_KEY.into(), "t~0~0~0".to_string())]).unwrap()).unwrap();
+        let bytes = encode(
+            &[batch.clone()],
+            writer_properties(1, vec![KeyValue::new(RANGES_KEY.into(), "t~0~0~0".to_string())]).unwrap(),
+        )
+        .unwrap();
         let back = decode(bytes.clone()).unwrap();
         assert_eq!(back[0], batch);
 

@@ -161,10 +161,13 @@ pub fn build(cfg: &Config, screened: &Screened<'_>, schema: &TableSchema) -> Res
         let (first, last) = b.offsets().unwrap_or((item.record.offset, item.record.offset));
         let range = FileRange { topic: b.topic.clone(), partition: b.partition, first, last };
         let date = TimePartition::from_millis(item.record.timestamp_ms, crate::config::Granularity::Day).dt;
-        letters
-            .entry((date, range))
-            .or_default()
-            .push(DeadLetter::new(&screened.table, &b.topic, b.partition, item.record, reject));
+        letters.entry((date, range)).or_default().push(DeadLetter::new(
+            &screened.table,
+            &b.topic,
+            b.partition,
+            item.record,
+            reject,
+        ));
         *rejected.entry(reject.kind).or_default() += 1;
     };
 

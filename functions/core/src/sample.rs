@@ -25,7 +25,8 @@ impl Rng {
 }
 
 const FIRST: &[&str] = &["Anna", "Boris", "Chloe", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Katya", "Liam"];
-const LAST: &[&str] = &["Ivanova", "Smith", "Dubois", "Petrov", "Garcia", "Khan", "Muller", "Tanaka", "Silva", "Berg", "Novak", "Brown"];
+const LAST: &[&str] =
+    &["Ivanova", "Smith", "Dubois", "Petrov", "Garcia", "Khan", "Muller", "Tanaka", "Silva", "Berg", "Novak", "Brown"];
 const JOBS: &[&str] = &["Engineer", "Accountant", "Teacher", "Nurse", "Designer", "Analyst", "Chef", "Pilot", "Lawyer", "Farmer"];
 const STREETS: &[&str] = &["Main Street", "Lenina Prospekt", "Rue de Rivoli", "Baker Street", "Unter den Linden", "Gran Via"];
 const COUNTRIES: &[&str] = &["Russia", "United Kingdom", "France", "Germany", "Spain", "United States", "Japan", "Brazil"];
@@ -100,14 +101,18 @@ mod tests {
 
     #[test]
     fn deterministic_and_realistic() {
-        let a: Vec<String> = (0..100).map({
-            let mut r = Rng::new(7);
-            move |i| customer(&mut r, i)
-        }).collect();
-        let b: Vec<String> = (0..100).map({
-            let mut r = Rng::new(7);
-            move |i| customer(&mut r, i)
-        }).collect();
+        let a: Vec<String> = (0..100)
+            .map({
+                let mut r = Rng::new(7);
+                move |i| customer(&mut r, i)
+            })
+            .collect();
+        let b: Vec<String> = (0..100)
+            .map({
+                let mut r = Rng::new(7);
+                move |i| customer(&mut r, i)
+            })
+            .collect();
         assert_eq!(a, b);
         let avg = a.iter().map(|s| s.len()).sum::<usize>() / a.len();
         assert!((200..=290).contains(&avg), "average customer record is {avg} bytes");

@@ -224,7 +224,11 @@ impl ColumnType {
                 let cols: Vec<Column> = fields
                     .iter()
                     .filter_map(|(raw, s)| {
-                        ColumnType::from_shape(s).map(|ty| Column { name: naming::column_name(raw, &[]), source: raw.clone(), ty })
+                        ColumnType::from_shape(s).map(|ty| Column {
+                            name: naming::column_name(raw, &[]),
+                            source: raw.clone(),
+                            ty,
+                        })
                     })
                     .collect();
                 if cols.is_empty() {
@@ -237,9 +241,7 @@ impl ColumnType {
 }
 
 fn arrow_fields(cols: &[Column], by_source: bool) -> Fields {
-    cols.iter()
-        .map(|c| ArrowField::new(if by_source { &c.source } else { &c.name }, c.ty.arrow_type(by_source), true))
-        .collect()
+    cols.iter().map(|c| ArrowField::new(if by_source { &c.source } else { &c.name }, c.ty.arrow_type(by_source), true)).collect()
 }
 
 /// Whether a value of this shape may be stored in a column of type `ty`.
@@ -414,7 +416,9 @@ mod tests {
     #[test]
     fn first_batch_infers_and_later_batches_add_columns() {
         let mut s = TableSchema::default();
-        assert!(s.evolve(&shape(r#"{"Name":"a","age":3,"score":1.5,"d":"2026-11-22","ts":"2026-11-22T03:00:00.123456","n":null}"#)));
+        assert!(
+            s.evolve(&shape(r#"{"Name":"a","age":3,"score":1.5,"d":"2026-11-22","ts":"2026-11-22T03:00:00.123456","n":null}"#))
+        );
         let types: Vec<String> = s.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect();
         assert_eq!(types, ["name:string", "age:bigint", "score:double", "d:date", "ts:timestamp"]);
         assert!(!s.evolve(&shape(r#"{"Name":"b","age":4}"#)));

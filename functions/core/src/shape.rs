@@ -261,7 +261,8 @@ pub fn classify(s: &str) -> StrKind {
     }
     // Time part: [T ]HH:MM[:SS[.fraction]] then an optional zone.
     let rest = &b[10..];
-    if rest.len() < 6 || !matches!(rest[0], b'T' | b' ') || !is_digits(&rest[1..3]) || rest[3] != b':' || !is_digits(&rest[4..6]) {
+    if rest.len() < 6 || !matches!(rest[0], b'T' | b' ') || !is_digits(&rest[1..3]) || rest[3] != b':' || !is_digits(&rest[4..6])
+    {
         return StrKind::Plain;
     }
     let mut i = 6;
@@ -281,7 +282,11 @@ pub fn classify(s: &str) -> StrKind {
     let zone = &rest[i..];
     let zone_ok = zone.is_empty()
         || zone == b"Z"
-        || (zone.len() == 6 && matches!(zone[0], b'+' | b'-') && is_digits(&zone[1..3]) && zone[3] == b':' && is_digits(&zone[4..6]))
+        || (zone.len() == 6
+            && matches!(zone[0], b'+' | b'-')
+            && is_digits(&zone[1..3])
+            && zone[3] == b':'
+            && is_digits(&zone[4..6]))
         || (zone.len() == 5 && matches!(zone[0], b'+' | b'-') && is_digits(&zone[1..5]));
     if !zone_ok {
         return StrKind::Plain;
@@ -336,7 +341,9 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Shape, E> {
         if v > i64::MAX as u64 {
-            return Err(self.fail(RejectKind::IntegerOutOfRange, format!("the integer {v} does not fit in a signed 64-bit integer")));
+            return Err(
+                self.fail(RejectKind::IntegerOutOfRange, format!("the integer {v} does not fit in a signed 64-bit integer"))
+            );
         }
         Ok(Shape::Int)
     }
@@ -362,8 +369,9 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
         self.enter()?;
         let mut item = Shape::Null;
         while let Some(s) = seq.next_element_seed(self.child())? {
-            item = merge(&item, &s)
-                .map_err(|e| self.fail(RejectKind::MixedArray, format!("an array mixes {e}; its elements must share one type")))?;
+            item = merge(&item, &s).map_err(|e| {
+                self.fail(RejectKind::MixedArray, format!("an array mixes {e}; its elements must share one type"))
+            })?;
         }
         Ok(Shape::Array(Box::new(item)))
     }
@@ -398,7 +406,9 @@ mod tests {
     #[test]
     fn shapes_of_values() {
         assert_eq!(
-            ok(r#"{"a":1,"b":1.5,"c":"x","d":"2026-11-22","e":"2026-11-22T03:00:00.123456","f":null,"g":[1,2.5],"h":{"i":true}}"#),
+            ok(
+                r#"{"a":1,"b":1.5,"c":"x","d":"2026-11-22","e":"2026-11-22T03:00:00.123456","f":null,"g":[1,2.5],"h":{"i":true}}"#
+            ),
             Shape::Object(vec![
                 ("a".into(), Shape::Int),
                 ("b".into(), Shape::Float),
@@ -424,7 +434,16 @@ mod tests {
             assert_eq!(classify(ts), StrKind::Timestamp, "{ts}");
         }
         assert_eq!(classify("2024-02-29"), StrKind::Date);
-        for plain in ["2023-02-29", "2026-13-01", "2026-11-22x", "2026-11-22T25:00:00", "20261122", "hello", "2026-11-22T03:00:00 PST", "2026-11-22T03:00"] {
+        for plain in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-11-22x",
+            "2026-11-22T25:00:00",
+            "20261122",
+            "hello",
+            "2026-11-22T03:00:00 PST",
+            "2026-11-22T03:00",
+        ] {
             assert_eq!(classify(plain), StrKind::Plain, "{plain}");
         }
     }
@@ -455,8 +474,15 @@ mod tests {
 
     #[test]
     fn integers_at_the_edges_are_fine() {
-        assert_eq!(ok(r#"{"a":9223372036854775807,"b":-9223372036854775808,"s":"340282366920938463463374607431768211455","f":1.0e300}"#),
-            Shape::Object(vec![("a".into(), Shape::Int), ("b".into(), Shape::Int), ("s".into(), Shape::Str(StrKind::Plain)), ("f".into(), Shape::Float)]));
+        assert_eq!(
+            ok(r#"{"a":9223372036854775807,"b":-9223372036854775808,"s":"340282366920938463463374607431768211455","f":1.0e300}"#),
+            Shape::Object(vec![
+                ("a".into(), Shape::Int),
+                ("b".into(), Shape::Int),
+                ("s".into(), Shape::Str(StrKind::Plain)),
+                ("f".into(), Shape::Float)
+            ])
+        );
         // Digits inside strings, with escaped quotes, are not numbers.
         ok(r#"{"s":"\"123456789012345678901234567890\""}"#);
     }

@@ -44,7 +44,8 @@ async fn measure(label: &str, n: usize, rounds: usize) {
     let mut best = f64::MAX;
     for round in 0..rounds {
         // A fresh store and schema cache per round: every round is a cold batch.
-        let ingest = Ingest::new(MemoryStore::new(), Config { bucket: "bench".into(), ..Default::default() }).with_metrics_sink(|_| {});
+        let ingest =
+            Ingest::new(MemoryStore::new(), Config { bucket: "bench".into(), ..Default::default() }).with_metrics_sink(|_| {});
         let t = Instant::now();
         let event = parse_event(&payload).expect("event parses");
         let out = ingest.handle(event).await.expect("batch ingests");

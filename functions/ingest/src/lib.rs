@@ -182,7 +182,10 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             let Some(group) = group else { continue };
             let key = layout::data_key(cfg, table, &group.partition, &group.range);
             let ranges = format!("{}~{}~{}~{}", group.range.topic, group.range.partition, group.range.first, group.range.last);
-            let props = parquet_io::writer_properties(cfg.zstd_level, vec![parquet::file::metadata::KeyValue::new(RANGES_KEY.into(), ranges)])?;
+            let props = parquet_io::writer_properties(
+                cfg.zstd_level,
+                vec![parquet::file::metadata::KeyValue::new(RANGES_KEY.into(), ranges)],
+            )?;
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
             report.rows_written += group.rows.num_rows();
             report.bytes_written += body.len();
@@ -215,8 +218,15 @@ fn now_ms() -> i64 {
 /// Structured JSON logs, filtered by `RUST_LOG` (default `info`). Record contents are never
 /// logged at `info`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_ansi(false).without_time().with_current_span(false).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .without_time()
+        .with_current_span(false)
+        .try_init();
 }
 
 /// The configuration from the environment: `TRIBUTARY_CONFIG` (JSON) and `TRIBUTARY_BUCKET`.

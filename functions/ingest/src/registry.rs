@@ -35,7 +35,12 @@ impl Registry {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(table);
     }
 
-    async fn load<S: ObjectRead>(&self, store: &S, cfg: &Config, table: &str) -> Result<(TableSchema, Option<String>), IngestError> {
+    async fn load<S: ObjectRead>(
+        &self,
+        store: &S,
+        cfg: &Config,
+        table: &str,
+    ) -> Result<(TableSchema, Option<String>), IngestError> {
         if let Some(hit) = self.cached(table) {
             return Ok(hit);
         }

@@ -23,7 +23,12 @@ fn records(values: &[&'static [u8]], first_offset: i64) -> Vec<Rec<'static>> {
 async fn writes_parquet_and_dead_letters_with_balanced_counts() {
     let ing = ingest();
     let recs = records(
-        &[br#"{"name":"a","age":1}"#, b"{oops", br#"{"name":"b","age":2,"zip":340282366920938463463374607431768211455}"#, br#"{"name":"c","age":3}"#],
+        &[
+            br#"{"name":"a","age":1}"#,
+            b"{oops",
+            br#"{"name":"b","age":2,"zip":340282366920938463463374607431768211455}"#,
+            br#"{"name":"c","age":3}"#,
+        ],
         10,
     );
     let event = build_event("aws:kafka", "customer-data", 0, &recs);
@@ -31,7 +36,13 @@ async fn writes_parquet_and_dead_letters_with_balanced_counts() {
     assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (4, 2, 2));
     assert!(out.total.balanced());
     let keys = ing.store.keys();
-    assert!(keys.contains(&"tables/customer_data/dt=2026-11-22/hr=03/part-customer-data~0~00000000000000000010~00000000000000000013.parquet".to_string()), "{keys:?}");
+    assert!(
+        keys.contains(
+            &"tables/customer_data/dt=2026-11-22/hr=03/part-customer-data~0~00000000000000000010~00000000000000000013.parquet"
+                .to_string()
+        ),
+        "{keys:?}"
+    );
     assert!(keys.contains(&"_tributary/schemas/customer_data.json".to_string()));
     let dl_key = keys.iter().find(|k| k.starts_with("dead-letter/customer_data/dt=2026-11-22/")).unwrap();
     let letters = from_jsonl(&ing.store.get(dl_key).await.unwrap().unwrap().body).unwrap();
@@ -95,7 +106,8 @@ async fn tables_never_disagree_on_a_column_type() {
     ing.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"v":1}"#], 0))).await.unwrap();
     // Another process (no shared cache) sees a string first: it is refused, not a new type.
     let other = Ingest::new(ing.store, ing.config.clone());
-    let out = other.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"v":"x"}"#, br#"{"v":2,"w":true}"#], 0))).await.unwrap();
+    let out =
+        other.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"v":"x"}"#, br#"{"v":2,"w":true}"#], 0))).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.dead_lettered), (1, 1));
     assert_eq!(out.total.rejected["schema_conflict"], 1);
     let schema = other.store.get("_tributary/schemas/t.json").await.unwrap().unwrap();

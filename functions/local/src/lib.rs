@@ -92,7 +92,12 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
     let root = fresh_data_dir(data_dir)?;
     let bucket = "tributary-local";
     let client = embedded_s3(&root)?;
-    client.create_bucket().bucket(bucket).send().await.map_err(|e| format!("creating the local bucket: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| format!("creating the local bucket: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
     let store = S3Store::new(client, bucket);
     let config = Config { bucket: bucket.into(), ..Config::default() };
     let ingest = Ingest::new(store, config).with_metrics_sink(|line| tracing::debug!(target: "emf", "{line}"));
@@ -117,7 +122,10 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
             writeln!(out, "{name} again, as a retry: {}", summary(&again))?;
         }
     }
-    writeln!(out, "\nevery record accounted for: {total_in} in = {total_accounted} written + dead-lettered + skipped + already committed\n")?;
+    writeln!(
+        out,
+        "\nevery record accounted for: {total_in} in = {total_accounted} written + dead-lettered + skipped + already committed\n"
+    )?;
 
     // What a reader sees: the tables, read back from the store.
     let store = &ingest.store;
@@ -139,7 +147,8 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
             let projected: Vec<RecordBatch> = shown
                 .iter()
                 .map(|b| {
-                    let keep: Vec<usize> = (0..b.num_columns()).filter(|i| !b.schema().field(*i).name().starts_with("_kafka_h")).collect();
+                    let keep: Vec<usize> =
+                        (0..b.num_columns()).filter(|i| !b.schema().field(*i).name().starts_with("_kafka_h")).collect();
                     b.project(&keep)
                 })
                 .collect::<Result<_, _>>()?;

@@ -1,0 +1,9 @@
+# Shared settings for the project's scripts (sourced, not run).
+# Everything installed or built lives outside the clone, so fresh clones reuse it.
+export TRIBUTARY_CACHE="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TRIBUTARY_CACHE/target}"
+export VENV="$TRIBUTARY_CACHE/venv"
+# Offline AWS settings for local tools: no real account is ever used by the tests.
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export AWS_EC2_METADATA_DISABLED=true
+export SAM_CLI_TELEMETRY=0

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, validates the template,
+# then runs every Rust test (unit tests, and integration tests that start their own moto
+# server on 127.0.0.1 and read the output back with pyarrow and DuckDB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+scripts/install-test-deps.sh
+scripts/validate-template.sh
+echo "test: cargo fmt --check"
+cargo fmt --all --check
+echo "test: cargo test (target dir $CARGO_TARGET_DIR)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line for the whole suite (pytest's template assertions are counted above).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "cargo tests: %d passed, %d failed\n", p, f; if (p == 0) exit 1 }' "$log"

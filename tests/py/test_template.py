@@ -1,0 +1,89 @@
+"""Assertions on the SAM-transformed template (what CloudFormation deploys).
+Run by scripts/validate-template.sh with TRANSFORMED pointing at the transformed JSON."""
+import json
+import os
+
+import pytest
+
+with open(os.environ["TRANSFORMED"]) as f:
+    TEMPLATE = json.load(f)
+RES = TEMPLATE["Resources"]
+
+
+def of_type(t):
+    return {k: v for k, v in RES.items() if v["Type"] == t}
+
+
+def statements():
+    for name, r in RES.items():
+        if r["Type"] == "AWS::IAM::Role":
+            for p in r["Properties"].get("Policies", []):
+                for s in p["PolicyDocument"]["Statement"]:
+                    yield name, s
+
+
+def as_list(x):
+    return x if isinstance(x, list) else [x]
+
+
+# Actions that AWS cannot scope to a resource (network interfaces for the event source mapping).
+UNSCOPABLE = {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+              "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"}
+
+
+def test_every_function_has_an_errors_alarm():
+    functions = of_type("AWS::Lambda::Function")
+    assert functions
+    alarmed = {a["Properties"]["Dimensions"][0]["Value"]["Ref"]
+               for a in of_type("AWS::CloudWatch::Alarm").values()
+               if a["Properties"].get("MetricName") == "Errors"}
+    assert set(functions) <= alarmed, set(functions) - alarmed
+
+
+def test_every_alarm_notifies_the_alarm_topic():
+    for name, a in of_type("AWS::CloudWatch::Alarm").items():
+        assert {"Ref": "AlarmTopic"} in a["Properties"].get("AlarmActions", []), name
+
+
+@pytest.mark.parametrize("metric", ["OffsetLag", "DeadLettered"])
+def test_ingest_stall_and_loss_are_alarmed(metric):
+    assert any(a["Properties"].get("MetricName") == metric for a in of_type("AWS::CloudWatch::Alarm").values())
+
+
+def test_no_wildcard_actions_and_no_wildcard_resources_on_data():
+    for role, s in statements():
+        if s["Effect"] != "Allow":
+            continue
+        actions = as_list(s["Action"])
+        assert all("*" not in a for a in actions), (role, s)
+        if "*" in as_list(s["Resource"]):
+            assert set(actions) <= UNSCOPABLE, (role, s)
+
+
+def test_s3_access_is_scoped_to_the_tributary_prefixes():
+    for role, s in statements():
+        for a in as_list(s["Action"]):
+            if a.startswith("s3:") and a != "s3:ListBucket":
+                for r in as_list(s["Resource"]):
+                    text = json.dumps(r)
+                    assert any(p in text for p in ("/tables/*", "/dead-letter/*", "/_tributary/*")), (role, s)
+
+
+def test_data_bucket_is_encrypted_private_and_tls_only():
+    bucket = RES["DataBucket"]["Properties"]
+    sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    policy = RES["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in policy)
+
+
+def test_event_source_has_an_on_failure_destination():
+    for name, m in of_type("AWS::Lambda::EventSourceMapping").items():
+        assert m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"], name
+
+
+def test_functions_are_arm64_on_provided_al2023():
+    for name, f in of_type("AWS::Lambda::Function").items():
+        assert f["Properties"]["Architectures"] == ["arm64"], name
+        assert f["Properties"]["Runtime"] == "provided.al2023", name
