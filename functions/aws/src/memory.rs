@@ -1,19 +1,36 @@
 //! An in-memory object store for unit tests, with conditional writes and injectable failures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
-use crate::{Object, ObjectMeta, ObjectRead, ObjectWrite, Precondition, PutOutcome, StoreError};
+use crate::{
+    CatalogError, MultipartWrite, Object, ObjectMeta, ObjectRead, ObjectWrite, PartitionLocation, Precondition, PutOutcome,
+    StoreError,
+};
+
+type Uploads = HashMap<String, (String, BTreeMap<i32, Bytes>)>;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, (Bytes, u64)>>,
+    tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    uploads: Mutex<Uploads>,
     version: AtomicUsize,
     failing_puts: AtomicUsize,
     puts: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another test thread panicked; the data is still whole.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn failure(op: &'static str, key: &str, message: &str) -> StoreError {
+    StoreError { op, bucket: "memory".into(), key: key.into(), message: message.into() }
 }
 
 impl MemoryStore {
@@ -36,9 +53,26 @@ impl MemoryStore {
         self.lock().keys().cloned().collect()
     }
 
+    /// The tags of an object.
+    pub fn tags(&self, key: &str) -> BTreeMap<String, String> {
+        lock(&self.tags).get(key).cloned().unwrap_or_default()
+    }
+
+    /// Multipart uploads started and neither completed nor aborted.
+    pub fn open_uploads(&self) -> usize {
+        lock(&self.uploads).len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Bytes, u64)>> {
-        // A poisoned lock only means another test thread panicked; the map is still whole.
-        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.objects)
+    }
+
+    fn next_version(&self) -> u64 {
+        self.version.fetch_add(1, Ordering::SeqCst) as u64 + 1
+    }
+
+    fn injected(&self) -> bool {
+        self.failing_puts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
 }
 
@@ -56,20 +90,25 @@ impl ObjectRead for MemoryStore {
             .lock()
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, (b, _))| ObjectMeta { key: k.clone(), size: b.len() as u64 })
+            .map(|(k, (b, _))| ObjectMeta { key: k.clone(), size: b.len() as u64, last_modified_ms: None })
             .collect())
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        let map = self.lock();
+        let (b, _) = map.get(key).ok_or_else(|| failure("GetObject", key, "no such key"))?;
+        let (start, end) = (range.start as usize, (range.end as usize).min(b.len()));
+        if start > end {
+            return Err(failure("GetObject", key, "range not satisfiable"));
+        }
+        Ok(b.slice(start..end))
     }
 }
 
 impl ObjectWrite for MemoryStore {
     async fn put(&self, key: &str, body: Bytes, when: Precondition) -> Result<PutOutcome, StoreError> {
-        if self.failing_puts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            return Err(StoreError {
-                op: "PutObject",
-                bucket: "memory".into(),
-                key: key.into(),
-                message: "injected failure".into(),
-            });
+        if self.injected() {
+            return Err(failure("PutObject", key, "injected failure"));
         }
         let mut map = self.lock();
         let current = map.get(key).map(|(_, v)| etag(*v));
@@ -81,7 +120,7 @@ impl ObjectWrite for MemoryStore {
         if !ok {
             return Ok(PutOutcome::PreconditionFailed);
         }
-        let v = self.version.fetch_add(1, Ordering::SeqCst) as u64 + 1;
+        let v = self.next_version();
         map.insert(key.to_string(), (body, v));
         self.puts.fetch_add(1, Ordering::SeqCst);
         Ok(PutOutcome::Written { etag: Some(etag(v)) })
@@ -89,7 +128,100 @@ impl ObjectWrite for MemoryStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.lock().remove(key);
+        lock(&self.tags).remove(key);
         Ok(())
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        if self.injected() {
+            return Err(failure("CopyObject", to, "injected failure"));
+        }
+        let v = self.next_version();
+        let mut map = self.lock();
+        let body = map.get(from).map(|(b, _)| b.clone()).ok_or_else(|| failure("CopyObject", from, "no such key"))?;
+        map.insert(to.to_string(), (body, v));
+        Ok(())
+    }
+
+    async fn tag(&self, key: &str, name: &str, value: &str) -> Result<(), StoreError> {
+        if !self.lock().contains_key(key) {
+            return Err(failure("PutObjectTagging", key, "no such key"));
+        }
+        lock(&self.tags).entry(key.to_string()).or_default().insert(name.to_string(), value.to_string());
+        Ok(())
+    }
+}
+
+impl MultipartWrite for MemoryStore {
+    async fn start_upload(&self, key: &str) -> Result<String, StoreError> {
+        let id = format!("upload-{}", self.next_version());
+        lock(&self.uploads).insert(id.clone(), (key.to_string(), BTreeMap::new()));
+        Ok(id)
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, number: i32, body: Bytes) -> Result<String, StoreError> {
+        if self.injected() {
+            return Err(failure("UploadPart", key, "injected failure"));
+        }
+        let mut uploads = lock(&self.uploads);
+        let (_, parts) = uploads.get_mut(upload_id).ok_or_else(|| failure("UploadPart", key, "no such upload"))?;
+        parts.insert(number, body);
+        Ok(format!("\"part-{number}\""))
+    }
+
+    async fn complete_upload(&self, key: &str, upload_id: &str, parts: Vec<(i32, String)>) -> Result<(), StoreError> {
+        let (_, stored) =
+            lock(&self.uploads).remove(upload_id).ok_or_else(|| failure("CompleteMultipartUpload", key, "no such upload"))?;
+        let mut body = Vec::new();
+        for (i, (n, _)) in parts.iter().enumerate() {
+            let part = stored.get(n).ok_or_else(|| failure("CompleteMultipartUpload", key, "missing part"))?;
+            if i + 1 < parts.len() && part.len() < 5 * 1024 * 1024 {
+                return Err(failure("CompleteMultipartUpload", key, "EntityTooSmall: a part but the last is under 5 MiB"));
+            }
+            body.extend_from_slice(part);
+        }
+        let v = self.next_version();
+        self.lock().insert(key.to_string(), (Bytes::from(body), v));
+        Ok(())
+    }
+
+    async fn abort_upload(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
+        lock(&self.uploads).remove(upload_id);
+        Ok(())
+    }
+}
+
+/// An in-memory partition catalog for unit tests.
+#[derive(Debug, Default)]
+pub struct MemoryCatalog {
+    partitions: Mutex<BTreeMap<(String, Vec<String>), String>>,
+}
+
+impl MemoryCatalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a partition (the catalog function's job in the cloud).
+    pub fn register(&self, table: &str, values: &[String], location: &str) {
+        lock(&self.partitions).insert((table.to_string(), values.to_vec()), location.to_string());
+    }
+}
+
+impl PartitionLocation for MemoryCatalog {
+    async fn partition_location(&self, table: &str, values: &[String]) -> Result<Option<String>, CatalogError> {
+        Ok(lock(&self.partitions).get(&(table.to_string(), values.to_vec())).cloned())
+    }
+
+    async fn set_partition_location(&self, table: &str, values: &[String], location: &str) -> Result<bool, CatalogError> {
+        let mut p = lock(&self.partitions);
+        match p.get_mut(&(table.to_string(), values.to_vec())) {
+            Some(l) => {
+                *l = location.to_string();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
 

@@ -5,7 +5,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
-use crate::{Object, ObjectMeta, ObjectRead, ObjectWrite, Precondition, PutOutcome, StoreError};
+use std::ops::Range;
+
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+
+use crate::{MultipartWrite, Object, ObjectMeta, ObjectRead, ObjectWrite, Precondition, PutOutcome, StoreError};
 
 /// A bucket, through the AWS SDK.
 #[derive(Debug, Clone)]
@@ -86,12 +90,39 @@ impl ObjectRead for S3Store {
             let page = page.map_err(|e| self.error("ListObjectsV2", prefix, e))?;
             for o in page.contents() {
                 if let Some(k) = o.key() {
-                    out.push(ObjectMeta { key: k.to_string(), size: o.size().unwrap_or(0).max(0) as u64 });
+                    out.push(ObjectMeta {
+                        key: k.to_string(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        last_modified_ms: o.last_modified().and_then(|t| t.to_millis().ok()),
+                    });
                 }
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        if range.start >= range.end {
+            return Ok(Bytes::new());
+        }
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(header)
+            .send()
+            .await
+            .map_err(|e| self.error("GetObject", key, e))?;
+        let body = out.body.collect().await.map_err(|e| StoreError {
+            op: "GetObject",
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: format!("reading the body: {e}"),
+        })?;
+        Ok(body.into_bytes())
     }
 }
 
@@ -124,5 +155,116 @@ impl ObjectWrite for S3Store {
             .await
             .map(|_| ())
             .map_err(|e| self.error("DeleteObject", key, e))
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let source = format!("{}/{}", self.bucket, percent_encode_key(from));
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("CopyObject", to, e))
+    }
+
+    async fn tag(&self, key: &str, name: &str, value: &str) -> Result<(), StoreError> {
+        let tag = Tag::builder().key(name).value(value).build().map_err(|e| StoreError {
+            op: "PutObjectTagging",
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: e.to_string(),
+        })?;
+        let tagging = Tagging::builder().tag_set(tag).build().map_err(|e| StoreError {
+            op: "PutObjectTagging",
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: e.to_string(),
+        })?;
+        self.client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("PutObjectTagging", key, e))
+    }
+}
+
+/// CopySource is `bucket/key` with the key URL-encoded (slashes kept).
+fn percent_encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl MultipartWrite for S3Store {
+    async fn start_upload(&self, key: &str) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error("CreateMultipartUpload", key, e))?;
+        out.upload_id().map(str::to_string).ok_or_else(|| StoreError {
+            op: "CreateMultipartUpload",
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: "no upload id in the answer".into(),
+        })
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, number: i32, body: Bytes) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| self.error("UploadPart", key, e))?;
+        Ok(out.e_tag().unwrap_or_default().to_string())
+    }
+
+    async fn complete_upload(&self, key: &str, upload_id: &str, parts: Vec<(i32, String)>) -> Result<(), StoreError> {
+        let parts: Vec<CompletedPart> =
+            parts.into_iter().map(|(n, etag)| CompletedPart::builder().part_number(n).e_tag(etag).build()).collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("CompleteMultipartUpload", key, e))
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("AbortMultipartUpload", key, e))
     }
 }

@@ -1,19 +1,531 @@
-//! The compact function (not yet implemented: see the issue tracker).
+//! The compact function: merges a partition's small files into one large Parquet file (or a few,
+//! past the size cap), de-duplicated by (topic, partition, offset), and switches readers to it
+//! atomically. The protocol is in `docs/compaction.md`; every decision lives in
+//! `tributary_core::compaction`, this crate does the I/O.
 
-use lambda_runtime::LambdaEvent;
+pub mod io;
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{BooleanArray, RecordBatch};
+use aws_lambda_events::event::s3::S3Event;
+use futures::StreamExt;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use serde::Serialize;
 use serde_json::Value;
+use tributary_aws::{
+    CatalogError, MultipartWrite, ObjectMeta, ObjectRead, ObjectWrite, PartitionLocation, StoreError, get_json, put_json_if,
+};
+use tributary_core::Config;
+use tributary_core::compaction::{
+    self, Closing, Lease, PartitionState, Ranges, Seen, conform, due, is_compacted_file, is_ingest_file, union_schema,
+};
+use tributary_core::layout::{FileRange, decode_event_key};
+use tributary_core::metrics::{Emf, Unit};
+use tributary_core::parquet_io::writer_properties;
+use tributary_core::partition::TimePartition;
 
-/// Refuses every event with a clear error until the function is implemented.
-pub async fn handle(event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
-    let _ = event;
-    Err("the compact function is not implemented yet".into())
+use crate::io::{ObjectReader, PartWriter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("not a compaction trigger: {0}")]
+    Event(String),
+    #[error("partition state: {0}")]
+    State(String),
+    #[error("injected crash at {0:?}")]
+    Injected(CrashPoint),
+}
+
+/// The steps a crash can interrupt; tests inject a failure at each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Outputs written, nothing published.
+    AfterOutputs,
+    /// The closing is recorded; nothing copied or switched.
+    AfterClosing,
+    /// Files written after the listing are carried to the new version.
+    AfterCarry,
+    /// The catalog points at the new version; the state does not say so yet.
+    AfterSwitch,
+    /// The state says so; replaced files are not tagged yet.
+    AfterState,
+}
+
+/// What happened to one partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PartitionReport {
+    pub table: String,
+    pub partition: String,
+    pub version: u32,
+    pub reason: String,
+    pub files_in: usize,
+    pub bytes_in: u64,
+    pub rows_in: usize,
+    pub rows_out: usize,
+    pub duplicates_removed: usize,
+    pub files_out: usize,
+    pub bytes_out: usize,
+    /// Files written during the compaction, carried to the new version as they are.
+    pub carried: usize,
+    /// Files whose schema conflicts with the others: left as they are, carried, reported.
+    pub incompatible: Vec<String>,
+    pub location: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    NotDue,
+    /// Another compactor holds the partition.
+    Busy,
+    Compacted(PartitionReport),
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CompactResponse {
+    pub partitions_seen: usize,
+    pub not_due: usize,
+    pub busy: usize,
+    /// Keys in the event outside the data area, or not ingest files: ignored.
+    pub ignored_keys: usize,
+    pub compacted: Vec<PartitionReport>,
+    /// Age of the oldest ingest file not yet compacted, over the partitions looked at.
+    pub lag_seconds: f64,
+}
+
+/// What triggered an invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// S3 `ObjectCreated` events: the keys, URL-decoded.
+    Keys(Vec<String>),
+    /// The periodic sweep (EventBridge schedule): closes partitions no event will ever name.
+    Sweep,
+}
+
+/// Reads the trigger: an S3 event notification, or the scheduled sweep.
+pub fn parse_trigger(v: &Value) -> Result<Trigger, CompactError> {
+    if v.get("Records").is_some() {
+        let e: S3Event = serde_json::from_value(v.clone()).map_err(|e| CompactError::Event(format!("S3 event: {e}")))?;
+        let keys = e
+            .records
+            .into_iter()
+            .filter(|r| r.event_name.as_deref().is_some_and(|n| n.starts_with("ObjectCreated")))
+            .filter_map(|r| r.s3.object.key.map(|k| decode_event_key(&k)))
+            .collect();
+        return Ok(Trigger::Keys(keys));
+    }
+    let sweep = v.get("tributary").and_then(Value::as_str) == Some("sweep")
+        || v.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");
+    if sweep { Ok(Trigger::Sweep) } else { Err(CompactError::Event("neither an S3 event nor the sweep".into())) }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub struct Compactor<S, C> {
+    pub store: S,
+    pub catalog: C,
+    pub config: Config,
+    clock: fn() -> i64,
+    metrics_sink: fn(&str),
+    crash_at: Mutex<Option<CrashPoint>>,
+}
+
+/// Closing records expire after this long; then any compactor may finish the switch.
+const CLOSING_MS: i64 = 120_000;
+
+impl<S, C> Compactor<S, C>
+where
+    S: ObjectRead + ObjectWrite + MultipartWrite + Clone + Send + Sync + Unpin + 'static,
+    C: PartitionLocation + Sync,
+{
+    pub fn new(store: S, catalog: C, config: Config) -> Self {
+        Compactor { store, catalog, config, clock: now_ms, metrics_sink: |l| println!("{l}"), crash_at: Mutex::new(None) }
+    }
+
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
+        self.metrics_sink = sink;
+        self
+    }
+
+    /// Makes the next compaction fail at `point` (tests).
+    pub fn crash_at(&self, point: Option<CrashPoint>) {
+        *self.crash_at.lock().unwrap_or_else(|p| p.into_inner()) = point;
+    }
+
+    fn check(&self, point: CrashPoint) -> Result<(), CompactError> {
+        let mut g = self.crash_at.lock().unwrap_or_else(|p| p.into_inner());
+        if *g == Some(point) {
+            *g = None;
+            return Err(CompactError::Injected(point));
+        }
+        Ok(())
+    }
+
+    /// Handles one invocation. `attempt` names this compactor in leases (the request id).
+    pub async fn handle(&self, event: &Value, attempt: &str) -> Result<CompactResponse, CompactError> {
+        let mut resp = CompactResponse::default();
+        let partitions: BTreeSet<(String, TimePartition)> = match parse_trigger(event)? {
+            Trigger::Keys(keys) => {
+                let mut set = BTreeSet::new();
+                for key in keys {
+                    match compaction::table_partition(&self.config, &key).filter(|_| is_ingest_file(&key)) {
+                        Some(p) => {
+                            set.insert(p);
+                        }
+                        None => resp.ignored_keys += 1,
+                    }
+                }
+                set
+            }
+            Trigger::Sweep => self.sweep_partitions().await?,
+        };
+        for (table, tp) in partitions {
+            resp.partitions_seen += 1;
+            let (outcome, lag) = self.compact_partition(&table, &tp, attempt).await?;
+            resp.lag_seconds = resp.lag_seconds.max(lag);
+            match outcome {
+                Outcome::NotDue => resp.not_due += 1,
+                Outcome::Busy => resp.busy += 1,
+                Outcome::Compacted(r) => resp.compacted.push(r),
+            }
+        }
+        self.emit(&resp);
+        Ok(resp)
+    }
+
+    /// Partitions of every known table within the sweep's look-back.
+    async fn sweep_partitions(&self) -> Result<BTreeSet<(String, TimePartition)>, CompactError> {
+        let cfg = &self.config;
+        let mut out = BTreeSet::new();
+        let schemas = format!("{}schemas/", cfg.state_prefix);
+        let tables: Vec<String> = self
+            .store
+            .list(&schemas)
+            .await?
+            .iter()
+            .filter_map(|m| m.key.strip_prefix(&schemas)?.strip_suffix(".json").map(str::to_string))
+            .collect();
+        let now = (self.clock)();
+        for table in tables {
+            for d in 0..=cfg.compaction.sweep_lookback_days as i64 {
+                let day = chrono_day(now - d * 86_400_000);
+                let prefix = format!("{}{table}/dt={day}/", cfg.table_prefix);
+                for m in self.store.list(&prefix).await? {
+                    if let Some(tp) = TimePartition::from_key(&m.key) {
+                        out.insert((table.clone(), tp));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn load_state(&self, table: &str, tp: &TimePartition) -> Result<(PartitionState, Option<String>), CompactError> {
+        let key = compaction::state_key(&self.config, table, tp);
+        Ok(match get_json::<PartitionState, _>(&self.store, &key).await? {
+            Some(v) => (v.value, v.etag),
+            None => (PartitionState::initial(&self.config, table, tp), None),
+        })
+    }
+
+    async fn save_state(
+        &self,
+        table: &str,
+        tp: &TimePartition,
+        s: &PartitionState,
+        etag: Option<&str>,
+    ) -> Result<Option<String>, CompactError> {
+        let key = compaction::state_key(&self.config, table, tp);
+        Ok(put_json_if(&self.store, &key, s, etag).await?)
+    }
+
+    /// Compacts one partition if it is due. Returns the outcome and the partition's lag.
+    pub async fn compact_partition(
+        &self,
+        table: &str,
+        tp: &TimePartition,
+        attempt: &str,
+    ) -> Result<(Outcome, f64), CompactError> {
+        let now = (self.clock)();
+        let (mut state, etag) = self.load_state(table, tp).await?;
+        if let Some(c) = &state.closing {
+            if c.expires_ms > now && c.owner != attempt {
+                return Ok((Outcome::Busy, 0.0));
+            }
+            // A compactor stopped after recording its closing: finish its switch.
+            let c = c.clone();
+            let report =
+                PartitionReport { table: table.into(), partition: tp.path(), reason: "resumed".into(), ..Default::default() };
+            return Ok((Outcome::Compacted(self.finish(table, tp, state, etag, c, report).await?), 0.0));
+        }
+        let listing = self.store.list(&state.location).await?;
+        let ingest: Vec<&ObjectMeta> = listing.iter().filter(|m| is_ingest_file(&m.key)).collect();
+        let compacted: Vec<&ObjectMeta> = listing.iter().filter(|m| is_compacted_file(&m.key)).collect();
+        let lag =
+            ingest.iter().filter_map(|m| m.last_modified_ms).min().map(|t| ((now - t) as f64 / 1000.0).max(0.0)).unwrap_or(0.0);
+        let sizes: Vec<u64> = ingest.iter().map(|m| m.size).collect();
+        let Some(reason) = due(&self.config.compaction, tp, self.config.granularity, &sizes, compacted.len(), now) else {
+            return Ok((Outcome::NotDue, lag));
+        };
+        if state.lease.as_ref().is_some_and(|l| l.expires_ms > now && l.owner != attempt) {
+            return Ok((Outcome::Busy, lag));
+        }
+        state.lease = Some(Lease { owner: attempt.into(), expires_ms: now + self.config.compaction.lease_seconds as i64 * 1000 });
+        let Some(etag) = self.save_state(table, tp, &state, etag.as_deref()).await? else {
+            return Ok((Outcome::Busy, lag));
+        };
+
+        // Inputs: the current compacted files first, then ingest files in key order.
+        let inputs: Vec<ObjectMeta> = compacted.iter().chain(ingest.iter()).map(|m| (*m).clone()).collect();
+        let next_version = state.version + 1;
+        let short: String = attempt.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let next_location = compaction::version_location(&self.config, table, tp, next_version, &short);
+        let started = Instant::now();
+        let mut report = PartitionReport {
+            table: table.into(),
+            partition: tp.path(),
+            version: next_version,
+            reason: format!("{reason:?}").to_lowercase(),
+            files_in: inputs.len(),
+            bytes_in: inputs.iter().map(|m| m.size).sum(),
+            location: next_location.clone(),
+            ..Default::default()
+        };
+        let merged = match self.merge(&inputs, &next_location, &mut report).await {
+            Ok(m) => m,
+            Err(e) => {
+                // Give the partition back at once rather than at lease expiry.
+                state.lease = None;
+                let _ = self.save_state(table, tp, &state, Some(&etag)).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(table, partition = %tp.path(), millis = started.elapsed().as_millis() as u64, rows = report.rows_out, "outputs written");
+        self.check(CrashPoint::AfterOutputs)?;
+
+        let mut covered = state.covered.clone();
+        covered.merge(&merged.covered);
+        for m in &ingest {
+            if let Some(r) = m.key.rsplit('/').next().and_then(FileRange::parse)
+                && !report.incompatible.contains(&m.key)
+            {
+                covered.add_file(&r);
+            }
+        }
+        let closing = Closing {
+            owner: attempt.into(),
+            from_location: state.location.clone(),
+            next_version,
+            next_location,
+            inputs: merged.inputs,
+            outputs: merged.outputs,
+            covered,
+            expires_ms: (self.clock)() + CLOSING_MS,
+        };
+        state.lease = None;
+        state.closing = Some(closing.clone());
+        let Some(etag) = self.save_state(table, tp, &state, Some(&etag)).await? else {
+            // Our lease expired and another compactor took over: our outputs are not used.
+            for k in &closing.outputs {
+                let _ = self.store.delete(k).await;
+            }
+            return Ok((Outcome::Busy, lag));
+        };
+        self.check(CrashPoint::AfterClosing)?;
+        Ok((Outcome::Compacted(self.finish(table, tp, state, Some(etag), closing, report).await?), lag))
+    }
+
+    /// The switch: carry files written since the listing, point the catalog at the new version,
+    /// record it, tag what it replaced. Every step is idempotent, so whoever resumes an
+    /// interrupted switch gets the same result.
+    async fn finish(
+        &self,
+        table: &str,
+        tp: &TimePartition,
+        state: PartitionState,
+        mut etag: Option<String>,
+        c: Closing,
+        mut report: PartitionReport,
+    ) -> Result<PartitionReport, CompactError> {
+        let old: Vec<ObjectMeta> = self
+            .store
+            .list(&c.from_location)
+            .await?
+            .into_iter()
+            .filter(|m| is_ingest_file(&m.key) || is_compacted_file(&m.key))
+            .collect();
+        for m in old.iter().filter(|m| !c.inputs.contains(&m.key)) {
+            let name = m.key.rsplit('/').next().unwrap_or(&m.key);
+            self.store.copy(&m.key, &format!("{}{name}", c.next_location)).await?;
+            report.carried += 1;
+        }
+        self.check(CrashPoint::AfterCarry)?;
+        let location = format!("s3://{}/{}", self.config.bucket, c.next_location);
+        if !self.catalog.set_partition_location(table, &tp.values(), &location).await? {
+            // Not registered yet: the catalog function registers it at the state's location.
+            tracing::info!(table, partition = %tp.path(), "partition not in the catalog yet");
+        }
+        self.check(CrashPoint::AfterSwitch)?;
+        let mut current = state;
+        loop {
+            let Some(next) = current.finish_closing((self.clock)()) else {
+                return Err(CompactError::State("the closing vanished".into()));
+            };
+            match self.save_state(table, tp, &next, etag.as_deref()).await? {
+                Some(_) => break,
+                None => {
+                    let (reloaded, e) = self.load_state(table, tp).await?;
+                    if reloaded.version >= c.next_version {
+                        break; // another compactor finished the same switch
+                    }
+                    if reloaded.closing.as_ref() != Some(&c) {
+                        return Err(CompactError::State("the partition changed during the switch".into()));
+                    }
+                    current = reloaded;
+                    etag = e;
+                }
+            }
+        }
+        self.check(CrashPoint::AfterState)?;
+        // Replaced files stay readable for running queries; a lifecycle rule expires them.
+        for m in &old {
+            self.store.tag(&m.key, "tributary", "replaced").await?;
+        }
+        report.version = c.next_version;
+        report.location = c.next_location.clone();
+        if report.files_out == 0 {
+            report.files_out = c.outputs.len();
+        }
+        tracing::info!(table, partition = %tp.path(), version = c.next_version, carried = report.carried, "partition switched");
+        Ok(report)
+    }
+
+    /// Streams the inputs into new files at `location`; returns the inputs merged, the outputs,
+    /// and the offsets they hold.
+    async fn merge(&self, inputs: &[ObjectMeta], location: &str, report: &mut PartitionReport) -> Result<Merged, CompactError> {
+        let policy = &self.config.compaction;
+        // Footers first: the union schema, and which files conflict with it.
+        let mut schemas = Vec::with_capacity(inputs.len());
+        for m in inputs {
+            let reader = ObjectReader { store: self.store.clone(), key: m.key.clone(), size: m.size };
+            schemas.push(ParquetRecordBatchStreamBuilder::new(reader).await?.schema().clone());
+        }
+        let (union, verdicts) = union_schema(&schemas);
+        let mut merged_inputs = Vec::new();
+        let mut seen = Seen::default();
+        let mut outputs = Vec::new();
+        let mut writer: Option<PartWriter<'_, S>> = None;
+        let props = || writer_properties(policy.zstd_level, policy.row_group_rows, Vec::new());
+        for (m, verdict) in inputs.iter().zip(&verdicts) {
+            if let Some(why) = verdict {
+                tracing::warn!(key = %m.key, reason = %why, "incompatible schema: file left as it is");
+                report.incompatible.push(m.key.clone());
+                continue;
+            }
+            merged_inputs.push(m.key.clone());
+            let reader = ObjectReader { store: self.store.clone(), key: m.key.clone(), size: m.size };
+            let mut stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(64 * 1024).build()?;
+            while let Some(batch) = stream.next().await {
+                let batch = conform(&batch?, &union)?;
+                report.rows_in += batch.num_rows();
+                let keep = dedup_mask(&batch, &mut seen)?;
+                let batch = if keep.true_count() == batch.num_rows() {
+                    batch
+                } else {
+                    arrow_select::filter::filter_record_batch(&batch, &keep)?
+                };
+                report.duplicates_removed += keep.len() - keep.true_count();
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                if writer.as_ref().is_some_and(|w| w.size() as u64 >= policy.max_file_bytes) {
+                    if let Some(w) = writer.take() {
+                        outputs.push(self.close(w, report).await?);
+                    }
+                }
+                if writer.is_none() {
+                    let key = format!("{location}{}", compaction::output_name(outputs.len()));
+                    writer = Some(PartWriter::start(&self.store, key, union.clone(), props()?).await?);
+                }
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.write(&batch).await {
+                        if let Some(w) = writer.take() {
+                            w.abort().await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if let Some(w) = writer.take() {
+            outputs.push(self.close(w, report).await?);
+        }
+        Ok(Merged { inputs: merged_inputs, outputs, covered: seen.ranges() })
+    }
+
+    async fn close(&self, w: PartWriter<'_, S>, report: &mut PartitionReport) -> Result<String, CompactError> {
+        let (key, bytes, rows) = w.finish().await?;
+        report.files_out += 1;
+        report.bytes_out += bytes;
+        report.rows_out += rows;
+        Ok(key)
+    }
+
+    fn emit(&self, r: &CompactResponse) {
+        let mut emf = Emf::new("Tributary").dimension("Function", "compact");
+        let sum = |f: fn(&PartitionReport) -> f64| r.compacted.iter().map(f).sum::<f64>();
+        emf.metric("PartitionsCompacted", r.compacted.len() as f64, Unit::Count)
+            .metric("FilesIn", sum(|p| p.files_in as f64), Unit::Count)
+            .metric("BytesIn", sum(|p| p.bytes_in as f64), Unit::Bytes)
+            .metric("FilesOut", sum(|p| p.files_out as f64), Unit::Count)
+            .metric("BytesOut", sum(|p| p.bytes_out as f64), Unit::Bytes)
+            .metric("RowsOut", sum(|p| p.rows_out as f64), Unit::Count)
+            .metric("DuplicatesRemoved", sum(|p| p.duplicates_removed as f64), Unit::Count)
+            .metric("IncompatibleFiles", sum(|p| p.incompatible.len() as f64), Unit::Count)
+            .metric("CompactionLag", r.lag_seconds, Unit::Seconds);
+        (self.metrics_sink)(&emf.to_json((self.clock)()));
+    }
+}
+
+struct Merged {
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    covered: Ranges,
+}
+
+/// Rows whose (topic, partition, offset) was not emitted before.
+fn dedup_mask(batch: &RecordBatch, seen: &mut Seen) -> Result<BooleanArray, CompactError> {
+    let col = |name: &str| {
+        batch.column_by_name(name).ok_or_else(|| CompactError::State(format!("a data file without the {name} column")))
+    };
+    let topics = col(tributary_core::decode::COL_TOPIC)?.as_string::<i32>().clone();
+    let parts = col(tributary_core::decode::COL_PARTITION)?.as_primitive::<Int32Type>().clone();
+    let offsets = col(tributary_core::decode::COL_OFFSET)?.as_primitive::<Int64Type>().clone();
+    Ok((0..batch.num_rows()).map(|i| Some(seen.insert(topics.value(i), parts.value(i), offsets.value(i)))).collect())
+}
+
+fn chrono_day(ms: i64) -> String {
+    TimePartition::from_millis(ms, tributary_core::config::Granularity::Day).dt
 }
 
 #[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn refuses_clearly() {
-        let e = lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default());
-        assert!(super::handle(e).await.unwrap_err().to_string().contains("not implemented"));
-    }
-}
+mod tests;

@@ -1,11 +1,30 @@
-//! Wiring only. The compact function arrives with its issue; until then this binary builds and
-//! answers every invocation with a clear error, so a deployment never silently does nothing.
+//! Wiring only: configuration, S3 and Glue clients from the environment, then the runtime loop.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
+use tributary_aws::{GlueCatalog, S3Store};
+use tributary_compact::Compactor;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().without_time().init();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| tributary_compact::handle(event))).await
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().json().with_env_filter(filter).without_time().init();
+    let mut config = tributary_core::Config::from_json(&std::env::var("TRIBUTARY_CONFIG").unwrap_or_default())?;
+    if let Ok(bucket) = std::env::var("TRIBUTARY_BUCKET") {
+        config.bucket = bucket;
+    }
+    if let Ok(db) = std::env::var("TRIBUTARY_DATABASE") {
+        config.database = db;
+    }
+    let store = S3Store::from_env(config.bucket.clone()).await;
+    let catalog = GlueCatalog::from_env(config.database.clone()).await;
+    let compactor = Compactor::new(store, catalog, config);
+    let compactor = &compactor;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        compactor.handle(&event.payload, &event.context.request_id).await.map_err(|e| {
+            tracing::error!(error = %e, "compaction failed; the trigger retries it");
+            Error::from(e)
+        })
+    }))
+    .await
 }

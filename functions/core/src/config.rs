@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compaction::CompactionPolicy;
 use crate::naming;
 use crate::schema::{ColumnType, TableSchema};
 
@@ -112,6 +113,9 @@ pub struct Config {
     /// Default event-time field for topics that don't name one.
     pub event_time_field: Option<String>,
     pub topics: BTreeMap<String, TopicConfig>,
+    /// The Glue database of the tables.
+    pub database: String,
+    pub compaction: CompactionPolicy,
 }
 
 impl Default for Config {
@@ -129,6 +133,8 @@ impl Default for Config {
             zstd_level: 1,
             event_time_field: None,
             topics: BTreeMap::new(),
+            database: "tributary".into(),
+            compaction: CompactionPolicy::default(),
         }
     }
 }
@@ -165,6 +171,12 @@ impl Config {
         if !(1..=100).contains(&self.max_depth) {
             // serde_json stops at 128 levels on its own; stay well below.
             return Err(ConfigError::Invalid(format!("max_depth must be 1..=100, not {}", self.max_depth)));
+        }
+        let c = &self.compaction;
+        if c.min_files < 2 || c.row_group_rows == 0 || c.max_file_bytes < (8 << 20) || !(1..=22).contains(&c.zstd_level) {
+            return Err(ConfigError::Invalid(
+                "compaction: min_files >= 2, row_group_rows >= 1, max_file_bytes >= 8 MiB, zstd_level 1..=22".into(),
+            ));
         }
         if !(1..=22).contains(&self.zstd_level) {
             return Err(ConfigError::Invalid(format!("zstd_level must be 1..=22, not {}", self.zstd_level)));

@@ -99,6 +99,12 @@ impl Coverage {
         c
     }
 
+    pub fn extend(&mut self, other: &Coverage) {
+        for (k, v) in &other.ranges {
+            self.ranges.entry(k.clone()).or_default().extend(v.iter().copied());
+        }
+    }
+
     pub fn add(&mut self, r: &FileRange) {
         self.ranges.entry((r.topic.clone(), r.partition)).or_default().push((r.first, r.last));
     }

@@ -15,13 +15,17 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 /// Key of the file metadata entry that records the Kafka ranges a file holds.
 pub const RANGES_KEY: &str = "tributary.kafka_ranges";
 
-pub fn writer_properties(zstd_level: i32, metadata: Vec<KeyValue>) -> Result<WriterProperties, ParquetError> {
+pub fn writer_properties(
+    zstd_level: i32,
+    row_group_rows: usize,
+    metadata: Vec<KeyValue>,
+) -> Result<WriterProperties, ParquetError> {
     Ok(WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(1 << 20))
+        .set_max_row_group_row_count(Some(row_group_rows))
         .set_created_by(format!("tributary {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(metadata))
         .build())
@@ -63,7 +67,7 @@ mod tests {
         let batch = assemble(&s, d.data.as_ref(), &rows).unwrap();
         let bytes = encode(
             &[batch.clone()],
-            writer_properties(1, vec![KeyValue::new(RANGES_KEY.into(), "t~0~0~0".to_string())]).unwrap(),
+            writer_properties(1, 1 << 20, vec![KeyValue::new(RANGES_KEY.into(), "t~0~0~0".to_string())]).unwrap(),
         )
         .unwrap();
         let back = decode(bytes.clone()).unwrap();

@@ -12,8 +12,9 @@ use std::time::Instant;
 use aws_lambda_events::event::kafka::KafkaEvent;
 use bytes::Bytes;
 use serde::Serialize;
-use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError};
+use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError, get_json};
 use tributary_core::Config;
+use tributary_core::compaction::{self, Follow, PartitionState};
 use tributary_core::dead_letter::to_jsonl;
 use tributary_core::event::{self, EventError};
 use tributary_core::layout::{self, Coverage};
@@ -38,6 +39,8 @@ pub enum IngestError {
     Config(#[from] tributary_core::config::ConfigError),
     #[error("schema registry: {0}")]
     Registry(String),
+    #[error("partition state: {0}")]
+    Moved(String),
 }
 
 /// What one invocation did, per table and in total. The counts always satisfy
@@ -167,34 +170,77 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             report.objects.push(key);
         }
 
-        let mut coverage: HashMap<TimePartition, Coverage> = HashMap::new();
+        // Per time partition: where readers look now (the ingest location, or the current
+        // compacted version), and the offsets already there.
+        let mut partitions: HashMap<TimePartition, (String, Coverage)> = HashMap::new();
         for group in built.files {
-            let cov = match coverage.get(&group.partition) {
-                Some(c) => c,
+            let (location, cov) = match partitions.get(&group.partition) {
+                Some(p) => p,
                 None => {
-                    let listed = self.store.list(&layout::partition_prefix(cfg, table, &group.partition)).await?;
-                    let c = Coverage::from_keys(listed.iter().map(|m| m.key.as_str()));
-                    coverage.entry(group.partition.clone()).or_insert(c)
+                    let state = self.partition_state(table, &group.partition).await?;
+                    let listed = self.store.list(&state.location).await?;
+                    let mut c = Coverage::from_keys(listed.iter().map(|m| m.key.as_str()));
+                    c.extend(&state.covered.to_coverage());
+                    partitions.entry(group.partition.clone()).or_insert((state.location, c))
                 }
             };
             let (group, dropped) = group.without_covered(cov)?;
             report.already_committed += dropped;
             let Some(group) = group else { continue };
-            let key = layout::data_key(cfg, table, &group.partition, &group.range);
+            let key = format!("{location}{}.parquet", group.range.file_stem());
+            let location = location.clone();
             let ranges = format!("{}~{}~{}~{}", group.range.topic, group.range.partition, group.range.first, group.range.last);
             let props = parquet_io::writer_properties(
                 cfg.zstd_level,
+                1 << 20,
                 vec![parquet::file::metadata::KeyValue::new(RANGES_KEY.into(), ranges)],
             )?;
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
             report.rows_written += group.rows.num_rows();
             report.bytes_written += body.len();
             self.store.put(&key, Bytes::from(body), Precondition::None).await?;
+            let key = self.settle(table, &group.partition, location, key).await?;
             report.files_written += 1;
             report.objects.push(key);
         }
         debug_assert!(report.balanced(), "{report:?}");
         Ok(report)
+    }
+
+    async fn partition_state(&self, table: &str, tp: &TimePartition) -> Result<PartitionState, IngestError> {
+        let key = compaction::state_key(&self.config, table, tp);
+        Ok(match get_json::<PartitionState, _>(&self.store, &key).await? {
+            Some(v) => v.value,
+            None => PartitionState::initial(&self.config, table, tp),
+        })
+    }
+
+    /// After a put at `location`: if a compaction moved (or is moving) the partition meanwhile
+    /// and did not fold this file in, copy it to where readers will look. Returns where the file
+    /// is visible. The invocation succeeds only once the file is visible, so a committed batch is
+    /// never missing from the table.
+    async fn settle(
+        &self,
+        table: &str,
+        tp: &TimePartition,
+        mut location: String,
+        mut key: String,
+    ) -> Result<String, IngestError> {
+        for _ in 0..8 {
+            match self.partition_state(table, tp).await?.follow(&location, &key) {
+                Follow::Done => return Ok(key),
+                Follow::CopyTo(to) => {
+                    let name = key.rsplit('/').next().unwrap_or(&key).to_string();
+                    let next = format!("{to}{name}");
+                    self.store.copy(&key, &next).await?;
+                    tracing::info!(table, from = %key, to = %next, "partition compacted meanwhile; file carried over");
+                    location = to;
+                    key = next;
+                }
+                Follow::Lost(why) => return Err(IngestError::Moved(why)),
+            }
+        }
+        Err(IngestError::Moved(format!("{key}: the partition kept moving; retrying the batch")))
     }
 
     fn emit(&self, table: &str, r: &Report, started: Instant) {

@@ -119,9 +119,11 @@ async fn tables_never_disagree_on_a_column_type() {
 async fn a_stale_schema_cache_loses_the_race_and_reloads() {
     let ing = ingest();
     ing.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"a":1}"#], 0))).await.unwrap();
-    let shared = std::sync::Arc::new(ing);
+    let store = std::sync::Arc::new(ing.store);
+    let shared = Ingest::new(store.clone(), ing.config.clone());
+    shared.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"a":1}"#], 0))).await.unwrap();
     // A second writer on the same store adds "b" as a string.
-    let writer2 = Ingest::new(SharedStore(shared.clone()), shared.config.clone());
+    let writer2 = Ingest::new(store.clone(), shared.config.clone());
     writer2.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"b":"s"}"#], 0))).await.unwrap();
     // The first writer's cache lacks "b"; it sees b as an integer and must lose the CAS.
     let out = shared.handle(build_event("aws:kafka", "t", 2, &records(&[br#"{"b":5}"#], 0))).await.unwrap();
@@ -158,25 +160,4 @@ async fn malformed_event_is_an_error_not_a_panic() {
     .unwrap();
     let err = ing.handle(event).await.unwrap_err();
     assert!(err.to_string().contains("nodash"), "{err}");
-}
-
-/// A handle on another writer's store, for races between two processes.
-struct SharedStore(std::sync::Arc<Ingest<MemoryStore>>);
-
-impl ObjectRead for SharedStore {
-    async fn get(&self, key: &str) -> Result<Option<tributary_aws::Object>, StoreError> {
-        self.0.store.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<tributary_aws::ObjectMeta>, StoreError> {
-        self.0.store.list(prefix).await
-    }
-}
-
-impl ObjectWrite for SharedStore {
-    async fn put(&self, key: &str, body: Bytes, when: Precondition) -> Result<tributary_aws::PutOutcome, StoreError> {
-        self.0.store.put(key, body, when).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.store.delete(key).await
-    }
 }

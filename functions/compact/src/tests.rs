@@ -1,0 +1,307 @@
+//! Compaction against the in-memory store and catalog, driven by the real ingest handler. The
+//! same scenarios run against an S3 and Glue API server in `tests/compact_s3.rs`.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use serde_json::json;
+use tributary_aws::{MemoryCatalog, MemoryStore};
+use tributary_core::event::build_event;
+use tributary_ingest::Ingest;
+
+use super::*;
+
+const T0: i64 = 1_795_316_400_000; // 2026-11-22T03:00:00Z, in the partition dt=2026-11-22/hr=03
+const LATER: i64 = T0 + 2 * 3_600_000; // after the hour and its grace
+
+fn at_t0() -> i64 {
+    T0 + 60_000
+}
+fn later() -> i64 {
+    LATER
+}
+
+struct World {
+    store: Arc<MemoryStore>,
+    catalog: Arc<MemoryCatalog>,
+    ingest: Ingest<Arc<MemoryStore>>,
+    compactor: Compactor<Arc<MemoryStore>, Arc<MemoryCatalog>>,
+}
+
+fn tp() -> TimePartition {
+    TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) }
+}
+
+fn world(min_files: usize, clock: fn() -> i64) -> World {
+    let store = Arc::new(MemoryStore::new());
+    let catalog = Arc::new(MemoryCatalog::new());
+    let mut config = Config { bucket: "b".into(), ..Default::default() };
+    config.compaction.min_files = min_files;
+    catalog.register("t", &tp().values(), "s3://b/tables/t/dt=2026-11-22/hr=03/");
+    let ingest = Ingest::new(store.clone(), config.clone()).with_metrics_sink(|_| {});
+    let compactor = Compactor::new(store.clone(), catalog.clone(), config).with_clock(clock).with_metrics_sink(|_| {});
+    World { store, catalog, ingest, compactor }
+}
+
+impl World {
+    /// Ingests `n` records of topic `t`, partition `p`, from `first`, all in hour 03.
+    async fn ingest(&self, p: i32, first: i64, n: i64) {
+        let values: Vec<String> = (first..first + n).map(|o| format!(r#"{{"n":{o},"p":{p}}}"#)).collect();
+        let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (first + i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..]))
+            .collect();
+        let out = self.ingest.handle(build_event("aws:kafka", "t", p, &recs)).await.unwrap();
+        assert!(out.total.balanced());
+    }
+
+    /// What a reader of the catalog's location sees: (partition, offset) of every row, sorted.
+    async fn visible(&self) -> Vec<(i32, i64)> {
+        let loc = self.catalog.partition_location("t", &tp().values()).await.unwrap().unwrap();
+        let prefix = loc.strip_prefix("s3://b/").unwrap();
+        let mut rows = Vec::new();
+        for m in self.store.list(prefix).await.unwrap() {
+            if !m.key.ends_with(".parquet") {
+                continue;
+            }
+            let body = self.store.get(&m.key).await.unwrap().unwrap().body;
+            for b in tributary_core::parquet_io::decode(body).unwrap() {
+                let p = b.column_by_name("_kafka_partition").unwrap().as_primitive::<arrow_array::types::Int32Type>().clone();
+                let o = b.column_by_name("_kafka_offset").unwrap().as_primitive::<Int64Type>().clone();
+                rows.extend((0..b.num_rows()).map(|i| (p.value(i), o.value(i))));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    async fn state(&self) -> PartitionState {
+        self.compactor.load_state("t", &tp()).await.unwrap().0
+    }
+
+    async fn compact(&self, attempt: &str) -> Result<(Outcome, f64), CompactError> {
+        self.compactor.compact_partition("t", &tp(), attempt).await
+    }
+}
+
+fn expected(parts: &[(i32, std::ops::Range<i64>)]) -> Vec<(i32, i64)> {
+    let mut v: Vec<(i32, i64)> = parts.iter().flat_map(|(p, r)| r.clone().map(move |o| (*p, o))).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn many_small_files_become_one_and_readers_switch() {
+    let w = world(4, at_t0);
+    for i in 0..5 {
+        w.ingest(0, i * 10, 10).await;
+    }
+    w.ingest(1, 0, 7).await;
+    let before = w.visible().await;
+    assert_eq!(before, expected(&[(0, 0..50), (1, 0..7)]));
+    let (outcome, _) = w.compact("c1").await.unwrap();
+    let Outcome::Compacted(r) = outcome else { panic!("{outcome:?}") };
+    assert_eq!((r.files_in, r.files_out, r.rows_out, r.duplicates_removed), (6, 1, 57, 0));
+    assert_eq!(w.visible().await, before, "the same rows, once, after the switch");
+    let s = w.state().await;
+    assert_eq!(s.version, 1);
+    assert!(s.location.contains("/_v/dt=2026-11-22/hr=03/v000001-"));
+    assert_eq!(w.catalog.partition_location("t", &tp().values()).await.unwrap().unwrap(), format!("s3://b/{}", s.location));
+    // Replaced files stay (running queries) but are tagged for the lifecycle rule.
+    let old: Vec<String> = w.store.keys().into_iter().filter(|k| k.starts_with("tables/t/dt=2026-11-22/hr=03/")).collect();
+    assert_eq!(old.len(), 6);
+    assert!(old.iter().all(|k| w.store.tags(k).get("tributary").map(String::as_str) == Some("replaced")));
+    assert_eq!(w.store.open_uploads(), 0);
+    // Nothing left to do.
+    assert_eq!(w.compact("c2").await.unwrap().0, Outcome::NotDue);
+}
+
+#[tokio::test]
+async fn duplicates_are_removed() {
+    let w = world(2, at_t0);
+    w.ingest(0, 0, 10).await;
+    // A file with the same rows under another name (as overlapping retries from another tool could leave).
+    let keys = w.store.keys();
+    let src = keys.iter().find(|k| k.ends_with(".parquet")).unwrap();
+    w.store.copy(src, "tables/t/dt=2026-11-22/hr=03/part-t~0~00000000000000000000~00000000000000000099.parquet").await.unwrap();
+    let Outcome::Compacted(r) = w.compact("c").await.unwrap().0 else { panic!() };
+    assert_eq!((r.rows_in, r.rows_out, r.duplicates_removed), (20, 10, 10));
+    assert_eq!(w.visible().await, expected(&[(0, 0..10)]));
+}
+
+#[tokio::test]
+async fn a_closed_partition_is_compacted_without_new_events() {
+    let w = world(100, later);
+    w.ingest(0, 0, 3).await;
+    // The sweep (EventBridge schedule) finds it: no S3 event names it again.
+    let resp = w.compactor.handle(&json!({"tributary": "sweep"}), "sweep-1").await.unwrap();
+    assert_eq!(resp.compacted.len(), 1, "{resp:?}");
+    assert_eq!(resp.compacted[0].reason, "closed");
+    assert_eq!(w.visible().await, expected(&[(0, 0..3)]));
+}
+
+#[tokio::test]
+async fn open_partitions_below_thresholds_wait() {
+    let w = world(100, at_t0);
+    w.ingest(0, 0, 3).await;
+    let key = w.store.keys().into_iter().find(|k| k.ends_with(".parquet")).unwrap();
+    let event = s3_event(&[&key, "dead-letter/t/x.jsonl", "tables/t/_v/dt=2026-11-22/hr=03/v000001-x/compacted-0000.parquet"]);
+    let resp = w.compactor.handle(&event, "e").await.unwrap();
+    assert_eq!((resp.partitions_seen, resp.not_due, resp.ignored_keys), (1, 1, 2));
+}
+
+#[tokio::test]
+async fn late_data_is_visible_at_once_and_folded_in_next_time() {
+    let w = world(2, later);
+    w.ingest(0, 0, 10).await;
+    w.ingest(0, 10, 10).await;
+    w.compact("c1").await.unwrap();
+    // Late records for the compacted partition land in its current version: visible at once.
+    w.ingest(0, 20, 5).await;
+    assert_eq!(w.visible().await, expected(&[(0, 0..25)]));
+    // A retry of an already compacted batch adds nothing.
+    let values: Vec<String> = (0..10).map(|o| format!(r#"{{"n":{o},"p":0}}"#)).collect();
+    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> =
+        values.iter().enumerate().map(|(i, v)| (i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..])).collect();
+    let out = w.ingest.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
+    assert_eq!((out.total.rows_written, out.total.already_committed), (0, 10));
+    let Outcome::Compacted(r) = w.compact("c2").await.unwrap().0 else { panic!() };
+    assert_eq!((r.version, r.files_in, r.files_out), (2, 2, 1), "previous compacted file + the late file");
+    assert_eq!(w.visible().await, expected(&[(0, 0..25)]));
+}
+
+#[tokio::test]
+async fn a_crash_at_any_step_leaves_the_table_right_and_the_next_run_finishes() {
+    for point in [
+        CrashPoint::AfterOutputs,
+        CrashPoint::AfterClosing,
+        CrashPoint::AfterCarry,
+        CrashPoint::AfterSwitch,
+        CrashPoint::AfterState,
+    ] {
+        let w = world(2, at_t0);
+        w.ingest(0, 0, 10).await;
+        w.ingest(0, 10, 10).await;
+        let want = expected(&[(0, 0..20)]);
+        w.compactor.crash_at(Some(point));
+        assert!(matches!(w.compact("dies").await, Err(CompactError::Injected(p)) if p == point));
+        assert_eq!(w.visible().await, want, "{point:?}: readers see every row once after the crash");
+        // Records arriving in between are kept too.
+        w.ingest(1, 0, 3).await;
+        let want = expected(&[(0, 0..20), (1, 0..3)]);
+        assert_eq!(w.visible().await, want, "{point:?}: and new rows after it");
+        // The next run (a new request, the crashed one's lease or closing expired or not) completes.
+        let w2 = World { compactor: w.compactor.with_clock(later), ..w };
+        let mut outcome = w2.compact("next").await.unwrap().0;
+        if matches!(outcome, Outcome::Compacted(ref r) if r.reason == "resumed") {
+            outcome = w2.compact("after").await.unwrap().0;
+        }
+        assert!(matches!(outcome, Outcome::Compacted(_) | Outcome::NotDue), "{point:?}: {outcome:?}");
+        assert_eq!(w2.visible().await, want, "{point:?}: after recovery");
+        assert!(w2.state().await.closing.is_none() && w2.state().await.lease.is_none(), "{point:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_ingest_racing_the_switch_is_carried_not_lost_or_doubled() {
+    let w = world(2, at_t0);
+    w.ingest(0, 0, 10).await;
+    w.ingest(0, 10, 10).await;
+    // The compactor records its closing and stops there (as if slow).
+    w.compactor.crash_at(Some(CrashPoint::AfterClosing));
+    assert!(w.compact("slow").await.is_err());
+    let closing = w.state().await.closing.unwrap();
+    // Ingest writes while the switch is pending: into the location readers see now, and a copy
+    // where they will look next.
+    w.ingest(0, 20, 5).await;
+    let copied: Vec<String> =
+        w.store.keys().into_iter().filter(|k| k.starts_with(&closing.next_location) && k.contains("part-")).collect();
+    assert_eq!(copied.len(), 1);
+    assert_eq!(w.visible().await, expected(&[(0, 0..25)]));
+    // The compactor resumes (its own attempt id) and finishes: the late file is carried once.
+    let Outcome::Compacted(r) = w.compact("slow").await.unwrap().0 else { panic!() };
+    assert_eq!(r.reason, "resumed");
+    assert_eq!(w.visible().await, expected(&[(0, 0..25)]));
+}
+
+#[tokio::test]
+async fn two_compactors_racing_agree() {
+    let w = world(2, at_t0);
+    for i in 0..4 {
+        w.ingest(0, i * 5, 5).await;
+    }
+    let (a, b) = tokio::join!(w.compact("a"), w.compact("b"));
+    let outcomes = [a.unwrap().0, b.unwrap().0];
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, Outcome::Compacted(_))).count(), 1, "{outcomes:?}");
+    assert_eq!(w.visible().await, expected(&[(0, 0..20)]));
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over() {
+    let w = world(2, at_t0);
+    w.ingest(0, 0, 5).await;
+    w.ingest(0, 5, 5).await;
+    // A compactor takes the lease and dies without a trace.
+    let (mut s, etag) = w.compactor.load_state("t", &tp()).await.unwrap();
+    s.lease = Some(Lease { owner: "dead".into(), expires_ms: at_t0() + 1000 });
+    w.compactor.save_state("t", &tp(), &s, etag.as_deref()).await.unwrap();
+    assert_eq!(w.compact("early").await.unwrap().0, Outcome::Busy);
+    let w2 = World { compactor: w.compactor.with_clock(later), ..w };
+    assert!(matches!(w2.compact("late").await.unwrap().0, Outcome::Compacted(_)));
+    assert_eq!(w2.visible().await, expected(&[(0, 0..10)]));
+}
+
+#[tokio::test]
+async fn an_incompatible_file_is_left_in_place_and_reported() {
+    let w = world(2, at_t0);
+    w.ingest(0, 0, 5).await;
+    // A foreign file with a conflicting type for "n".
+    let batch = RecordBatch::try_from_iter(vec![
+        ("n", Arc::new(arrow_array::StringArray::from(vec!["x"])) as arrow_array::ArrayRef),
+        ("_kafka_topic", Arc::new(arrow_array::StringArray::from(vec!["t"])) as arrow_array::ArrayRef),
+        ("_kafka_partition", Arc::new(arrow_array::Int32Array::from(vec![9])) as arrow_array::ArrayRef),
+        ("_kafka_offset", Arc::new(arrow_array::Int64Array::from(vec![0])) as arrow_array::ArrayRef),
+    ])
+    .unwrap();
+    let bytes = tributary_core::parquet_io::encode(&[batch], writer_properties(1, 1024, vec![]).unwrap()).unwrap();
+    let odd = "tables/t/dt=2026-11-22/hr=03/part-t~9~00000000000000000000~00000000000000000000.parquet";
+    w.store.put(odd, bytes.into(), tributary_aws::Precondition::None).await.unwrap();
+    let Outcome::Compacted(r) = w.compact("c").await.unwrap().0 else { panic!() };
+    assert_eq!(r.incompatible, vec![odd.to_string()]);
+    assert_eq!(r.carried, 1, "left as it is, and still visible");
+    assert_eq!(w.visible().await, {
+        let mut v = expected(&[(0, 0..5)]);
+        v.push((9, 0));
+        v.sort();
+        v
+    });
+}
+
+#[test]
+fn triggers_parse() {
+    let e = s3_event(&["tables/t/dt%3D2026-11-22/hr%3D03/part-a+b~0~1~2.parquet"]);
+    assert_eq!(parse_trigger(&e).unwrap(), Trigger::Keys(vec!["tables/t/dt=2026-11-22/hr=03/part-a b~0~1~2.parquet".into()]));
+    assert_eq!(parse_trigger(&json!({"detail-type": "Scheduled Event", "source": "aws.events"})).unwrap(), Trigger::Sweep);
+    assert!(parse_trigger(&json!({"x": 1})).is_err());
+    assert!(parse_trigger(&json!({"Records": "nope"})).is_err());
+}
+
+fn s3_event(keys: &[&str]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({
+                "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                "eventTime": "2026-11-22T03:05:00.000Z", "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "x"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-request-id": "r", "x-amz-id-2": "i"},
+                "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
+                       "bucket": {"name": "b", "ownerIdentity": {"principalId": "x"}, "arn": "arn:aws:s3:::b"},
+                       "object": {"key": k, "size": 1, "eTag": "e", "sequencer": "0"}}
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}

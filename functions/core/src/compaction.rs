@@ -1,0 +1,551 @@
+//! Compaction, decided without I/O: when a partition is due, where its versions live, the
+//! partition state that makes the switch atomic for readers, offset de-duplication, and the
+//! union of file schemas. The protocol is described in `docs/compaction.md`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, new_null_array};
+use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Granularity};
+use crate::layout::{self, FileRange};
+use crate::naming::META_PREFIX;
+use crate::partition::TimePartition;
+
+/// When and how partitions are compacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionPolicy {
+    /// Compact an open partition once it holds this many ingest files...
+    pub min_files: usize,
+    /// ...or this many bytes of them.
+    pub min_bytes: u64,
+    /// A partition's window is closed this long after it ends (late records still arrive).
+    pub grace_seconds: u64,
+    /// An output file is closed and the next begun past this size.
+    pub max_file_bytes: u64,
+    /// Rows per row group in compacted files (Athena likes them large).
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+    /// How long a compactor holds a partition before another may take over.
+    pub lease_seconds: u64,
+    /// Replaced files are tagged and expire this many days later (a lifecycle rule), so running
+    /// queries never lose a file under them.
+    pub replaced_expire_days: u32,
+    /// How far back the periodic sweep looks for partitions to close.
+    pub sweep_lookback_days: u32,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            min_files: 32,
+            min_bytes: 128 << 20,
+            grace_seconds: 600,
+            max_file_bytes: 1 << 30,
+            row_group_rows: 1 << 20,
+            zstd_level: 3,
+            lease_seconds: 900,
+            replaced_expire_days: 1,
+            sweep_lookback_days: 2,
+        }
+    }
+}
+
+/// Why a partition is compacted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Due {
+    /// Enough small files or bytes.
+    Size,
+    /// The window has closed (plus grace) and files remain to fold in.
+    Closed,
+}
+
+/// The end of a partition's window, in milliseconds.
+pub fn window_end_ms(tp: &TimePartition, g: Granularity) -> Option<i64> {
+    let day = chrono::NaiveDate::parse_from_str(&tp.dt, "%Y-%m-%d").ok()?;
+    let start = match (&tp.hr, g) {
+        (Some(hr), _) => day.and_hms_opt(hr.parse().ok()?, 0, 0)?,
+        (None, _) => day.and_hms_opt(0, 0, 0)?,
+    };
+    let len = if tp.hr.is_some() { chrono::Duration::hours(1) } else { chrono::Duration::days(1) };
+    Some((start + len).and_utc().timestamp_millis())
+}
+
+/// Whether a partition whose current location holds `ingest_files` (sizes) and `compacted`
+/// compacted files is due at `now_ms`.
+pub fn due(
+    policy: &CompactionPolicy,
+    tp: &TimePartition,
+    g: Granularity,
+    ingest_files: &[u64],
+    compacted: usize,
+    now_ms: i64,
+) -> Option<Due> {
+    if ingest_files.is_empty() {
+        return None;
+    }
+    let bytes: u64 = ingest_files.iter().sum();
+    if ingest_files.len() >= policy.min_files || bytes >= policy.min_bytes {
+        return Some(Due::Size);
+    }
+    let closed = window_end_ms(tp, g).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
+    // A closed partition with a single ingest file and nothing compacted still gets rewritten:
+    // one large, well-compressed file with big row groups.
+    if closed && (ingest_files.len() + compacted) >= 1 {
+        return Some(Due::Closed);
+    }
+    None
+}
+
+/// Sorted, disjoint, inclusive offset intervals per topic-partition: what a partition holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ranges(pub BTreeMap<String, Vec<(i64, i64)>>);
+
+fn tp_key(topic: &str, partition: i32) -> String {
+    format!("{topic}~{partition}")
+}
+
+impl Ranges {
+    /// Adds `first..=last`, merging with neighbours.
+    pub fn add(&mut self, topic: &str, partition: i32, first: i64, last: i64) {
+        let v = self.0.entry(tp_key(topic, partition)).or_default();
+        v.push((first, last));
+        v.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(v.len());
+        for &(a, b) in v.iter() {
+            match merged.last_mut() {
+                Some((_, e)) if a <= e.saturating_add(1) => *e = (*e).max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        *v = merged;
+    }
+
+    pub fn add_file(&mut self, r: &FileRange) {
+        self.add(&r.topic, r.partition, r.first, r.last);
+    }
+
+    pub fn merge(&mut self, other: &Ranges) {
+        for (k, v) in &other.0 {
+            if let Some((topic, p)) = k.rsplit_once('~').and_then(|(t, p)| Some((t.to_string(), p.parse().ok()?))) {
+                for &(a, b) in v {
+                    self.add(&topic, p, a, b);
+                }
+            }
+        }
+    }
+
+    pub fn contains(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        let Some(v) = self.0.get(&tp_key(topic, partition)) else { return false };
+        let i = v.partition_point(|(a, _)| *a <= offset);
+        i > 0 && offset <= v[i - 1].1
+    }
+
+    /// The coverage of ingest files, for [`layout::Coverage`].
+    pub fn to_coverage(&self) -> layout::Coverage {
+        let mut c = layout::Coverage::default();
+        for (k, v) in &self.0 {
+            if let Some((topic, Ok(p))) = k.rsplit_once('~').map(|(t, p)| (t, p.parse::<i32>())) {
+                for &(first, last) in v {
+                    c.add(&FileRange { topic: topic.to_string(), partition: p, first, last });
+                }
+            }
+        }
+        c
+    }
+}
+
+/// Offsets already emitted by a compaction, per topic-partition: a row whose offset is here is
+/// a duplicate. Memory grows with the number of gaps, not rows.
+#[derive(Debug, Default)]
+pub struct Seen(BTreeMap<(String, i32), Vec<(i64, i64)>>);
+
+impl Seen {
+    /// Records `offset`; false if it was already there.
+    pub fn insert(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        let v = match self.0.get_mut(&(topic.to_string(), partition)) {
+            Some(v) => v,
+            None => self.0.entry((topic.to_string(), partition)).or_default(),
+        };
+        // Fast path: offsets mostly arrive in order.
+        if let Some(last) = v.last_mut() {
+            if offset == last.1 + 1 {
+                last.1 = offset;
+                return true;
+            }
+            if offset > last.1 + 1 {
+                v.push((offset, offset));
+                return true;
+            }
+        } else {
+            v.push((offset, offset));
+            return true;
+        }
+        let i = v.partition_point(|(a, _)| *a <= offset);
+        if i > 0 && offset <= v[i - 1].1 {
+            return false;
+        }
+        // Insert, then merge with neighbours.
+        v.insert(i, (offset, offset));
+        if i + 1 < v.len() && v[i + 1].0 == offset + 1 {
+            v[i].1 = v[i + 1].1;
+            v.remove(i + 1);
+        }
+        if i > 0 && v[i - 1].1 + 1 == offset {
+            v[i - 1].1 = v[i].1;
+            v.remove(i);
+        }
+        true
+    }
+
+    pub fn ranges(&self) -> Ranges {
+        let mut r = Ranges::default();
+        for ((t, p), v) in &self.0 {
+            for &(a, b) in v {
+                r.add(t, *p, a, b);
+            }
+        }
+        r
+    }
+}
+
+/// The union of file schemas: data columns in order of first appearance, then the Kafka
+/// metadata columns. A file whose column conflicts in type is reported, not merged.
+pub fn union_schema(schemas: &[SchemaRef]) -> (SchemaRef, Vec<Option<String>>) {
+    let mut data: Vec<Field> = Vec::new();
+    let mut meta: Vec<Field> = Vec::new();
+    let mut verdicts = Vec::with_capacity(schemas.len());
+    for s in schemas {
+        let mut conflict = None;
+        for f in s.fields() {
+            let list = if f.name().starts_with(META_PREFIX) { &meta } else { &data };
+            if let Some(existing) = list.iter().find(|e| e.name() == f.name())
+                && existing.data_type() != f.data_type()
+            {
+                conflict =
+                    Some(format!("column {:?} is {} here but {} elsewhere", f.name(), f.data_type(), existing.data_type()));
+                break;
+            }
+        }
+        if conflict.is_none() {
+            for f in s.fields() {
+                let list = if f.name().starts_with(META_PREFIX) { &mut meta } else { &mut data };
+                if !list.iter().any(|e| e.name() == f.name()) {
+                    list.push(f.as_ref().clone().with_nullable(true));
+                }
+            }
+        }
+        verdicts.push(conflict);
+    }
+    data.extend(meta);
+    (Arc::new(Schema::new(data)), verdicts)
+}
+
+/// A batch in the union schema: missing columns become nulls, columns take the union's order.
+pub fn conform(batch: &RecordBatch, to: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let cols: Vec<ArrayRef> = to
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None => new_null_array(f.data_type(), batch.num_rows()),
+        })
+        .collect();
+    RecordBatch::try_new(to.clone(), cols)
+}
+
+/// The compaction in progress: written outputs waiting for the switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Closing {
+    pub owner: String,
+    pub from_location: String,
+    pub next_version: u32,
+    pub next_location: String,
+    /// Keys (in `from_location`) whose rows the outputs hold.
+    pub inputs: Vec<String>,
+    /// Keys of the compacted files (in `next_location`).
+    pub outputs: Vec<String>,
+    /// What the next version's compacted files cover.
+    pub covered: Ranges,
+    pub expires_ms: i64,
+}
+
+/// A finished switch, kept for a while so slow writers can tell whether their file was folded in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from_location: String,
+    pub to_location: String,
+    pub inputs: Vec<String>,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_ms: i64,
+}
+
+/// The state of one table partition (`_tributary/partitions/<table>/dt=…/hr=….json`): where its
+/// files are now, what its compacted files cover, and any compaction under way. Changed only by
+/// conditional writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// 0: the ingest location; n: the n-th compacted version.
+    pub version: u32,
+    /// The key prefix readers see (the catalog's partition location).
+    pub location: String,
+    /// Keys of the compacted files at `location`.
+    pub compacted: Vec<String>,
+    /// Offsets the compacted files hold.
+    pub covered: Ranges,
+    #[serde(default)]
+    pub lease: Option<Lease>,
+    #[serde(default)]
+    pub closing: Option<Closing>,
+    #[serde(default)]
+    pub history: Vec<Transition>,
+}
+
+/// How long transitions are remembered (longer than any ingest invocation can run).
+pub const HISTORY_MS: i64 = 24 * 3600 * 1000;
+
+impl PartitionState {
+    /// The state of a partition nothing has compacted yet.
+    pub fn initial(cfg: &Config, table: &str, tp: &TimePartition) -> Self {
+        PartitionState { location: layout::partition_prefix(cfg, table, tp), ..Default::default() }
+    }
+
+    /// Moves to the closing's version. Idempotent outcome: the returned state is the same
+    /// whoever finishes the closing.
+    pub fn finish_closing(&self, now_ms: i64) -> Option<PartitionState> {
+        let c = self.closing.as_ref()?;
+        let mut history: Vec<Transition> = self.history.iter().filter(|t| now_ms - t.at_ms < HISTORY_MS).cloned().collect();
+        history.push(Transition {
+            from_location: c.from_location.clone(),
+            to_location: c.next_location.clone(),
+            inputs: c.inputs.clone(),
+            at_ms: now_ms,
+        });
+        Some(PartitionState {
+            version: c.next_version,
+            location: c.next_location.clone(),
+            compacted: c.outputs.clone(),
+            covered: c.covered.clone(),
+            lease: None,
+            closing: None,
+            history,
+        })
+    }
+
+    /// For a writer that put `key` at `location`: where the file must also be copied to stay
+    /// visible, or `None` if it is visible (or folded into compacted files) already.
+    pub fn follow(&self, location: &str, key: &str) -> Follow {
+        if let Some(c) = &self.closing {
+            if c.from_location == location {
+                return if c.inputs.iter().any(|k| k == key) { Follow::Done } else { Follow::CopyTo(c.next_location.clone()) };
+            }
+            // Copied ahead into the version being switched to: visible once the switch is done,
+            // and the original stays visible until then.
+            if c.next_location == location {
+                return Follow::Done;
+            }
+        }
+        if self.location == location {
+            return Follow::Done;
+        }
+        match self.history.iter().find(|t| t.from_location == location) {
+            Some(t) if t.inputs.iter().any(|k| k == key) => Follow::Done,
+            Some(t) => Follow::CopyTo(t.to_location.clone()),
+            None => {
+                Follow::Lost(format!("partition moved from {location} to {} and its history no longer says how", self.location))
+            }
+        }
+    }
+}
+
+/// What a writer must do after its put (see [`PartitionState::follow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Follow {
+    Done,
+    CopyTo(String),
+    /// The partition moved on and the history is gone: the writer fails and its retry
+    /// writes afresh at the current location.
+    Lost(String),
+}
+
+/// The location of version `n` of a partition: next to, never under, the ingest location, so a
+/// reader of one location never sees another's files. `attempt` keeps two compactors that both
+/// think they make version `n` (one with an expired lease) out of each other's way.
+pub fn version_location(cfg: &Config, table: &str, tp: &TimePartition, n: u32, attempt: &str) -> String {
+    format!("{}{table}/_v/{}v{n:06}-{attempt}/", cfg.table_prefix, tp.path())
+}
+
+/// Key of a partition's state object.
+pub fn state_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
+    format!("{}partitions/{table}/{}", cfg.state_prefix, tp.path().trim_end_matches('/')) + ".json"
+}
+
+/// Name of the `k`-th compacted output file.
+pub fn output_name(k: usize) -> String {
+    format!("compacted-{k:04}.parquet")
+}
+
+/// True for the name of a file ingest writes (`part-…`).
+pub fn is_ingest_file(key: &str) -> bool {
+    key.rsplit('/').next().is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+}
+
+/// True for a compacted output.
+pub fn is_compacted_file(key: &str) -> bool {
+    key.rsplit('/').next().is_some_and(|n| n.starts_with("compacted-") && n.ends_with(".parquet"))
+}
+
+/// The table and time partition of a data key (`tables/<table>/dt=…/…` or `tables/<table>/_v/dt=…/…`).
+pub fn table_partition(cfg: &Config, key: &str) -> Option<(String, TimePartition)> {
+    let rest = key.strip_prefix(&cfg.table_prefix)?;
+    let table = rest.split('/').next()?;
+    if table.is_empty() {
+        return None;
+    }
+    Some((table.to_string(), TimePartition::from_key(rest)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_schema::DataType;
+
+    fn tp(dt: &str, hr: Option<&str>) -> TimePartition {
+        TimePartition { dt: dt.into(), hr: hr.map(str::to_string) }
+    }
+
+    #[test]
+    fn due_by_size_or_closed_window() {
+        let p = CompactionPolicy { min_files: 3, min_bytes: 100, grace_seconds: 60, ..Default::default() };
+        let h = tp("2026-11-22", Some("03"));
+        let end = window_end_ms(&h, Granularity::Hour).unwrap();
+        assert_eq!(end, 1_795_320_000_000);
+        assert_eq!(due(&p, &h, Granularity::Hour, &[], 1, end + 10_000_000), None);
+        assert_eq!(due(&p, &h, Granularity::Hour, &[10, 10], 0, end), None);
+        assert_eq!(due(&p, &h, Granularity::Hour, &[10, 10, 10], 0, end), Some(Due::Size));
+        assert_eq!(due(&p, &h, Granularity::Hour, &[200], 0, end), Some(Due::Size));
+        assert_eq!(due(&p, &h, Granularity::Hour, &[10], 0, end + 59_999), None);
+        assert_eq!(due(&p, &h, Granularity::Hour, &[10], 1, end + 60_000), Some(Due::Closed));
+        let d = tp("2026-11-22", None);
+        assert_eq!(window_end_ms(&d, Granularity::Day).unwrap(), 1_795_392_000_000);
+    }
+
+    #[test]
+    fn ranges_merge_and_answer() {
+        let mut r = Ranges::default();
+        r.add("a-b", 0, 10, 19);
+        r.add("a-b", 0, 20, 25);
+        r.add("a-b", 0, 40, 50);
+        r.add("a-b", 0, 5, 12);
+        assert_eq!(r.0["a-b~0"], vec![(5, 25), (40, 50)]);
+        assert!(r.contains("a-b", 0, 5) && r.contains("a-b", 0, 25) && r.contains("a-b", 0, 45));
+        assert!(!r.contains("a-b", 0, 26) && !r.contains("a-b", 1, 10) && !r.contains("a", 0, 10));
+        let mut o = Ranges::default();
+        o.add("a-b", 0, 26, 39);
+        r.merge(&o);
+        assert_eq!(r.0["a-b~0"], vec![(5, 50)]);
+        assert!(r.to_coverage().covers("a-b", 0, 30));
+    }
+
+    #[test]
+    fn seen_deduplicates_in_any_order() {
+        let mut s = Seen::default();
+        for o in [1, 2, 3, 10, 11, 5, 4, 7, 6, 8, 9] {
+            assert!(s.insert("t", 0, o), "{o}");
+        }
+        for o in [1, 5, 11, 7] {
+            assert!(!s.insert("t", 0, o), "{o}");
+        }
+        assert!(s.insert("t", 1, 1));
+        assert_eq!(s.ranges().0["t~0"], vec![(1, 11)]);
+    }
+
+    #[test]
+    fn union_of_schemas_appends_new_columns_and_reports_conflicts() {
+        let a = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("_kafka_offset", DataType::Int64, false),
+        ]));
+        let b = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("y", DataType::Utf8, true),
+            Field::new("_kafka_offset", DataType::Int64, false),
+        ]));
+        let c = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, true)]));
+        let (u, verdicts) = union_schema(&[a.clone(), b, c]);
+        let names: Vec<&str> = u.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["x", "y", "_kafka_offset"]);
+        assert!(verdicts[0].is_none() && verdicts[1].is_none());
+        assert!(verdicts[2].as_ref().unwrap().contains("\"x\""));
+        let batch = RecordBatch::try_new(
+            a,
+            vec![Arc::new(arrow_array::Int64Array::from(vec![1])), Arc::new(arrow_array::Int64Array::from(vec![7]))],
+        )
+        .unwrap();
+        let c = conform(&batch, &u).unwrap();
+        assert_eq!(c.num_columns(), 3);
+        assert!(c.column(1).is_null(0));
+    }
+
+    #[test]
+    fn state_follows_writers_through_switches() {
+        let cfg = Config::default();
+        let h = tp("2026-11-22", Some("03"));
+        let s0 = PartitionState::initial(&cfg, "t", &h);
+        assert_eq!(s0.location, "tables/t/dt=2026-11-22/hr=03/");
+        let v1 = version_location(&cfg, "t", &h, 1, "abc");
+        assert_eq!(v1, "tables/t/_v/dt=2026-11-22/hr=03/v000001-abc/");
+        assert!(!v1.starts_with(&s0.location), "versions are never under the ingest location");
+        let a = format!("{}part-x~0~1~2.parquet", s0.location);
+        let b = format!("{}part-x~0~3~4.parquet", s0.location);
+        assert_eq!(s0.follow(&s0.location, &a), Follow::Done);
+        let mut closing = s0.clone();
+        closing.closing = Some(Closing {
+            owner: "c".into(),
+            from_location: s0.location.clone(),
+            next_version: 1,
+            next_location: v1.clone(),
+            inputs: vec![a.clone()],
+            outputs: vec![format!("{v1}{}", output_name(0))],
+            covered: Ranges::default(),
+            expires_ms: 0,
+        });
+        assert_eq!(closing.follow(&s0.location, &a), Follow::Done);
+        assert_eq!(closing.follow(&s0.location, &b), Follow::CopyTo(v1.clone()));
+        assert_eq!(closing.follow(&v1, &b), Follow::Done);
+        let s1 = closing.finish_closing(1000).unwrap();
+        assert_eq!((s1.version, s1.location.as_str()), (1, v1.as_str()));
+        assert_eq!(closing.finish_closing(1000), Some(s1.clone()), "same outcome whoever finishes");
+        assert_eq!(s1.follow(&s0.location, &a), Follow::Done);
+        assert_eq!(s1.follow(&s0.location, &b), Follow::CopyTo(v1.clone()));
+        assert_eq!(s1.follow(&v1, &b), Follow::Done);
+        let s2 = PartitionState { history: vec![], ..s1.clone() };
+        assert!(matches!(s2.follow(&s0.location, &b), Follow::Lost(_)));
+        // History is pruned after a day.
+        let mut c2 = s1.clone();
+        c2.closing = closing.closing.clone();
+        let later = c2.finish_closing(1000 + HISTORY_MS + 1).unwrap();
+        assert_eq!(later.history.len(), 1);
+    }
+
+    #[test]
+    fn keys_classify() {
+        let cfg = Config::default();
+        assert!(is_ingest_file("tables/t/dt=2026-11-22/hr=03/part-x~0~1~2.parquet"));
+        assert!(!is_ingest_file("tables/t/_v/dt=2026-11-22/hr=03/v000001-a/compacted-0000.parquet"));
+        assert!(is_compacted_file("tables/t/_v/dt=2026-11-22/hr=03/v000001-a/compacted-0000.parquet"));
+        let (t, p) = table_partition(&cfg, "tables/t/_v/dt=2026-11-22/hr=03/v000001-a/part-x~0~1~2.parquet").unwrap();
+        assert_eq!((t.as_str(), p.values()), ("t", vec!["2026-11-22".to_string(), "03".to_string()]));
+        assert_eq!(table_partition(&cfg, "dead-letter/t/dt=2026-11-22/x.jsonl"), None);
+        assert_eq!(state_key(&cfg, "t", &tp("2026-11-22", Some("03"))), "_tributary/partitions/t/dt=2026-11-22/hr=03.json");
+    }
+}
