@@ -65,6 +65,36 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
+    /// A Glue client for this server, with a database of `database` and a table `table`
+    /// partitioned by `dt`, `hr` (the catalog function's job in the cloud).
+    pub async fn glue(&self, database: &str, table: &str) -> aws_sdk_glue::Client {
+        use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
+        let conf = aws_sdk_glue::Config::builder()
+            .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
+            .credentials_provider(aws_sdk_glue::config::Credentials::new("test", "test", None, None, "tests"))
+            .region(aws_sdk_glue::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        let c = aws_sdk_glue::Client::from_conf(conf);
+        c.create_database().database_input(DatabaseInput::builder().name(database).build().unwrap()).send().await.unwrap();
+        let key = |n: &str| Column::builder().name(n).r#type("string").build().unwrap();
+        c.create_table()
+            .database_name(database)
+            .table_input(
+                TableInput::builder()
+                    .name(table)
+                    .partition_keys(key("dt"))
+                    .partition_keys(key("hr"))
+                    .storage_descriptor(StorageDescriptor::builder().location("s3://lake/tables/t/").build())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        c
+    }
+
     /// A new, empty bucket.
     pub async fn bucket(&self, name: &str) -> aws_sdk_s3::Client {
         let c = self.s3();
