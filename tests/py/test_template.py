@@ -87,3 +87,28 @@ def test_functions_are_arm64_on_provided_al2023():
     for name, f in of_type("AWS::Lambda::Function").items():
         assert f["Properties"]["Architectures"] == ["arm64"], name
         assert f["Properties"]["Runtime"] == "provided.al2023", name
+
+
+def test_compaction_lag_alarm_treats_silence_as_breaching():
+    lag = [a for a in of_type("AWS::CloudWatch::Alarm").values() if a["Properties"].get("MetricName") == "CompactionLag"]
+    assert lag and lag[0]["Properties"]["TreatMissingData"] == "breaching"
+
+
+def test_replaced_files_and_stale_uploads_expire():
+    rules = RES["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any("AbortIncompleteMultipartUpload" in r for r in rules)
+    assert any(r.get("TagFilters") == [{"Key": "tributary", "Value": "replaced"}] and "ExpirationInDays" in r for r in rules)
+
+
+def test_compaction_is_triggered_by_ingest_puts_only():
+    conf = RES["DataBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert [c["Event"] for c in conf] == ["s3:ObjectCreated:Put"], "multipart and copy outputs must not re-trigger compaction"
+    rules = conf[0]["Filter"]["S3Key"]["Rules"]
+    assert {"Name": "prefix", "Value": "tables/"} in rules
+
+
+def test_bucket_name_is_not_a_reference_from_functions():
+    # A function environment that references the bucket which notifies it is a circular dependency.
+    for name, f in of_type("AWS::Lambda::Function").items():
+        env = json.dumps(f["Properties"].get("Environment", {}))
+        assert '"Ref": "DataBucket"' not in env, name
