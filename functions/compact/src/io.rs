@@ -34,6 +34,27 @@ impl<S: ObjectRead + Send + Sync> AsyncFileReader for ObjectReader<S> {
         async move { self.store.get_range(&self.key, range).await.map_err(external) }.boxed()
     }
 
+    /// The column chunks of a row group lie next to each other: one GET for all of them.
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            let (Some(start), Some(end)) = (ranges.iter().map(|r| r.start).min(), ranges.iter().map(|r| r.end).max()) else {
+                return Ok(Vec::new());
+            };
+            let wanted: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+            if end - start > wanted.saturating_mul(2) + (1 << 20) {
+                // Sparse (a projection): fetch them one by one.
+                let mut out = Vec::with_capacity(ranges.len());
+                for r in ranges {
+                    out.push(self.store.get_range(&self.key, r).await.map_err(external)?);
+                }
+                return Ok(out);
+            }
+            let all = self.store.get_range(&self.key, start..end).await.map_err(external)?;
+            Ok(ranges.iter().map(|r| all.slice((r.start - start) as usize..(r.end - start) as usize)).collect())
+        }
+        .boxed()
+    }
+
     fn get_metadata<'a>(
         &'a mut self,
         _options: Option<&'a ArrowReaderOptions>,
@@ -87,18 +108,25 @@ impl<'s, S: MultipartWrite + Sync> PartWriter<'s, S> {
         if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
             self.writer.flush()?;
         }
-        while self.writer.inner().len() >= PART_BYTES {
-            let rest = self.writer.inner_mut().split_off(PART_BYTES);
-            let part = std::mem::replace(self.writer.inner_mut(), rest);
-            self.upload(part).await?;
+        if self.writer.inner().len() >= PART_BYTES {
+            // A flushed row group arrives in the sink whole: hand it to the uploads as slices of
+            // one buffer (no copies), keeping only the tail below a part.
+            let buf = Bytes::from(std::mem::take(self.writer.inner_mut()));
+            let whole = buf.len() / PART_BYTES * PART_BYTES;
+            self.writer.inner_mut().extend_from_slice(&buf[whole..]);
+            let mut at = 0;
+            while at < whole {
+                self.upload(buf.slice(at..at + PART_BYTES)).await?;
+                at += PART_BYTES;
+            }
         }
         Ok(())
     }
 
-    async fn upload(&mut self, part: Vec<u8>) -> Result<(), crate::CompactError> {
+    async fn upload(&mut self, part: Bytes) -> Result<(), crate::CompactError> {
         let n = self.parts.len() as i32 + 1;
         self.uploaded += part.len();
-        let etag = self.store.upload_part(&self.key, &self.upload_id, n, Bytes::from(part)).await?;
+        let etag = self.store.upload_part(&self.key, &self.upload_id, n, part).await?;
         self.parts.push((n, etag));
         Ok(())
     }
@@ -106,12 +134,15 @@ impl<'s, S: MultipartWrite + Sync> PartWriter<'s, S> {
     /// Closes the file and completes the upload; the object appears whole, at once.
     pub async fn finish(self) -> Result<(String, usize, usize), crate::CompactError> {
         let PartWriter { store, key, upload_id, writer, mut parts, rows, uploaded } = self;
-        let tail = writer.into_inner()?;
+        let tail = Bytes::from(writer.into_inner()?);
         let mut size = uploaded;
-        for chunk in tail.chunks(PART_BYTES) {
+        let mut at = 0;
+        while at < tail.len() {
+            let end = (at + PART_BYTES).min(tail.len());
             let n = parts.len() as i32 + 1;
-            size += chunk.len();
-            parts.push((n, store.upload_part(&key, &upload_id, n, Bytes::copy_from_slice(chunk)).await?));
+            size += end - at;
+            parts.push((n, store.upload_part(&key, &upload_id, n, tail.slice(at..end)).await?));
+            at = end;
         }
         store.complete_upload(&key, &upload_id, parts).await?;
         Ok((key, size, rows))

@@ -83,6 +83,8 @@ pub struct PartitionReport {
     /// Files whose schema conflicts with the others: left as they are, carried, reported.
     pub incompatible: Vec<String>,
     pub location: String,
+    /// Replaced files the store would not tag for expiry (they stay until removed by hand).
+    pub untagged: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -406,9 +408,14 @@ where
             }
         }
         self.check(CrashPoint::AfterState)?;
-        // Replaced files stay readable for running queries; a lifecycle rule expires them.
+        // Replaced files stay readable for running queries; a lifecycle rule expires them. The
+        // switch is committed already, so a store that cannot tag (the local one) only leaves
+        // them in place: counted and logged, never a failure.
         for m in &old {
-            self.store.tag(&m.key, "tributary", "replaced").await?;
+            if let Err(e) = self.store.tag(&m.key, "tributary", "replaced").await {
+                report.untagged += 1;
+                tracing::warn!(key = %m.key, error = %e, "replaced file not tagged for expiry");
+            }
         }
         report.version = c.next_version;
         report.location = c.next_location.clone();
@@ -501,6 +508,7 @@ where
             .metric("RowsOut", sum(|p| p.rows_out as f64), Unit::Count)
             .metric("DuplicatesRemoved", sum(|p| p.duplicates_removed as f64), Unit::Count)
             .metric("IncompatibleFiles", sum(|p| p.incompatible.len() as f64), Unit::Count)
+            .metric("ReplacedNotTagged", sum(|p| p.untagged as f64), Unit::Count)
             .metric("CompactionLag", r.lag_seconds, Unit::Seconds);
         (self.metrics_sink)(&emf.to_json((self.clock)()));
     }

@@ -162,15 +162,30 @@ impl Ranges {
 /// Offsets already emitted by a compaction, per topic-partition: a row whose offset is here is
 /// a duplicate. Memory grows with the number of gaps, not rows.
 #[derive(Debug, Default)]
-pub struct Seen(BTreeMap<(String, i32), Vec<(i64, i64)>>);
+pub struct Seen {
+    tps: Vec<((String, i32), Vec<(i64, i64)>)>,
+    /// The topic-partition of the previous row: rows come in runs of one topic-partition.
+    last: usize,
+}
 
 impl Seen {
+    fn intervals(&mut self, topic: &str, partition: i32) -> &mut Vec<(i64, i64)> {
+        let hit = self.tps.get(self.last).is_some_and(|((t, p), _)| *p == partition && t == topic);
+        if !hit {
+            self.last = match self.tps.iter().position(|((t, p), _)| *p == partition && t == topic) {
+                Some(i) => i,
+                None => {
+                    self.tps.push(((topic.to_string(), partition), Vec::new()));
+                    self.tps.len() - 1
+                }
+            };
+        }
+        &mut self.tps[self.last].1
+    }
+
     /// Records `offset`; false if it was already there.
     pub fn insert(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
-        let v = match self.0.get_mut(&(topic.to_string(), partition)) {
-            Some(v) => v,
-            None => self.0.entry((topic.to_string(), partition)).or_default(),
-        };
+        let v = self.intervals(topic, partition);
         // Fast path: offsets mostly arrive in order.
         if let Some(last) = v.last_mut() {
             if offset == last.1 + 1 {
@@ -204,7 +219,7 @@ impl Seen {
 
     pub fn ranges(&self) -> Ranges {
         let mut r = Ranges::default();
-        for ((t, p), v) in &self.0 {
+        for ((t, p), v) in &self.tps {
             for &(a, b) in v {
                 r.add(t, *p, a, b);
             }
