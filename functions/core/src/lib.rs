@@ -13,6 +13,7 @@
 //!    so a retried batch writes the same objects again.
 //! 7. [`parquet_io`]: Parquet encoding with Athena-safe types.
 
+pub mod catalog;
 pub mod compaction;
 pub mod config;
 pub mod dead_letter;
