@@ -95,6 +95,41 @@ impl Moto {
         c
     }
 
+    /// A Glue client for this server, nothing created.
+    pub fn glue_client(&self) -> aws_sdk_glue::Client {
+        let conf = aws_sdk_glue::Config::builder()
+            .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
+            .credentials_provider(aws_sdk_glue::config::Credentials::new("test", "test", None, None, "tests"))
+            .region(aws_sdk_glue::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_glue::Client::from_conf(conf)
+    }
+
+    /// An Athena client for this server.
+    pub fn athena(&self) -> aws_sdk_athena::Client {
+        let conf = aws_sdk_athena::Config::builder()
+            .behavior_version(aws_sdk_athena::config::BehaviorVersion::latest())
+            .credentials_provider(aws_sdk_athena::config::Credentials::new("test", "test", None, None, "tests"))
+            .region(aws_sdk_athena::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_athena::Client::from_conf(conf)
+    }
+
+    /// POSTs JSON to moto's own API (`/moto-api/...`), e.g. to load Athena query results.
+    pub fn moto_api(&self, path: &str, body: &serde_json::Value) {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let body = body.to_string();
+        let mut s = TcpStream::connect(addr).expect("moto answers");
+        write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            .expect("request sent");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("answer read");
+        assert!(answer.starts_with("HTTP/1.1 20") || answer.starts_with("HTTP/1.0 20"), "moto-api {path}: {answer}");
+    }
+
     /// A new, empty bucket.
     pub async fn bucket(&self, name: &str) -> aws_sdk_s3::Client {
         let c = self.s3();

@@ -2,6 +2,7 @@
 //! same handler code runs against S3 in the cloud, an S3-compatible server locally, and the
 //! in-memory [`MemoryStore`] in unit tests.
 
+mod athena;
 mod glue;
 mod json;
 mod memory;
@@ -12,6 +13,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+pub use athena::AthenaQueries;
 pub use glue::GlueCatalog;
 pub use json::{Versioned, get_json, put_json_if};
 pub use memory::{MemoryCatalog, MemoryStore};
@@ -103,6 +105,72 @@ pub trait MultipartWrite {
         parts: Vec<(i32, String)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn abort_upload(&self, key: &str, upload_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A table as the catalog describes it. Columns are `(name, Athena type)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableDef {
+    pub name: String,
+    pub columns: Vec<(String, String)>,
+    pub partition_keys: Vec<(String, String)>,
+    /// `s3://bucket/prefix/`
+    pub location: String,
+    pub parameters: std::collections::BTreeMap<String, String>,
+}
+
+/// A stored table and the version to update it from (optimistic concurrency).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTable {
+    pub def: TableDef,
+    pub version_id: Option<String>,
+}
+
+/// Tables and partitions of one catalog database (Glue).
+pub trait TableCatalog {
+    /// Creates the database unless it exists.
+    fn ensure_database(&self) -> impl Future<Output = Result<(), CatalogError>> + Send;
+    fn get_table(&self, table: &str) -> impl Future<Output = Result<Option<StoredTable>, CatalogError>> + Send;
+    /// Creates a Parquet table; `false` if it exists already.
+    fn create_table(&self, def: &TableDef) -> impl Future<Output = Result<bool, CatalogError>> + Send;
+    /// Replaces the table's columns if it is still at `version_id`; `false` if it changed meanwhile.
+    fn update_table(&self, def: &TableDef, version_id: Option<&str>) -> impl Future<Output = Result<bool, CatalogError>> + Send;
+    /// Registers partitions `(values, location)` (at most 100 per call underneath); those that
+    /// exist already are left as they are. Returns how many were created.
+    fn create_partitions(
+        &self,
+        def: &TableDef,
+        partitions: &[(Vec<String>, String)],
+    ) -> impl Future<Output = Result<usize, CatalogError>> + Send;
+}
+
+/// The state of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryStatus {
+    /// `QUEUED`, `RUNNING`, `SUCCEEDED`, `FAILED` or `CANCELLED`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub scanned_bytes: Option<i64>,
+    pub elapsed_ms: Option<i64>,
+}
+
+impl QueryStatus {
+    pub fn is_done(&self) -> bool {
+        matches!(self.state.as_str(), "SUCCEEDED" | "FAILED" | "CANCELLED")
+    }
+}
+
+/// A query's result: column names and rows of nullable strings, as Athena returns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// Runs SQL (Athena).
+pub trait QueryRun {
+    fn start(&self, sql: &str, database: &str, workgroup: &str) -> impl Future<Output = Result<String, CatalogError>> + Send;
+    fn status(&self, id: &str) -> impl Future<Output = Result<QueryStatus, CatalogError>> + Send;
+    fn results(&self, id: &str) -> impl Future<Output = Result<QueryResult, CatalogError>> + Send;
 }
 
 /// A catalog failure (Glue), after the SDK's retries.
@@ -203,5 +271,27 @@ impl<T: PartitionLocation + Send + Sync> PartitionLocation for std::sync::Arc<T>
         location: &str,
     ) -> impl Future<Output = Result<bool, CatalogError>> + Send {
         self.as_ref().set_partition_location(table, values, location)
+    }
+}
+
+impl<T: TableCatalog + Send + Sync> TableCatalog for std::sync::Arc<T> {
+    fn ensure_database(&self) -> impl Future<Output = Result<(), CatalogError>> + Send {
+        self.as_ref().ensure_database()
+    }
+    fn get_table(&self, table: &str) -> impl Future<Output = Result<Option<StoredTable>, CatalogError>> + Send {
+        self.as_ref().get_table(table)
+    }
+    fn create_table(&self, def: &TableDef) -> impl Future<Output = Result<bool, CatalogError>> + Send {
+        self.as_ref().create_table(def)
+    }
+    fn update_table(&self, def: &TableDef, version_id: Option<&str>) -> impl Future<Output = Result<bool, CatalogError>> + Send {
+        self.as_ref().update_table(def, version_id)
+    }
+    fn create_partitions(
+        &self,
+        def: &TableDef,
+        partitions: &[(Vec<String>, String)],
+    ) -> impl Future<Output = Result<usize, CatalogError>> + Send {
+        self.as_ref().create_partitions(def, partitions)
     }
 }

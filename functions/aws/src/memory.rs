@@ -191,15 +191,23 @@ impl MultipartWrite for MemoryStore {
     }
 }
 
-/// An in-memory partition catalog for unit tests.
+/// An in-memory catalog for unit tests, with optimistic table versions like Glue's.
 #[derive(Debug, Default)]
 pub struct MemoryCatalog {
     partitions: Mutex<BTreeMap<(String, Vec<String>), String>>,
+    tables: Mutex<BTreeMap<String, (crate::TableDef, u64)>>,
+    /// The next `n` table updates fail as if another writer changed the table first.
+    pub conflicting_updates: AtomicUsize,
 }
 
 impl MemoryCatalog {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every partition: `(table, values) -> location`.
+    pub fn partitions(&self) -> BTreeMap<(String, Vec<String>), String> {
+        lock(&self.partitions).clone()
     }
 
     /// Registers a partition (the catalog function's job in the cloud).
@@ -222,6 +230,64 @@ impl PartitionLocation for MemoryCatalog {
             }
             None => Ok(false),
         }
+    }
+}
+
+impl crate::TableCatalog for MemoryCatalog {
+    async fn ensure_database(&self) -> Result<(), CatalogError> {
+        Ok(())
+    }
+
+    async fn get_table(&self, table: &str) -> Result<Option<crate::StoredTable>, CatalogError> {
+        Ok(lock(&self.tables).get(table).map(|(d, v)| crate::StoredTable { def: d.clone(), version_id: Some(v.to_string()) }))
+    }
+
+    async fn create_table(&self, def: &crate::TableDef) -> Result<bool, CatalogError> {
+        let mut t = lock(&self.tables);
+        if t.contains_key(&def.name) {
+            return Ok(false);
+        }
+        t.insert(def.name.clone(), (def.clone(), 1));
+        Ok(true)
+    }
+
+    async fn update_table(&self, def: &crate::TableDef, version_id: Option<&str>) -> Result<bool, CatalogError> {
+        let mut t = lock(&self.tables);
+        let Some((stored, v)) = t.get_mut(&def.name) else {
+            return Err(CatalogError {
+                op: "UpdateTable",
+                table: def.name.clone(),
+                values: vec![],
+                message: "no such table".into(),
+            });
+        };
+        if self.conflicting_updates.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            *v += 1; // someone else's update
+            return Ok(false);
+        }
+        if version_id.is_some_and(|want| want != v.to_string()) {
+            return Ok(false);
+        }
+        *stored = def.clone();
+        *v += 1;
+        Ok(true)
+    }
+
+    async fn create_partitions(
+        &self,
+        def: &crate::TableDef,
+        partitions: &[(Vec<String>, String)],
+    ) -> Result<usize, CatalogError> {
+        let mut p = lock(&self.partitions);
+        let mut created = 0;
+        for (values, location) in partitions {
+            let key = (def.name.clone(), values.clone());
+            if let std::collections::btree_map::Entry::Vacant(e) = p.entry(key) {
+                e.insert(location.clone());
+                created += 1;
+            }
+        }
+        Ok(created)
     }
 }
 

@@ -1,19 +1,285 @@
-//! The catalog function (not yet implemented: see the issue tracker).
+//! The catalog function: keeps the Glue Data Catalog in step with the data, so Athena sees new
+//! tables, partitions and columns within seconds, with no crawler.
+//!
+//! Triggered (through EventBridge) by every ingest file put under `tables/`: the table is created
+//! from the schema registry when first seen, evolved when the registry has new columns (widenings
+//! Athena accepts are applied, anything else is refused and reported), and the file's partition
+//! is registered at the location its partition state names. Every step is idempotent, so
+//! duplicated and reordered triggers leave the same catalog.
 
-use lambda_runtime::LambdaEvent;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
 use serde_json::Value;
+use tributary_aws::{CatalogError, ObjectRead, PartitionLocation, StoreError, StoredTable, TableCatalog, TableDef, get_json};
+use tributary_core::Config;
+use tributary_core::catalog::{self, Evolution};
+use tributary_core::compaction::{self, PartitionState, is_ingest_file};
+use tributary_core::layout::{decode_event_key, schema_key};
+use tributary_core::metrics::{Emf, Unit};
+use tributary_core::partition::TimePartition;
+use tributary_core::schema::TableSchema;
 
-/// Refuses every event with a clear error until the function is implemented.
-pub async fn handle(event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
-    let _ = event;
-    Err("the catalog function is not implemented yet".into())
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogFnError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error("not a catalog trigger: {0}")]
+    Event(String),
+    #[error("table {0}: the catalog kept changing under us")]
+    Contended(String),
+}
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct CatalogResponse {
+    pub tables_created: usize,
+    pub tables_updated: usize,
+    pub columns_added: usize,
+    pub columns_widened: usize,
+    pub partitions_created: usize,
+    /// Tables whose data changed a column's type in a way Athena cannot read: refused.
+    pub schema_conflicts: Vec<String>,
+    pub ignored_keys: usize,
+}
+
+/// The keys an event names: an EventBridge `Object Created` event, an S3 notification, or
+/// `{"tributary": "catalog-sync", "tables": [...]}` to (re)sync whole tables.
+pub fn trigger_keys(v: &Value) -> Result<Trigger, CatalogFnError> {
+    if v.get("detail-type").and_then(Value::as_str) == Some("Object Created") {
+        let key = v
+            .pointer("/detail/object/key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| CatalogFnError::Event("no detail.object.key".into()))?;
+        return Ok(Trigger::Keys(vec![decode_event_key(key)]));
+    }
+    if let Some(records) = v.get("Records").and_then(Value::as_array) {
+        let keys =
+            records.iter().filter_map(|r| r.pointer("/s3/object/key").and_then(Value::as_str)).map(decode_event_key).collect();
+        return Ok(Trigger::Keys(keys));
+    }
+    if v.get("tributary").and_then(Value::as_str) == Some("catalog-sync") {
+        let tables =
+            v.get("tables").and_then(Value::as_array).map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect());
+        return Ok(Trigger::Sync(tables));
+    }
+    Err(CatalogFnError::Event("neither an Object Created event, an S3 notification, nor catalog-sync".into()))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Keys(Vec<String>),
+    /// Tables to sync (all known tables when `None`): their definitions, and the partitions of
+    /// the last `sweep_lookback_days` days.
+    Sync(Option<Vec<String>>),
+}
+
+pub struct CatalogFn<S, C> {
+    pub store: S,
+    pub catalog: C,
+    pub config: Config,
+    /// Partitions this process registered or saw registered: a warm function skips them.
+    known: Mutex<HashSet<(String, Vec<String>)>>,
+    database_ready: AtomicBool,
+    metrics_sink: fn(&str),
+}
+
+const MAX_ATTEMPTS: usize = 8;
+
+impl<S, C> CatalogFn<S, C>
+where
+    S: ObjectRead + Sync,
+    C: TableCatalog + PartitionLocation + Sync,
+{
+    pub fn new(store: S, catalog: C, config: Config) -> Self {
+        CatalogFn {
+            store,
+            catalog,
+            config,
+            known: Mutex::default(),
+            database_ready: AtomicBool::new(false),
+            metrics_sink: |l| println!("{l}"),
+        }
+    }
+
+    pub fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
+        self.metrics_sink = sink;
+        self
+    }
+
+    pub async fn handle(&self, event: &Value) -> Result<CatalogResponse, CatalogFnError> {
+        let mut resp = CatalogResponse::default();
+        let mut wanted: BTreeMap<String, BTreeSet<TimePartition>> = BTreeMap::new();
+        match trigger_keys(event)? {
+            Trigger::Keys(keys) => {
+                for key in keys {
+                    match compaction::table_partition(&self.config, &key).filter(|_| is_ingest_file(&key)) {
+                        Some((t, tp)) => {
+                            wanted.entry(t).or_default().insert(tp);
+                        }
+                        None => resp.ignored_keys += 1,
+                    }
+                }
+            }
+            Trigger::Sync(tables) => {
+                let tables = match tables {
+                    Some(t) => t,
+                    None => self.known_tables().await?,
+                };
+                for t in tables {
+                    let parts = self.recent_partitions(&t).await?;
+                    wanted.insert(t, parts);
+                }
+            }
+        }
+        if !wanted.is_empty() && !self.database_ready.load(Ordering::Relaxed) {
+            self.catalog.ensure_database().await?;
+            self.database_ready.store(true, Ordering::Relaxed);
+        }
+        for (table, parts) in wanted {
+            let def = self.sync_table(&table, &mut resp).await?;
+            self.sync_partitions(&def, &parts, &mut resp).await?;
+        }
+        self.emit(&resp);
+        Ok(resp)
+    }
+
+    async fn known_tables(&self) -> Result<Vec<String>, CatalogFnError> {
+        let prefix = format!("{}schemas/", self.config.state_prefix);
+        Ok(self
+            .store
+            .list(&prefix)
+            .await?
+            .iter()
+            .filter_map(|m| m.key.strip_prefix(&prefix)?.strip_suffix(".json").map(str::to_string))
+            .collect())
+    }
+
+    async fn recent_partitions(&self, table: &str) -> Result<BTreeSet<TimePartition>, CatalogFnError> {
+        let prefix = format!("{}{table}/", self.config.table_prefix);
+        Ok(self
+            .store
+            .list(&prefix)
+            .await?
+            .iter()
+            .filter(|m| is_ingest_file(&m.key))
+            .filter_map(|m| TimePartition::from_key(&m.key))
+            .collect())
+    }
+
+    fn definition(&self, table: &str, schema: &TableSchema) -> TableDef {
+        let cfg = &self.config;
+        let pairs = |cols: Vec<catalog::CatalogColumn>| cols.into_iter().map(|c| (c.name, c.ty)).collect();
+        let mut parameters = BTreeMap::new();
+        parameters.insert("classification".to_string(), "parquet".to_string());
+        parameters.insert("EXTERNAL".to_string(), "TRUE".to_string());
+        parameters.insert("parquet.compression".to_string(), "ZSTD".to_string());
+        parameters.insert("tributary.managed".to_string(), "true".to_string());
+        TableDef {
+            name: table.to_string(),
+            columns: pairs(catalog::columns(schema)),
+            partition_keys: pairs(catalog::partition_keys(cfg.granularity)),
+            location: format!("s3://{}/{}{table}/", cfg.bucket, cfg.table_prefix),
+            parameters,
+        }
+    }
+
+    /// Creates or evolves the table from the schema registry; returns its definition.
+    async fn sync_table(&self, table: &str, resp: &mut CatalogResponse) -> Result<TableDef, CatalogFnError> {
+        let schema: TableSchema =
+            get_json(&self.store, &schema_key(&self.config, table)).await?.map(|v| v.value).unwrap_or_default();
+        let wanted = self.definition(table, &schema);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(StoredTable { def: existing, version_id }) = self.catalog.get_table(table).await? else {
+                if self.catalog.create_table(&wanted).await? {
+                    tracing::info!(table, columns = wanted.columns.len(), "table created");
+                    resp.tables_created += 1;
+                    return Ok(wanted);
+                }
+                continue; // created concurrently: evolve it instead
+            };
+            let to_cols = |v: &[(String, String)]| v.iter().map(|(n, t)| catalog::CatalogColumn::new(n, t)).collect::<Vec<_>>();
+            match catalog::evolve(&to_cols(&existing.columns), &to_cols(&wanted.columns)) {
+                Evolution::Unchanged => return Ok(existing),
+                Evolution::Refused(reason) => {
+                    tracing::error!(table, %reason, "schema change refused; the table keeps its columns");
+                    resp.schema_conflicts.push(format!("{table}: {reason}"));
+                    return Ok(existing);
+                }
+                Evolution::Changed { columns, added, widened } => {
+                    let next = TableDef { columns: columns.into_iter().map(|c| (c.name, c.ty)).collect(), ..existing };
+                    if self.catalog.update_table(&next, version_id.as_deref()).await? {
+                        tracing::info!(table, ?added, ?widened, "table evolved");
+                        resp.tables_updated += 1;
+                        resp.columns_added += added.len();
+                        resp.columns_widened += widened.len();
+                        return Ok(next);
+                    }
+                    tracing::info!(table, "table changed concurrently; reloading");
+                }
+            }
+        }
+        Err(CatalogFnError::Contended(table.to_string()))
+    }
+
+    /// Registers partitions at the location their state names, then checks the state again: a
+    /// compaction that switched meanwhile found no partition to update, so the switch is
+    /// applied here.
+    async fn sync_partitions(
+        &self,
+        def: &TableDef,
+        parts: &BTreeSet<TimePartition>,
+        resp: &mut CatalogResponse,
+    ) -> Result<(), CatalogFnError> {
+        let table = &def.name;
+        let fresh: Vec<&TimePartition> = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            parts.iter().filter(|tp| !known.contains(&(table.clone(), tp.values()))).collect()
+        };
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Vec::with_capacity(fresh.len());
+        for tp in &fresh {
+            batch.push((tp.values(), self.location(table, tp).await?));
+        }
+        resp.partitions_created += self.catalog.create_partitions(def, &batch).await?;
+        for (tp, (values, registered)) in fresh.iter().zip(&batch) {
+            let now = self.location(table, tp).await?;
+            if &now != registered {
+                self.catalog.set_partition_location(table, values, &now).await?;
+            }
+        }
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        for tp in fresh {
+            known.insert((table.clone(), tp.values()));
+        }
+        Ok(())
+    }
+
+    async fn location(&self, table: &str, tp: &TimePartition) -> Result<String, CatalogFnError> {
+        let key = compaction::state_key(&self.config, table, tp);
+        let state = match get_json::<PartitionState, _>(&self.store, &key).await? {
+            Some(v) => v.value,
+            None => PartitionState::initial(&self.config, table, tp),
+        };
+        Ok(format!("s3://{}/{}", self.config.bucket, state.location))
+    }
+
+    fn emit(&self, r: &CatalogResponse) {
+        let mut emf = Emf::new("Tributary").dimension("Function", "catalog");
+        emf.metric("TablesCreated", r.tables_created as f64, Unit::Count)
+            .metric("TablesUpdated", r.tables_updated as f64, Unit::Count)
+            .metric("ColumnsAdded", r.columns_added as f64, Unit::Count)
+            .metric("PartitionsCreated", r.partitions_created as f64, Unit::Count)
+            .metric("SchemaConflicts", r.schema_conflicts.len() as f64, Unit::Count);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        (self.metrics_sink)(&emf.to_json(now));
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn refuses_clearly() {
-        let e = lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default());
-        assert!(super::handle(e).await.unwrap_err().to_string().contains("not implemented"));
-    }
-}
+mod tests;

@@ -1,11 +1,30 @@
-//! Wiring only. The catalog function arrives with its issue; until then this binary builds and
-//! answers every invocation with a clear error, so a deployment never silently does nothing.
+//! Wiring only: configuration, S3 and Glue clients from the environment, then the runtime loop.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
+use tributary_aws::{GlueCatalog, S3Store};
+use tributary_catalog::CatalogFn;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().without_time().init();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| tributary_catalog::handle(event))).await
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().json().with_env_filter(filter).without_time().init();
+    let mut config = tributary_core::Config::from_json(&std::env::var("TRIBUTARY_CONFIG").unwrap_or_default())?;
+    if let Ok(bucket) = std::env::var("TRIBUTARY_BUCKET") {
+        config.bucket = bucket;
+    }
+    if let Ok(db) = std::env::var("TRIBUTARY_DATABASE") {
+        config.database = db;
+    }
+    let store = S3Store::from_env(config.bucket.clone()).await;
+    let glue = GlueCatalog::from_env(config.database.clone()).await;
+    let f = CatalogFn::new(store, glue, config);
+    let f = &f;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        f.handle(&event.payload).await.map_err(|e| {
+            tracing::error!(error = %e, "catalog update failed; EventBridge retries it");
+            Error::from(e)
+        })
+    }))
+    .await
 }

@@ -116,8 +116,16 @@ pub enum Trigger {
     Sweep,
 }
 
-/// Reads the trigger: an S3 event notification, or the scheduled sweep.
+/// Reads the trigger: an EventBridge `Object Created` event (how the stack delivers them), an S3
+/// event notification, or the scheduled sweep.
 pub fn parse_trigger(v: &Value) -> Result<Trigger, CompactError> {
+    if v.get("detail-type").and_then(Value::as_str) == Some("Object Created") {
+        let key = v
+            .pointer("/detail/object/key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| CompactError::Event("an Object Created event without detail.object.key".into()))?;
+        return Ok(Trigger::Keys(vec![decode_event_key(key)]));
+    }
     if v.get("Records").is_some() {
         let e: S3Event = serde_json::from_value(v.clone()).map_err(|e| CompactError::Event(format!("S3 event: {e}")))?;
         let keys = e
@@ -408,6 +416,9 @@ where
             }
         }
         self.check(CrashPoint::AfterState)?;
+        // The catalog function may have registered the partition at the old location between our
+        // switch and our commit: check again (a no-op when it already points here).
+        self.catalog.set_partition_location(table, &tp.values(), &location).await?;
         // Replaced files stay readable for running queries; a lifecycle rule expires them. The
         // switch is committed already, so a store that cannot tag (the local one) only leaves
         // them in place: counted and logged, never a failure.

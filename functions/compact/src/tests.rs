@@ -284,6 +284,8 @@ fn triggers_parse() {
     let e = s3_event(&["tables/t/dt%3D2026-11-22/hr%3D03/part-a+b~0~1~2.parquet"]);
     assert_eq!(parse_trigger(&e).unwrap(), Trigger::Keys(vec!["tables/t/dt=2026-11-22/hr=03/part-a b~0~1~2.parquet".into()]));
     assert_eq!(parse_trigger(&json!({"detail-type": "Scheduled Event", "source": "aws.events"})).unwrap(), Trigger::Sweep);
+    let eb = json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"object": {"key": "tables/t/dt=2026-11-22/hr=03/part-a~0~1~2.parquet"}, "reason": "PutObject"}});
+    assert_eq!(parse_trigger(&eb).unwrap(), Trigger::Keys(vec!["tables/t/dt=2026-11-22/hr=03/part-a~0~1~2.parquet".into()]));
     assert!(parse_trigger(&json!({"x": 1})).is_err());
     assert!(parse_trigger(&json!({"Records": "nope"})).is_err());
 }

@@ -63,7 +63,8 @@ pub fn athena_type(t: &DataType) -> Result<String, String> {
 
 /// The table's columns in Glue: the data columns then the Kafka metadata columns.
 pub fn columns(schema: &TableSchema) -> Vec<CatalogColumn> {
-    let mut out: Vec<CatalogColumn> = schema.columns.iter().map(|c| CatalogColumn { name: c.name.clone(), ty: c.ty.to_string() }).collect();
+    let mut out: Vec<CatalogColumn> =
+        schema.columns.iter().map(|c| CatalogColumn { name: c.name.clone(), ty: c.ty.to_string() }).collect();
     for f in meta_fields() {
         // The metadata columns are Tributary's own, always mappable.
         let ty = athena_type(f.data_type()).unwrap_or_else(|e| unreachable!("metadata column {}: {e}", f.name()));
@@ -85,7 +86,11 @@ pub fn partition_keys(g: Granularity) -> Vec<CatalogColumn> {
 pub enum Evolution {
     Unchanged,
     /// The new column list: existing columns first (some widened), new ones appended.
-    Changed { columns: Vec<CatalogColumn>, added: Vec<String>, widened: Vec<String> },
+    Changed {
+        columns: Vec<CatalogColumn>,
+        added: Vec<String>,
+        widened: Vec<String>,
+    },
     /// A column would change type in a way Athena cannot read across old and new files.
     Refused(String),
 }
@@ -151,7 +156,10 @@ mod tests {
         let map = DataType::Map(
             Arc::new(Field::new(
                 "entries",
-                DataType::Struct(Fields::from(vec![Field::new("k", DataType::Utf8, false), Field::new("v", DataType::Float64, true)])),
+                DataType::Struct(Fields::from(vec![
+                    Field::new("k", DataType::Utf8, false),
+                    Field::new("v", DataType::Float64, true),
+                ])),
                 false,
             )),
             false,
@@ -186,7 +194,10 @@ mod tests {
         let c = columns(&s);
         assert_eq!(c[0], CatalogColumn::new("amount", "bigint"));
         let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names[1..], ["_kafka_topic", "_kafka_partition", "_kafka_offset", "_kafka_timestamp", "_kafka_key", "_kafka_headers"]);
+        assert_eq!(
+            names[1..],
+            ["_kafka_topic", "_kafka_partition", "_kafka_offset", "_kafka_timestamp", "_kafka_key", "_kafka_headers"]
+        );
         assert_eq!(c.last().unwrap().ty, "array<struct<key:string,value:binary>>");
         assert_eq!(c[4].ty, "timestamp");
     }
@@ -199,7 +210,10 @@ mod tests {
         assert_eq!(evolve(&existing, &[col("b", "string")]), Evolution::Unchanged, "columns are never dropped");
         match evolve(&existing, &[col("a", "bigint"), col("c", "double"), col("s", "struct<x:int,y:string>")]) {
             Evolution::Changed { columns, added, widened } => {
-                assert_eq!(columns, vec![col("a", "bigint"), col("b", "string"), col("s", "struct<x:int,y:string>"), col("c", "double")]);
+                assert_eq!(
+                    columns,
+                    vec![col("a", "bigint"), col("b", "string"), col("s", "struct<x:int,y:string>"), col("c", "double")]
+                );
                 assert_eq!(added, ["c"]);
                 assert_eq!(widened, ["a", "s"]);
             }

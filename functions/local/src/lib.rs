@@ -2,6 +2,8 @@
 //! directory) stands in for S3, reached through the real AWS SDK client, so the handlers run
 //! exactly the code they run in Lambda.
 
+pub mod athena;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

@@ -20,6 +20,27 @@ enum Command {
         #[arg(long, default_value = "tributary-local-data")]
         data_dir: PathBuf,
     },
+    /// Run SQL and print the result: on Amazon Athena with --athena (credentials and region from
+    /// the environment, as for the AWS CLI).
+    Query {
+        /// The SQL to run.
+        sql: String,
+        /// Run on Amazon Athena.
+        #[arg(long)]
+        athena: bool,
+        /// Athena workgroup (the stack's output `AthenaWorkGroup`).
+        #[arg(long, default_value = "tributary")]
+        workgroup: String,
+        /// Glue database.
+        #[arg(long, default_value = "tributary")]
+        database: String,
+        /// Print CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+        /// Give up waiting after this many seconds (the query goes on in Athena).
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
 }
 
 #[tokio::main]
@@ -30,6 +51,23 @@ async fn main() -> std::process::ExitCode {
     let command = cli.command.unwrap_or(Command::Demo { data_dir: PathBuf::from("tributary-local-data") });
     let result = match command {
         Command::Demo { data_dir } => tributary_local::demo(&data_dir).await,
+        Command::Query { sql, athena: true, workgroup, database, csv, timeout } => {
+            let q = tributary_aws::AthenaQueries::from_env().await;
+            let progress = |s: &tributary_aws::QueryStatus, t: std::time::Duration| {
+                let scanned = s.scanned_bytes.map(|b| format!(", {:.1} MB scanned", b as f64 / 1e6)).unwrap_or_default();
+                eprint!("\r{} after {:.1} s{scanned}   ", s.state, t.as_secs_f64());
+            };
+            let poll = std::time::Duration::from_millis(500);
+            tributary_local::athena::run(&q, &sql, &database, &workgroup, poll, std::time::Duration::from_secs(timeout), progress)
+                .await
+                .map(|r| {
+                    eprintln!();
+                    if csv { tributary_local::athena::csv(&r) } else { tributary_local::athena::table(&r) }
+                })
+        }
+        Command::Query { athena: false, .. } => {
+            Err("local SQL over the local tables arrives with the local pipeline; pass --athena to run on Athena".into())
+        }
     };
     match result {
         Ok(out) => {
