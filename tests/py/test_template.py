@@ -100,11 +100,35 @@ def test_replaced_files_and_stale_uploads_expire():
     assert any(r.get("TagFilters") == [{"Key": "tributary", "Value": "replaced"}] and "ExpirationInDays" in r for r in rules)
 
 
-def test_compaction_is_triggered_by_ingest_puts_only():
-    conf = RES["DataBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
-    assert [c["Event"] for c in conf] == ["s3:ObjectCreated:Put"], "multipart and copy outputs must not re-trigger compaction"
-    rules = conf[0]["Filter"]["S3Key"]["Rules"]
-    assert {"Name": "prefix", "Value": "tables/"} in rules
+def test_compaction_and_catalog_are_triggered_by_ingest_puts_only():
+    assert RES["DataBucket"]["Properties"]["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"]
+    rules = of_type("AWS::Events::Rule")
+    targets = set()
+    for r in rules.values():
+        pattern = r["Properties"].get("EventPattern")
+        if not pattern:
+            continue
+        assert pattern["detail"]["reason"] == ["PutObject"], "multipart and copy outputs must not re-trigger"
+        assert pattern["detail"]["object"]["key"] == [{"prefix": "tables/"}]
+        for t in r["Properties"]["Targets"]:
+            targets.add(t["Arn"]["Fn::GetAtt"][0])
+            assert "DeadLetterConfig" in t and "RetryPolicy" in t
+    assert targets == {"CompactFunction", "CatalogFunction"}
+
+
+def test_glue_and_athena_permissions_are_limited_to_the_database():
+    for role, s in statements():
+        for a in as_list(s["Action"]):
+            if a.startswith("glue:"):
+                for r in as_list(s["Resource"]):
+                    text = json.dumps(r)
+                    assert ":catalog" in text or "GlueDatabaseName" in text, (role, s)
+
+
+def test_athena_results_are_encrypted():
+    wg = RES["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert wg["EnforceWorkGroupConfiguration"]
+    assert wg["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"] in ("SSE_S3", "SSE_KMS")
 
 
 def test_bucket_name_is_not_a_reference_from_functions():
