@@ -30,3 +30,17 @@ fn s3_put_event_parses_and_names_a_data_file() {
     assert!(decoded.starts_with("tables/customer_data/dt=2026-11-22/hr=03/"), "{decoded}");
     assert!(FileRange::parse(decoded.rsplit('/').next().unwrap()).is_some());
 }
+
+#[test]
+fn compact_and_catalog_sample_events_parse() {
+    let eb: serde_json::Value = serde_json::from_slice(&event_file("eventbridge-object-created.json")).unwrap();
+    let key = "tables/customer_data/dt=2026-11-22/hr=03/part-customer_data~0~00000000000000000100~00000000000000000104.parquet";
+    assert_eq!(tributary_compact::parse_trigger(&eb).unwrap(), tributary_compact::Trigger::Keys(vec![key.into()]));
+    assert_eq!(tributary_catalog::trigger_keys(&eb).unwrap(), tributary_catalog::Trigger::Keys(vec![key.into()]));
+    let s3: serde_json::Value = serde_json::from_slice(&event_file("s3-put.json")).unwrap();
+    assert_eq!(tributary_compact::parse_trigger(&s3).unwrap(), tributary_compact::Trigger::Keys(vec![key.into()]));
+    let sweep: serde_json::Value = serde_json::from_slice(&event_file("compact-sweep.json")).unwrap();
+    assert_eq!(tributary_compact::parse_trigger(&sweep).unwrap(), tributary_compact::Trigger::Sweep);
+    let sync: serde_json::Value = serde_json::from_slice(&event_file("catalog-sync.json")).unwrap();
+    assert_eq!(tributary_catalog::trigger_keys(&sync).unwrap(), tributary_catalog::Trigger::Sync(None));
+}

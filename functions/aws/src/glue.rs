@@ -42,8 +42,9 @@ fn err<E: std::error::Error + 'static, R: std::fmt::Debug>(
     CatalogError { op, table: table.to_string(), values: values.to_vec(), message: DisplayErrorContext(&e).to_string() }
 }
 
-impl PartitionLocation for GlueCatalog {
-    async fn partition_location(&self, table: &str, values: &[String]) -> Result<Option<String>, CatalogError> {
+impl GlueCatalog {
+    /// The partition, or `None` if it is not registered.
+    async fn partition(&self, table: &str, values: &[String]) -> Result<Option<aws_sdk_glue::types::Partition>, CatalogError> {
         match self
             .client
             .get_partition()
@@ -53,27 +54,21 @@ impl PartitionLocation for GlueCatalog {
             .send()
             .await
         {
-            Ok(out) => Ok(out.partition().and_then(|p| p.storage_descriptor()).and_then(|sd| sd.location()).map(str::to_string)),
+            Ok(out) => Ok(out.partition),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => Ok(None),
             Err(e) => Err(err("GetPartition", table, values, e)),
         }
     }
+}
+
+impl PartitionLocation for GlueCatalog {
+    async fn partition_location(&self, table: &str, values: &[String]) -> Result<Option<String>, CatalogError> {
+        let p = self.partition(table, values).await?;
+        Ok(p.as_ref().and_then(|p| p.storage_descriptor()).and_then(|sd| sd.location()).map(str::to_string))
+    }
 
     async fn set_partition_location(&self, table: &str, values: &[String], location: &str) -> Result<bool, CatalogError> {
-        let current = match self
-            .client
-            .get_partition()
-            .database_name(&self.database)
-            .table_name(table)
-            .set_partition_values(Some(values.to_vec()))
-            .send()
-            .await
-        {
-            Ok(out) => out.partition,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => return Ok(false),
-            Err(e) => return Err(err("GetPartition", table, values, e)),
-        };
-        let Some(partition) = current else { return Ok(false) };
+        let Some(partition) = self.partition(table, values).await? else { return Ok(false) };
         let mut sd = partition.storage_descriptor.unwrap_or_else(|| aws_sdk_glue::types::StorageDescriptor::builder().build());
         if sd.location.as_deref() == Some(location) {
             return Ok(true);

@@ -43,6 +43,10 @@ impl S3Store {
         &self.bucket
     }
 
+    fn failure(&self, op: &'static str, key: &str, message: String) -> StoreError {
+        StoreError { op, bucket: self.bucket.clone(), key: key.to_string(), message }
+    }
+
     fn error<E, R>(&self, op: &'static str, key: &str, e: SdkError<E, R>) -> StoreError
     where
         E: std::error::Error + 'static,
@@ -74,12 +78,7 @@ impl ObjectRead for S3Store {
             Err(e) => return Err(self.error("GetObject", key, e)),
         };
         let etag = out.e_tag().map(str::to_string);
-        let body = out.body.collect().await.map_err(|e| StoreError {
-            op: "GetObject",
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            message: format!("reading the body: {e}"),
-        })?;
+        let body = out.body.collect().await.map_err(|e| self.failure("GetObject", key, format!("reading the body: {e}")))?;
         Ok(Some(Object { body: body.into_bytes(), etag }))
     }
 
@@ -116,12 +115,7 @@ impl ObjectRead for S3Store {
             .send()
             .await
             .map_err(|e| self.error("GetObject", key, e))?;
-        let body = out.body.collect().await.map_err(|e| StoreError {
-            op: "GetObject",
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            message: format!("reading the body: {e}"),
-        })?;
+        let body = out.body.collect().await.map_err(|e| self.failure("GetObject", key, format!("reading the body: {e}")))?;
         Ok(body.into_bytes())
     }
 }
@@ -171,18 +165,11 @@ impl ObjectWrite for S3Store {
     }
 
     async fn tag(&self, key: &str, name: &str, value: &str) -> Result<(), StoreError> {
-        let tag = Tag::builder().key(name).value(value).build().map_err(|e| StoreError {
-            op: "PutObjectTagging",
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            message: e.to_string(),
-        })?;
-        let tagging = Tagging::builder().tag_set(tag).build().map_err(|e| StoreError {
-            op: "PutObjectTagging",
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            message: e.to_string(),
-        })?;
+        let invalid = |e: aws_sdk_s3::error::BuildError| self.failure("PutObjectTagging", key, e.to_string());
+        let tagging = Tagging::builder()
+            .tag_set(Tag::builder().key(name).value(value).build().map_err(invalid)?)
+            .build()
+            .map_err(invalid)?;
         self.client
             .put_object_tagging()
             .bucket(&self.bucket)
@@ -218,12 +205,9 @@ impl MultipartWrite for S3Store {
             .send()
             .await
             .map_err(|e| self.error("CreateMultipartUpload", key, e))?;
-        out.upload_id().map(str::to_string).ok_or_else(|| StoreError {
-            op: "CreateMultipartUpload",
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            message: "no upload id in the answer".into(),
-        })
+        out.upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| self.failure("CreateMultipartUpload", key, "no upload id in the answer".into()))
     }
 
     async fn upload_part(&self, key: &str, upload_id: &str, number: i32, body: Bytes) -> Result<String, StoreError> {

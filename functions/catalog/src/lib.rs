@@ -17,7 +17,7 @@ use tributary_aws::{CatalogError, ObjectRead, PartitionLocation, StoreError, Sto
 use tributary_core::Config;
 use tributary_core::catalog::{self, Evolution};
 use tributary_core::compaction::{self, PartitionState, is_ingest_file};
-use tributary_core::layout::{decode_event_key, schema_key};
+use tributary_core::layout::{object_created_keys, schema_key};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::partition::TimePartition;
 use tributary_core::schema::TableSchema;
@@ -49,16 +49,7 @@ pub struct CatalogResponse {
 /// The keys an event names: an EventBridge `Object Created` event, an S3 notification, or
 /// `{"tributary": "catalog-sync", "tables": [...]}` to (re)sync whole tables.
 pub fn trigger_keys(v: &Value) -> Result<Trigger, CatalogFnError> {
-    if v.get("detail-type").and_then(Value::as_str) == Some("Object Created") {
-        let key = v
-            .pointer("/detail/object/key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| CatalogFnError::Event("no detail.object.key".into()))?;
-        return Ok(Trigger::Keys(vec![decode_event_key(key)]));
-    }
-    if let Some(records) = v.get("Records").and_then(Value::as_array) {
-        let keys =
-            records.iter().filter_map(|r| r.pointer("/s3/object/key").and_then(Value::as_str)).map(decode_event_key).collect();
+    if let Some(keys) = object_created_keys(v) {
         return Ok(Trigger::Keys(keys));
     }
     if v.get("tributary").and_then(Value::as_str) == Some("catalog-sync") {

@@ -12,7 +12,6 @@ use std::time::Instant;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{BooleanArray, RecordBatch};
-use aws_lambda_events::event::s3::S3Event;
 use futures::StreamExt;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use serde::Serialize;
@@ -24,7 +23,7 @@ use tributary_core::Config;
 use tributary_core::compaction::{
     self, Closing, Lease, PartitionState, Ranges, Seen, conform, due, is_compacted_file, is_ingest_file, union_schema,
 };
-use tributary_core::layout::{FileRange, decode_event_key};
+use tributary_core::layout::{FileRange, object_created_keys};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::parquet_io::writer_properties;
 use tributary_core::partition::TimePartition;
@@ -119,21 +118,7 @@ pub enum Trigger {
 /// Reads the trigger: an EventBridge `Object Created` event (how the stack delivers them), an S3
 /// event notification, or the scheduled sweep.
 pub fn parse_trigger(v: &Value) -> Result<Trigger, CompactError> {
-    if v.get("detail-type").and_then(Value::as_str) == Some("Object Created") {
-        let key = v
-            .pointer("/detail/object/key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| CompactError::Event("an Object Created event without detail.object.key".into()))?;
-        return Ok(Trigger::Keys(vec![decode_event_key(key)]));
-    }
-    if v.get("Records").is_some() {
-        let e: S3Event = serde_json::from_value(v.clone()).map_err(|e| CompactError::Event(format!("S3 event: {e}")))?;
-        let keys = e
-            .records
-            .into_iter()
-            .filter(|r| r.event_name.as_deref().is_some_and(|n| n.starts_with("ObjectCreated")))
-            .filter_map(|r| r.s3.object.key.map(|k| decode_event_key(&k)))
-            .collect();
+    if let Some(keys) = object_created_keys(v) {
         return Ok(Trigger::Keys(keys));
     }
     let sweep = v.get("tributary").and_then(Value::as_str) == Some("sweep")

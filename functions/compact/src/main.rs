@@ -9,13 +9,7 @@ use tributary_compact::Compactor;
 async fn main() -> Result<(), Error> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().json().with_env_filter(filter).without_time().init();
-    let mut config = tributary_core::Config::from_json(&std::env::var("TRIBUTARY_CONFIG").unwrap_or_default())?;
-    if let Ok(bucket) = std::env::var("TRIBUTARY_BUCKET") {
-        config.bucket = bucket;
-    }
-    if let Ok(db) = std::env::var("TRIBUTARY_DATABASE") {
-        config.database = db;
-    }
+    let config = tributary_core::Config::from_env()?;
     let store = S3Store::from_env(config.bucket.clone()).await;
     let catalog = GlueCatalog::from_env(config.database.clone()).await;
     let compactor = Compactor::new(store, catalog, config);

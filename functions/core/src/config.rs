@@ -150,6 +150,22 @@ impl Config {
         Ok(config)
     }
 
+    /// The functions' configuration: `TRIBUTARY_CONFIG` (JSON), with `TRIBUTARY_BUCKET` and
+    /// `TRIBUTARY_DATABASE` overriding its `bucket` and `database`. A bucket is required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut cfg = Config::from_json(&std::env::var("TRIBUTARY_CONFIG").unwrap_or_default())?;
+        if let Ok(bucket) = std::env::var("TRIBUTARY_BUCKET") {
+            cfg.bucket = bucket;
+        }
+        if let Ok(db) = std::env::var("TRIBUTARY_DATABASE") {
+            cfg.database = db;
+        }
+        if cfg.bucket.is_empty() {
+            return Err(ConfigError::Invalid("no bucket: set TRIBUTARY_BUCKET or \"bucket\" in TRIBUTARY_CONFIG".into()));
+        }
+        Ok(cfg)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         for (prefix, what) in [
             (&self.table_prefix, "table_prefix"),

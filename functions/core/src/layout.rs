@@ -76,6 +76,25 @@ pub fn decode_event_key(raw: &str) -> String {
     percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
+/// The object keys an S3 object-created event names, URL-decoded: an EventBridge `Object Created`
+/// event, or an S3 notification (its `ObjectCreated:*` records). `None` for any other event.
+pub fn object_created_keys(v: &serde_json::Value) -> Option<Vec<String>> {
+    if v.get("detail-type").and_then(serde_json::Value::as_str) == Some("Object Created") {
+        return Some(
+            v.pointer("/detail/object/key").and_then(serde_json::Value::as_str).map(decode_event_key).into_iter().collect(),
+        );
+    }
+    let records = v.get("Records")?.as_array()?;
+    Some(
+        records
+            .iter()
+            .filter(|r| r.get("eventName").and_then(serde_json::Value::as_str).is_some_and(|n| n.starts_with("ObjectCreated")))
+            .filter_map(|r| r.pointer("/s3/object/key").and_then(serde_json::Value::as_str))
+            .map(decode_event_key)
+            .collect(),
+    )
+}
+
 /// Which offsets of which topic-partitions a time partition already holds, from the names of
 /// the files in it.
 #[derive(Debug, Default, Clone)]
@@ -141,6 +160,20 @@ mod tests {
         for bad in ["x.parquet", "part-a~1~2.parquet", "part-~1~2~3.parquet", "part-a~1~9~3.parquet", "part-a~b~1~2.parquet"] {
             assert_eq!(FileRange::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn object_created_keys_from_both_event_shapes() {
+        use serde_json::json;
+        let eb = json!({"detail-type": "Object Created", "detail": {"object": {"key": "tables/t/dt%3D1/a+b.parquet"}}});
+        assert_eq!(object_created_keys(&eb), Some(vec!["tables/t/dt=1/a b.parquet".to_string()]));
+        let s3 = json!({"Records": [
+            {"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "a"}}},
+            {"eventName": "ObjectRemoved:Delete", "s3": {"object": {"key": "b"}}}
+        ]});
+        assert_eq!(object_created_keys(&s3), Some(vec!["a".to_string()]));
+        assert_eq!(object_created_keys(&json!({"x": 1})), None);
+        assert_eq!(object_created_keys(&json!({"Records": 5})), None);
     }
 
     #[test]

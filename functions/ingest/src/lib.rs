@@ -275,18 +275,9 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// The configuration from the environment: `TRIBUTARY_CONFIG` (JSON) and `TRIBUTARY_BUCKET`.
+/// The configuration from the environment (see [`Config::from_env`]).
 pub fn config_from_env() -> Result<Config, IngestError> {
-    let mut cfg = Config::from_json(&std::env::var("TRIBUTARY_CONFIG").unwrap_or_default())?;
-    if let Ok(bucket) = std::env::var("TRIBUTARY_BUCKET") {
-        cfg.bucket = bucket;
-    }
-    if cfg.bucket.is_empty() {
-        return Err(IngestError::Config(tributary_core::config::ConfigError::Invalid(
-            "no bucket: set TRIBUTARY_BUCKET or \"bucket\" in TRIBUTARY_CONFIG".into(),
-        )));
-    }
-    Ok(cfg)
+    Ok(Config::from_env()?)
 }
 
 #[cfg(test)]

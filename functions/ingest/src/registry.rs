@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use bytes::Bytes;
-use tributary_aws::{ObjectRead, ObjectWrite, Precondition, PutOutcome};
+use tributary_aws::{ObjectRead, ObjectWrite, get_json, put_json_if};
 use tributary_core::Config;
 use tributary_core::layout::schema_key;
 use tributary_core::schema::TableSchema;
@@ -44,14 +43,9 @@ impl Registry {
         if let Some(hit) = self.cached(table) {
             return Ok(hit);
         }
-        let key = schema_key(cfg, table);
-        let (schema, etag) = match store.get(&key).await? {
+        let (schema, etag) = match get_json::<TableSchema, _>(store, &schema_key(cfg, table)).await? {
             None => (TableSchema::default(), None),
-            Some(o) => {
-                let s: TableSchema = serde_json::from_slice(&o.body)
-                    .map_err(|e| IngestError::Registry(format!("s3 object {key} is not a Tributary schema: {e}")))?;
-                (s, o.etag)
-            }
+            Some(v) => (v.value, v.etag),
         };
         self.remember(table, schema.clone(), etag.clone());
         Ok((schema, etag))
@@ -81,18 +75,13 @@ impl Registry {
                     next
                 }
             };
-            let body = serde_json::to_vec_pretty(&next).map_err(|e| IngestError::Registry(e.to_string()))?;
-            let when = match etag {
-                Some(e) => Precondition::IfMatch(e),
-                None => Precondition::IfAbsent,
-            };
-            match store.put(&key, Bytes::from(body), when).await? {
-                PutOutcome::Written { etag } => {
+            match put_json_if(store, &key, &next, etag.as_deref()).await? {
+                Some(etag) => {
                     tracing::info!(table, columns = next.columns.len(), "schema evolved");
-                    self.remember(table, next.clone(), etag);
+                    self.remember(table, next.clone(), Some(etag));
                     return Ok(next);
                 }
-                PutOutcome::PreconditionFailed => {
+                None => {
                     tracing::info!(table, "schema changed concurrently; reloading");
                     self.forget(table);
                 }
