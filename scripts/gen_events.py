@@ -100,10 +100,22 @@ s3_put = {"Records": [{
            "object": {"key": "tables/customer_data/dt%3D2026-11-22/hr%3D03/part-customer_data%7E0%7E00000000000000000100%7E00000000000000000104.parquet",
                       "size": 5120, "eTag": "0123456789abcdef0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"}}}]}
 
+eventbridge = {
+    "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": "Object Created", "source": "aws.s3",
+    "account": "123456789012", "time": "2026-11-22T03:05:00Z", "region": "us-east-1",
+    "resources": ["arn:aws:s3:::tributary-123456789012-us-east-1"],
+    "detail": {"version": "0", "bucket": {"name": "tributary-123456789012-us-east-1"},
+               "object": {"key": "tables/customer_data/dt=2026-11-22/hr=03/part-customer_data~0~00000000000000000100~00000000000000000104.parquet",
+                          "size": 5120, "etag": "0123456789abcdef0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"},
+               "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012", "source-ip-address": "10.0.0.1", "reason": "PutObject"}}
+
 os.makedirs("events", exist_ok=True)
-for name, ev in [("msk-batch.json", msk), ("self-managed-kafka-batch.json", self_managed),
-                 ("bad-records.json", bad), ("s3-put.json", s3_put)]:
+for name, ev, indent in [("msk-batch.json", msk, 2), ("self-managed-kafka-batch.json", self_managed, 2),
+                         ("bad-records.json", bad, 2), ("s3-put.json", s3_put, 2),
+                         ("eventbridge-object-created.json", eventbridge, 2),
+                         ("compact-sweep.json", {"tributary": "sweep"}, None),
+                         ("catalog-sync.json", {"tributary": "catalog-sync"}, None)]:
     with open(os.path.join("events", name), "w") as f:
-        json.dump(ev, f, indent=2)
+        json.dump(ev, f, indent=indent)
         f.write("\n")
 print("wrote events/")
