@@ -151,3 +151,57 @@ async fn racing_compactors_on_real_conditional_writes() {
     let seen = read_visible(&e).await;
     assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["distinct_offsets"].as_u64()), (Some(40), Some(40)));
 }
+
+fn object_created(key: &str) -> serde_json::Value {
+    serde_json::json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3",
+        "detail": {"bucket": {"name": "lake"}, "object": {"key": key, "size": 1}, "reason": "PutObject"}})
+}
+
+#[tokio::test]
+async fn duplicated_reordered_events_and_duplicate_rows() {
+    let e = env().await;
+    let ing = Ingest::new(e.store.clone(), e.config.clone()).with_metrics_sink(|_| {});
+    for i in 0..3 {
+        ingest(&ing, 0, i * 10, 10).await;
+    }
+    // A second copy of the first file under another name: its rows are duplicates.
+    let keys: Vec<String> = e.store.list("tables/t/dt=2026-11-22/hr=03/").await.unwrap().into_iter().map(|m| m.key).collect();
+    let dup = "tables/t/dt=2026-11-22/hr=03/part-t~0~00000000000000000000~00000000000000000004.parquet";
+    tributary_aws::ObjectWrite::copy(&e.store, &keys[0], dup).await.unwrap();
+    let c = Compactor::new(e.store.clone(), e.catalog.clone(), e.config.clone()).with_clock(later).with_metrics_sink(|_| {});
+    // Events arrive duplicated and out of order, one invocation each, as S3 and EventBridge may deliver them.
+    let mut compacted = 0;
+    for key in [&keys[2], &keys[0], &keys[2], &keys[1], &keys[0]] {
+        let r = c.handle(&object_created(key), "req").await.unwrap();
+        compacted += r.compacted.len();
+        if let Some(p) = r.compacted.first() {
+            assert_eq!((p.rows_in, p.rows_out, p.duplicates_removed), (40, 30, 10));
+        }
+    }
+    assert_eq!(compacted, 1, "compacted once; the other events found nothing due");
+    let seen = read_visible(&e).await;
+    assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["distinct_offsets"].as_u64()), (Some(30), Some(30)));
+}
+
+#[tokio::test]
+async fn every_crash_point_recovers_on_s3_and_glue() {
+    for point in [CrashPoint::AfterOutputs, CrashPoint::AfterClosing, CrashPoint::AfterCarry, CrashPoint::AfterSwitch, CrashPoint::AfterState] {
+        let e = env().await;
+        let ing = Ingest::new(e.store.clone(), e.config.clone()).with_metrics_sink(|_| {});
+        for i in 0..3 {
+            ingest(&ing, 0, i * 10, 10).await;
+        }
+        let c = Compactor::new(e.store.clone(), e.catalog.clone(), e.config.clone()).with_clock(later).with_metrics_sink(|_| {});
+        c.crash_at(Some(point));
+        assert!(c.compact_partition("t", &tp(), "dies").await.is_err(), "{point:?}");
+        let seen = read_visible(&e).await;
+        assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["distinct_offsets"].as_u64()), (Some(30), Some(30)), "{point:?}");
+        ingest(&ing, 1, 0, 4).await;
+        let c2 = Compactor::new(e.store.clone(), e.catalog.clone(), e.config.clone()).with_clock(much_later).with_metrics_sink(|_| {});
+        for attempt in ["next", "after"] {
+            c2.compact_partition("t", &tp(), attempt).await.unwrap();
+        }
+        let seen = read_visible(&e).await;
+        assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["distinct_offsets"].as_u64()), (Some(34), Some(34)), "{point:?}");
+    }
+}
