@@ -185,7 +185,13 @@ async fn duplicated_reordered_events_and_duplicate_rows() {
 
 #[tokio::test]
 async fn every_crash_point_recovers_on_s3_and_glue() {
-    for point in [CrashPoint::AfterOutputs, CrashPoint::AfterClosing, CrashPoint::AfterCarry, CrashPoint::AfterSwitch, CrashPoint::AfterState] {
+    for point in [
+        CrashPoint::AfterOutputs,
+        CrashPoint::AfterClosing,
+        CrashPoint::AfterCarry,
+        CrashPoint::AfterSwitch,
+        CrashPoint::AfterState,
+    ] {
         let e = env().await;
         let ing = Ingest::new(e.store.clone(), e.config.clone()).with_metrics_sink(|_| {});
         for i in 0..3 {
@@ -195,13 +201,22 @@ async fn every_crash_point_recovers_on_s3_and_glue() {
         c.crash_at(Some(point));
         assert!(c.compact_partition("t", &tp(), "dies").await.is_err(), "{point:?}");
         let seen = read_visible(&e).await;
-        assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["distinct_offsets"].as_u64()), (Some(30), Some(30)), "{point:?}");
+        assert_eq!(
+            (seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["distinct_offsets"].as_u64()),
+            (Some(30), Some(30)),
+            "{point:?}"
+        );
         ingest(&ing, 1, 0, 4).await;
-        let c2 = Compactor::new(e.store.clone(), e.catalog.clone(), e.config.clone()).with_clock(much_later).with_metrics_sink(|_| {});
+        let c2 =
+            Compactor::new(e.store.clone(), e.catalog.clone(), e.config.clone()).with_clock(much_later).with_metrics_sink(|_| {});
         for attempt in ["next", "after"] {
             c2.compact_partition("t", &tp(), attempt).await.unwrap();
         }
         let seen = read_visible(&e).await;
-        assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["distinct_offsets"].as_u64()), (Some(34), Some(34)), "{point:?}");
+        assert_eq!(
+            (seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["distinct_offsets"].as_u64()),
+            (Some(34), Some(34)),
+            "{point:?}"
+        );
     }
 }

@@ -12,10 +12,13 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
-use tributary_aws::{ObjectRead, S3Store};
+use tributary_aws::{MemoryCatalog, ObjectRead, S3Store, TableCatalog};
+use tributary_catalog::CatalogFn;
+use tributary_compact::{Compactor, Outcome};
 use tributary_core::Config;
 use tributary_core::dead_letter::from_jsonl;
 use tributary_core::event::parse_event;
+use tributary_core::partition::TimePartition;
 use tributary_ingest::{Ingest, IngestResponse};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -88,8 +91,16 @@ fn summary(r: &IngestResponse) -> String {
     )
 }
 
-/// Runs the sample events through the ingest handler into the embedded store, replays the
-/// first one to show that a retry adds nothing, and describes what landed where.
+/// An EventBridge `Object Created` event for a key, as the bucket sends it to compact and catalog.
+fn object_created(bucket: &str, key: &str) -> serde_json::Value {
+    serde_json::json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3",
+        "detail": {"bucket": {"name": bucket}, "object": {"key": key}, "reason": "PutObject"}})
+}
+
+/// Runs the sample events through the three handlers as AWS would drive them: each event through
+/// ingest (and the first one again, as a retry), each file it writes through catalog (as the
+/// bucket's EventBridge events would), then compaction of the closed partitions (as the sweep
+/// would); and reads the tables back through the catalog's partition locations, as Athena does.
 pub async fn demo(data_dir: &Path) -> Result<String, Error> {
     let root = fresh_data_dir(data_dir)?;
     let bucket = "tributary-local";
@@ -102,22 +113,37 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
         .map_err(|e| format!("creating the local bucket: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
     let store = S3Store::new(client, bucket);
     let config = Config { bucket: bucket.into(), ..Config::default() };
-    let ingest = Ingest::new(store, config).with_metrics_sink(|line| tracing::debug!(target: "emf", "{line}"));
+    let sink = |line: &str| tracing::debug!(target: "emf", "{line}");
+    let ingest = Ingest::new(store.clone(), config.clone()).with_metrics_sink(sink);
+    let catalog = std::sync::Arc::new(MemoryCatalog::new());
+    let catalog_fn = CatalogFn::new(store.clone(), catalog.clone(), config.clone()).with_metrics_sink(sink);
+    // The sample data is of 2026-11-22: a clock past its windows closes every partition.
+    let compactor =
+        Compactor::new(store.clone(), catalog.clone(), config.clone()).with_clock(|| 4_102_444_800_000).with_metrics_sink(sink);
 
     let mut out = String::new();
-    writeln!(out, "Tributary local run: the ingest handler against an embedded S3-compatible store")?;
+    writeln!(
+        out,
+        "Tributary local run: ingest -> catalog -> compact, the Lambda handlers against an embedded S3-compatible store"
+    )?;
     writeln!(out, "store: {} (bucket {bucket:?}; every object is a file there)\n", root.display())?;
     let mut total_in = 0;
     let mut total_accounted = 0;
+    let mut freshness = Vec::new();
     for (i, (name, json)) in SAMPLE_EVENTS.iter().enumerate() {
         let event: KafkaEvent = parse_event(json.as_bytes())?;
         let source = event.event_source.clone().unwrap_or_default();
         let r = ingest.handle(event.clone()).await?;
+        let written = std::time::Instant::now();
         total_in += r.total.records_in;
         total_accounted += r.total.rows_written + r.total.dead_lettered + r.total.tombstones_skipped + r.total.already_committed;
         writeln!(out, "{name} ({source}): {}", summary(&r))?;
         for key in &r.total.objects {
             writeln!(out, "  wrote s3://{bucket}/{key}")?;
+            if key.ends_with(".parquet") {
+                catalog_fn.handle(&object_created(bucket, key)).await?;
+                freshness.push(written.elapsed());
+            }
         }
         if i == 0 {
             let again = ingest.handle(event).await?;
@@ -126,39 +152,64 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
     }
     writeln!(
         out,
-        "\nevery record accounted for: {total_in} in = {total_accounted} written + dead-lettered + skipped + already committed\n"
+        "\nevery record accounted for: {total_in} in = {total_accounted} written + dead-lettered + skipped + already committed"
     )?;
-
-    // What a reader sees: the tables, read back from the store.
-    let store = &ingest.store;
-    let tables = store.list(&ingest.config.table_prefix).await?;
-    let mut by_table: std::collections::BTreeMap<String, Vec<RecordBatch>> = Default::default();
-    for obj in tables.iter().filter(|o| o.key.ends_with(".parquet")) {
-        let table = obj.key[ingest.config.table_prefix.len()..].split('/').next().unwrap_or_default().to_string();
-        let Some(o) = store.get(&obj.key).await? else { continue };
-        by_table.entry(table).or_default().extend(tributary_core::parquet_io::decode(o.body)?);
+    if let Some(max) = freshness.iter().max() {
+        writeln!(
+            out,
+            "catalog: every new file's table and partition registered at most {:.1} ms after its batch was written",
+            max.as_secs_f64() * 1000.0
+        )?;
     }
-    for (table, batches) in &by_table {
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let files = tables.iter().filter(|o| o.key.starts_with(&format!("{}{table}/", ingest.config.table_prefix))).count();
-        writeln!(out, "table {table}: {rows} rows in {files} files")?;
-        if let Some(b) = batches.first() {
-            let cols: Vec<String> = b.schema().fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect();
-            writeln!(out, "  columns: {}", cols.join(", "))?;
-            let shown: Vec<RecordBatch> = batches.iter().take(1).map(|b| b.slice(0, b.num_rows().min(3))).collect();
-            let projected: Vec<RecordBatch> = shown
-                .iter()
-                .map(|b| {
-                    let keep: Vec<usize> =
-                        (0..b.num_columns()).filter(|i| !b.schema().field(*i).name().starts_with("_kafka_h")).collect();
-                    b.project(&keep)
-                })
-                .collect::<Result<_, _>>()?;
-            writeln!(out, "{}", arrow_cast::pretty::pretty_format_batches(&projected)?)?;
+
+    // Compaction, partition by partition, as the sweep would once their windows close.
+    let partitions = catalog.partitions();
+    for ((table, values), _) in &partitions {
+        let tp = TimePartition { dt: values[0].clone(), hr: values.get(1).cloned() };
+        if let (Outcome::Compacted(r), _) = compactor.compact_partition(table, &tp, "local").await? {
+            writeln!(
+                out,
+                "compacted {table}/{}: {} files -> {} ({} rows, {} duplicates removed)",
+                tp.path(),
+                r.files_in,
+                r.files_out,
+                r.rows_out,
+                r.duplicates_removed
+            )?;
         }
     }
+    writeln!(out)?;
+
+    // What a reader sees: each table through the catalog's partition locations, as Athena reads it.
+    let mut by_table: std::collections::BTreeMap<String, (Vec<RecordBatch>, usize)> = Default::default();
+    for ((table, _), location) in catalog.partitions() {
+        let prefix = location.strip_prefix(&format!("s3://{bucket}/")).unwrap_or(&location).to_string();
+        for obj in store.list(&prefix).await?.iter().filter(|o| o.key.ends_with(".parquet")) {
+            let Some(o) = store.get(&obj.key).await? else { continue };
+            let entry = by_table.entry(table.clone()).or_default();
+            entry.0.extend(tributary_core::parquet_io::decode(o.body)?);
+            entry.1 += 1;
+        }
+    }
+    for (table, (batches, files)) in &by_table {
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let columns = catalog.get_table(table).await?.map(|t| t.def.columns).unwrap_or_default();
+        writeln!(out, "table {table}: {rows} rows in {files} files")?;
+        let cols: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+        writeln!(out, "  columns: {}", cols.join(", "))?;
+        let shown: Vec<RecordBatch> = batches.iter().take(1).map(|b| b.slice(0, b.num_rows().min(3))).collect();
+        let projected: Vec<RecordBatch> = shown
+            .iter()
+            .map(|b| {
+                let keep: Vec<usize> =
+                    (0..b.num_columns()).filter(|i| !b.schema().field(*i).name().starts_with("_kafka_h")).collect();
+                b.project(&keep)
+            })
+            .collect::<Result<_, _>>()?;
+        writeln!(out, "{}", arrow_cast::pretty::pretty_format_batches(&projected)?)?;
+    }
     writeln!(out, "dead-letter area:")?;
-    for obj in store.list(&ingest.config.dead_letter_prefix).await? {
+    for obj in store.list(&config.dead_letter_prefix).await? {
         let Some(o) = store.get(&obj.key).await? else { continue };
         for l in from_jsonl(&o.body)? {
             writeln!(out, "  {} {}[{}]@{}: {}: {}", l.table, l.topic, l.partition, l.offset, l.kind.as_str(), l.reason)?;
@@ -176,7 +227,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let out = demo(&data).await.unwrap();
-        assert!(out.contains("table customer_data: 8 rows"), "{out}");
+        assert!(out.contains("table customer_data: 8 rows in 2 files"), "compacted: one file per partition: {out}");
+        assert!(out.contains("compacted transaction_events/dt=2026-11-22/hr=03/: 2 files -> 1 (7 rows"), "{out}");
+        assert!(out.contains("columns: name string, mail string"), "{out}");
+        assert!(out.contains("registered at most"), "{out}");
         assert!(out.contains("table transaction_events: 7 rows"), "{out}");
         assert!(out.contains("table names_topic: 2 rows"), "{out}");
         assert!(out.contains("integer_out_of_range"), "{out}");
