@@ -10,6 +10,8 @@ scripts/install-test-deps.sh
 scripts/validate-template.sh
 echo "test: cargo fmt --check"
 cargo fmt --all --check
+echo "test: cargo build --bins (the Lambda binaries and the local tool must build, not only their libraries)"
+cargo build --workspace --bins --locked
 echo "test: cargo test (target dir $CARGO_TARGET_DIR)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

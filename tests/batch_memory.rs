@@ -5,6 +5,7 @@
 
 use tributary_aws::S3Store;
 use tributary_core::Config;
+use tributary_core::event::SampleRecord;
 use tributary_core::event::{build_event, parse_event};
 use tributary_core::sample::{Rng, customer};
 use tributary_ingest::Ingest;
@@ -25,7 +26,7 @@ async fn a_full_6mb_batch_fits_a_256mb_function() {
     let client = moto.bucket("lake").await;
     let mut rng = Rng::new(42);
     let values: Vec<String> = (0..13_000u64).map(|i| customer(&mut rng, i % 24)).collect();
-    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+    let recs: Vec<SampleRecord> = values
         .iter()
         .enumerate()
         .map(|(i, v)| (i as i64, 1_795_316_400_000, Some(&b"key"[..]), Some(v.as_bytes()), &[][..]))

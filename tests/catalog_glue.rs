@@ -2,6 +2,7 @@
 //! API, on 127.0.0.1.
 
 use std::time::Duration;
+use tributary_core::event::SampleRecord;
 
 use serde_json::json;
 use tributary_aws::{AthenaQueries, GlueCatalog, PartitionLocation, S3Store};
@@ -19,7 +20,7 @@ fn object_created(key: &str) -> serde_json::Value {
 }
 
 async fn ingest(ing: &Ingest<S3Store>, p: i32, offset: i64, values: &[&str], hour: i64) -> Vec<serde_json::Value> {
-    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+    let recs: Vec<SampleRecord> = values
         .iter()
         .enumerate()
         .map(|(i, v)| (offset + i as i64, T0 + hour * 3_600_000, None, Some(v.as_bytes()), &[][..]))

@@ -5,6 +5,7 @@ use aws_sdk_glue::types::{PartitionInput, StorageDescriptor};
 use tributary_aws::{GlueCatalog, ObjectRead, PartitionLocation, S3Store};
 use tributary_compact::{Compactor, CrashPoint, Outcome};
 use tributary_core::Config;
+use tributary_core::event::SampleRecord;
 use tributary_core::event::build_event;
 use tributary_core::partition::TimePartition;
 use tributary_ingest::Ingest;
@@ -56,7 +57,7 @@ async fn env() -> Env {
 
 async fn ingest(ing: &Ingest<S3Store>, p: i32, first: i64, n: i64) {
     let values: Vec<String> = (first..first + n).map(|o| format!(r#"{{"n":{o},"s":"row {o}"}}"#)).collect();
-    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> =
+    let recs: Vec<SampleRecord> =
         values.iter().enumerate().map(|(i, v)| (first + i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..])).collect();
     ing.handle(build_event("aws:kafka", "t", p, &recs)).await.unwrap();
 }

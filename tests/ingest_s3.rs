@@ -2,6 +2,7 @@
 //! pyarrow and DuckDB as well as by our own reader.
 
 use std::collections::BTreeMap;
+use tributary_core::event::SampleRecord;
 
 use lambda_runtime::{Context, LambdaEvent};
 use tributary_aws::{ObjectRead, S3Store};
@@ -103,7 +104,7 @@ async fn retries_with_other_batch_boundaries_add_no_duplicates() {
     let moto = Moto::start();
     let ing = ingest(&moto, "lake").await;
     let values: Vec<String> = (0..30).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
-    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+    let recs: Vec<SampleRecord> = values
         .iter()
         .enumerate()
         .map(|(i, v)| (1000 + i as i64, T0 + i as i64 * 400_000, None, Some(v.as_bytes()), &[][..]))
@@ -127,7 +128,7 @@ async fn every_bad_input_is_dead_lettered_with_its_bytes_and_a_reason() {
 
     let corpus = bad_values();
     assert!(corpus.len() >= 50, "the corpus has {} cases", corpus.len());
-    let mut recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = vec![(1, T0, None, Some(&baseline[..]), &[])];
+    let mut recs: Vec<SampleRecord> = vec![(1, T0, None, Some(&baseline[..]), &[])];
     for (i, (_, bytes)) in corpus.iter().enumerate() {
         recs.push((2 + i as i64, T0, Some(b"k"), Some(bytes), &[]));
     }

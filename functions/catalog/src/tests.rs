@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tributary_core::event::SampleRecord;
 
 use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore, PartitionLocation, TableCatalog};
@@ -34,7 +35,7 @@ fn world() -> World {
 impl World {
     /// Ingests values into topic `t`, returns the EventBridge events of the data files written.
     async fn ingest(&self, offset: i64, values: &[&str]) -> Vec<Value> {
-        let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> =
+        let recs: Vec<SampleRecord> =
             values.iter().enumerate().map(|(i, v)| (offset + i as i64, T0, None, Some(v.as_bytes()), &[][..])).collect();
         let out = self.ingest.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
         out.total.objects.iter().filter(|k| k.ends_with(".parquet")).map(|k| object_created(k)).collect()

@@ -460,22 +460,22 @@ where
                 if batch.num_rows() == 0 {
                     continue;
                 }
-                if writer.as_ref().is_some_and(|w| w.size() as u64 >= policy.max_file_bytes) {
-                    if let Some(w) = writer.take() {
-                        outputs.push(self.close(w, report).await?);
-                    }
+                if writer.as_ref().is_some_and(|w| w.size() as u64 >= policy.max_file_bytes)
+                    && let Some(w) = writer.take()
+                {
+                    outputs.push(self.close(w, report).await?);
                 }
                 if writer.is_none() {
                     let key = format!("{location}{}", compaction::output_name(outputs.len()));
                     writer = Some(PartWriter::start(&self.store, key, union.clone(), props()?).await?);
                 }
-                if let Some(w) = writer.as_mut() {
-                    if let Err(e) = w.write(&batch).await {
-                        if let Some(w) = writer.take() {
-                            w.abort().await;
-                        }
-                        return Err(e);
+                if let Some(w) = writer.as_mut()
+                    && let Err(e) = w.write(&batch).await
+                {
+                    if let Some(w) = writer.take() {
+                        w.abort().await;
                     }
+                    return Err(e);
                 }
             }
         }

@@ -1,5 +1,9 @@
 //! Wiring only: configuration, S3 and Glue clients from the environment, then the runtime loop.
 
+// The handler future nests the SDK clients' futures deeply; the default limit is too low for
+// computing its layout.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use tributary_aws::{GlueCatalog, S3Store};

@@ -2,6 +2,7 @@
 //! same scenarios run against an S3 and Glue API server in `tests/compact_s3.rs`.
 
 use std::sync::Arc;
+use tributary_core::event::SampleRecord;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -48,7 +49,7 @@ impl World {
     /// Ingests `n` records of topic `t`, partition `p`, from `first`, all in hour 03.
     async fn ingest(&self, p: i32, first: i64, n: i64) {
         let values: Vec<String> = (first..first + n).map(|o| format!(r#"{{"n":{o},"p":{p}}}"#)).collect();
-        let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+        let recs: Vec<SampleRecord> = values
             .iter()
             .enumerate()
             .map(|(i, v)| (first + i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..]))
@@ -163,7 +164,7 @@ async fn late_data_is_visible_at_once_and_folded_in_next_time() {
     assert_eq!(w.visible().await, expected(&[(0, 0..25)]));
     // A retry of an already compacted batch adds nothing.
     let values: Vec<String> = (0..10).map(|o| format!(r#"{{"n":{o},"p":0}}"#)).collect();
-    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> =
+    let recs: Vec<SampleRecord> =
         values.iter().enumerate().map(|(i, v)| (i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..])).collect();
     let out = w.ingest.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.already_committed), (0, 10));

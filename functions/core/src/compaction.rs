@@ -159,11 +159,13 @@ impl Ranges {
     }
 }
 
+type TopicPartition = (String, i32);
+
 /// Offsets already emitted by a compaction, per topic-partition: a row whose offset is here is
 /// a duplicate. Memory grows with the number of gaps, not rows.
 #[derive(Debug, Default)]
 pub struct Seen {
-    tps: Vec<((String, i32), Vec<(i64, i64)>)>,
+    tps: Vec<(TopicPartition, Vec<(i64, i64)>)>,
     /// The topic-partition of the previous row: rows come in runs of one topic-partition.
     last: usize,
 }

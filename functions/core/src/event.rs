@@ -136,13 +136,11 @@ pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError
         .collect())
 }
 
+/// A record for [`build_event`]: offset, timestamp (ms), key, value, headers.
+pub type SampleRecord<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>, &'a [(&'a str, &'a [u8])]);
+
 /// Builds an event the way the event source mapping does, for tests and the local pipeline.
-pub fn build_event(
-    source: &str,
-    topic: &str,
-    partition: i32,
-    records: &[(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])],
-) -> KafkaEvent {
+pub fn build_event(source: &str, topic: &str, partition: i32, records: &[SampleRecord]) -> KafkaEvent {
     let mut event = KafkaEvent::default();
     event.event_source = Some(source.to_string());
     let group = format!("{topic}-{partition}");

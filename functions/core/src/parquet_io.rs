@@ -66,7 +66,7 @@ mod tests {
         let rows = [RowMeta { topic: "t", partition: 0, offset: 0, timestamp_ms: 0, key: None, headers: &[] }];
         let batch = assemble(&s, d.data.as_ref(), &rows).unwrap();
         let bytes = encode(
-            &[batch.clone()],
+            std::slice::from_ref(&batch),
             writer_properties(1, 1 << 20, vec![KeyValue::new(RANGES_KEY.into(), "t~0~0~0".to_string())]).unwrap(),
         )
         .unwrap();

@@ -244,10 +244,10 @@ pub fn build(cfg: &Config, screened: &Screened<'_>, schema: &TableSchema) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{batches, build_event};
+    use crate::event::{SampleRecord, batches, build_event};
 
     fn event_batches(values: &[Option<&[u8]>]) -> Vec<TopicPartitionBatch> {
-        let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+        let recs: Vec<SampleRecord> = values
             .iter()
             .enumerate()
             .map(|(i, v)| (100 + i as i64, 1_763_780_400_000 + i as i64 * 1_800_000, None, *v, &[][..]))

@@ -6,6 +6,7 @@
 //! `cargo run --release -p tributary-ingest --example batch [-- ROUNDS]`
 
 use std::time::Instant;
+use tributary_core::event::SampleRecord;
 
 use tributary_aws::MemoryStore;
 use tributary_core::Config;
@@ -29,7 +30,7 @@ fn event_payload(n: usize) -> (Vec<u8>, usize) {
     let mut rng = Rng::new(42);
     let values: Vec<String> = (0..n as u64).map(|i| customer(&mut rng, i % 24)).collect();
     let value_bytes: usize = values.iter().map(|v| v.len()).sum();
-    let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+    let recs: Vec<SampleRecord> = values
         .iter()
         .enumerate()
         .map(|(i, v)| (i as i64, 1_795_316_400_000 + i as i64, Some(&b"customer-key"[..]), Some(v.as_bytes()), &[][..]))

@@ -1,5 +1,9 @@
 //! Wiring only: configuration and an S3 client from the environment, then the runtime loop.
 
+// The handler future nests the SDK clients' futures deeply; the default limit is too low for
+// computing its layout.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{Error, service_fn};
 use tributary_aws::S3Store;
 use tributary_ingest::{Ingest, config_from_env, function_handler, init_logging};

@@ -7,7 +7,7 @@ use tributary_aws::MemoryStore;
 use tributary_core::dead_letter::from_jsonl;
 use tributary_core::event::build_event;
 
-type Rec<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>, &'a [(&'a str, &'a [u8])]);
+type Rec<'a> = tributary_core::event::SampleRecord<'a>;
 
 fn ingest() -> Ingest<MemoryStore> {
     Ingest::new(MemoryStore::new(), Config { bucket: "b".into(), ..Default::default() })

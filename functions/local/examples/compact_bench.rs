@@ -10,6 +10,7 @@
 
 use std::path::Path;
 use std::time::Instant;
+use tributary_core::event::SampleRecord;
 
 use tributary_aws::{MemoryCatalog, ObjectRead, ObjectWrite, S3Store};
 use tributary_compact::{Compactor, Outcome};
@@ -59,7 +60,7 @@ async fn generate(dir: &Path, target_mb: u64) {
                 format!(r#"{},"payload":"{payload}","seq":{}}}"#, &c[..c.len() - 1], offset + i)
             })
             .collect();
-        let recs: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>, &[(&str, &[u8])])> = values
+        let recs: Vec<SampleRecord> = values
             .iter()
             .enumerate()
             .map(|(i, v)| (offset + i as i64, T0 + (i as i64 % 3_000_000), None, Some(v.as_bytes()), &[][..]))

@@ -164,7 +164,7 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
 
     // Compaction, partition by partition, as the sweep would once their windows close.
     let partitions = catalog.partitions();
-    for ((table, values), _) in &partitions {
+    for (table, values) in partitions.keys() {
         let tp = TimePartition { dt: values[0].clone(), hr: values.get(1).cloned() };
         if let (Outcome::Compacted(r), _) = compactor.compact_partition(table, &tp, "local").await? {
             writeln!(
