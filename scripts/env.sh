@@ -2,6 +2,8 @@
 # Everything installed or built lives outside the clone, so fresh clones reuse it.
 export TRIBUTARY_CACHE="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TRIBUTARY_CACHE/target}"
+# Incremental artifacts only pay off while editing; CI builds once.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export VENV="$TRIBUTARY_CACHE/venv"
 # Offline AWS settings for local tools: no real account is ever used by the tests.
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
