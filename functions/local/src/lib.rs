@@ -3,6 +3,7 @@
 //! exactly the code they run in Lambda.
 
 pub mod athena;
+pub mod sql;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,71 @@ fn summary(r: &IngestResponse) -> String {
     )
 }
 
+/// The seed of the generated scenarios: the same records on every run.
+pub const DEMO_SEED: u64 = 20261122;
+
+/// The everyday questions the local run answers.
+pub const DEMO_QUERIES: [&str; 3] = [
+    "SELECT 'customer_data' AS \"table\", count(*) AS \"rows\" FROM customer_data UNION ALL SELECT 'transaction', count(*) FROM \"transaction\" UNION ALL SELECT 'names_topic', count(*) FROM names_topic ORDER BY 1",
+    "SELECT branch, currency, sum(amount) AS total, count(*) AS transactions FROM \"transaction\" GROUP BY branch, currency ORDER BY branch, currency",
+    "SELECT country, count(*) AS customers, avg(salary) AS avg_salary FROM customer_data WHERE register_date >= DATE '2020-01-01' GROUP BY country ORDER BY customers DESC, country LIMIT 5",
+];
+
+/// Records for the three everyday scenarios (`customer_data`, `transaction`, `names_topic`),
+/// as Kafka events of three partitions each, batches of at most 2,000 records, keys and headers
+/// set, spread over four hours of 2026-11-22.
+pub fn generate_scenarios(seed: u64) -> Vec<(&'static str, Vec<KafkaEvent>)> {
+    use tributary_core::event::{SampleRecord, build_event};
+    use tributary_core::sample::{Rng, customer, name_record, transaction};
+    let mut rng = Rng::new(seed);
+    let t0 = 1_795_305_600_000i64; // 2026-11-22T00:00:00Z
+    let mut out = Vec::new();
+    for (topic, n) in [("customer_data", 3_000u64), ("transaction", 6_000), ("names_topic", 600)] {
+        let values: Vec<String> = (0..n)
+            .map(|i| match topic {
+                "customer_data" => customer(&mut rng, i % 4),
+                "transaction" => transaction(&mut rng),
+                _ => name_record(&mut rng),
+            })
+            .collect();
+        let keys: Vec<String> = (0..n).map(|i| format!("{topic}-{i}")).collect();
+        let headers: [(&str, &[u8]); 1] = [("source", b"tributary-demo")];
+        let mut events = Vec::new();
+        for partition in 0..3i32 {
+            let mine: Vec<usize> = (0..n as usize).filter(|i| i % 3 == partition as usize).collect();
+            for (chunk_no, chunk) in mine.chunks(2_000).enumerate() {
+                let recs: Vec<SampleRecord> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &i)| {
+                        let offset = (chunk_no * 2_000 + j) as i64;
+                        let ts = t0 + (i as i64 * 4 * 3_600_000) / n as i64;
+                        (offset, ts, Some(keys[i].as_bytes()), Some(values[i].as_bytes()), &headers[..])
+                    })
+                    .collect();
+                events.push(build_event("aws:kafka", topic, partition, &recs));
+            }
+        }
+        out.push((topic, events));
+    }
+    out
+}
+
+/// The local store made by an earlier `tributary` run, for `tributary query`.
+pub async fn open_local(data_dir: &Path) -> Result<(S3Store, PathBuf, Config), Error> {
+    if !data_dir.join(MARKER).exists() {
+        return Err(format!(
+            "{} holds no local tables: run `tributary` (the demo) first, or pass --data-dir",
+            data_dir.display()
+        )
+        .into());
+    }
+    let root = data_dir.join("s3");
+    let bucket = "tributary-local";
+    let store = S3Store::new(embedded_s3(&root)?, bucket);
+    Ok((store, root, Config { bucket: bucket.into(), ..Config::default() }))
+}
+
 /// An EventBridge `Object Created` event for a key, as the bucket sends it to compact and catalog.
 fn object_created(bucket: &str, key: &str) -> serde_json::Value {
     serde_json::json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3",
@@ -150,6 +216,35 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
             writeln!(out, "{name} again, as a retry: {}", summary(&again))?;
         }
     }
+    // The three everyday scenarios, generated, batched as the event source mapping would.
+    let scenarios = generate_scenarios(DEMO_SEED);
+    for (topic, batches) in &scenarios {
+        let mut total = tributary_ingest::Report::default();
+        for event in batches {
+            let r = ingest.handle(event.clone()).await?;
+            let written = std::time::Instant::now();
+            for key in r.total.objects.iter().filter(|k| k.ends_with(".parquet")) {
+                catalog_fn.handle(&object_created(bucket, key)).await?;
+                freshness.push(written.elapsed());
+            }
+            total_in += r.total.records_in;
+            total_accounted +=
+                r.total.rows_written + r.total.dead_lettered + r.total.tombstones_skipped + r.total.already_committed;
+            total.records_in += r.total.records_in;
+            total.rows_written += r.total.rows_written;
+            total.dead_lettered += r.total.dead_lettered;
+            total.files_written += r.total.files_written + r.total.dead_letter_files;
+        }
+        writeln!(
+            out,
+            "generated {topic}: {} records in {} batches -> {} rows written, {} dead-lettered, {} files",
+            total.records_in,
+            batches.len(),
+            total.rows_written,
+            total.dead_lettered,
+            total.files_written
+        )?;
+    }
     writeln!(
         out,
         "\nevery record accounted for: {total_in} in = {total_accounted} written + dead-lettered + skipped + already committed"
@@ -177,6 +272,15 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
                 r.duplicates_removed
             )?;
         }
+    }
+    writeln!(out)?;
+
+    // The answers, in SQL, over the tables as Athena would see them.
+    let ctx = sql::session(&store, &root, &config).await?;
+    writeln!(out, "SQL (DataFusion over the local tables, names as in Athena):")?;
+    for q in DEMO_QUERIES {
+        writeln!(out, "> {q}")?;
+        writeln!(out, "{}", sql::pretty(&ctx, q).await?)?;
     }
     writeln!(out)?;
 
@@ -208,12 +312,20 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
             .collect::<Result<_, _>>()?;
         writeln!(out, "{}", arrow_cast::pretty::pretty_format_batches(&projected)?)?;
     }
-    writeln!(out, "dead-letter area:")?;
+    // The dead-letter area, summarized by table and reason, with the first record of each.
+    let mut letters: std::collections::BTreeMap<(String, &'static str), (usize, String)> = Default::default();
     for obj in store.list(&config.dead_letter_prefix).await? {
         let Some(o) = store.get(&obj.key).await? else { continue };
         for l in from_jsonl(&o.body)? {
-            writeln!(out, "  {} {}[{}]@{}: {}: {}", l.table, l.topic, l.partition, l.offset, l.kind.as_str(), l.reason)?;
+            let e = letters
+                .entry((l.table.clone(), l.kind.as_str()))
+                .or_insert_with(|| (0, format!("{}[{}]@{}: {}", l.topic, l.partition, l.offset, l.reason)));
+            e.0 += 1;
         }
+    }
+    writeln!(out, "dead-letter area (raw bytes and reasons under {}):", config.dead_letter_prefix)?;
+    for ((table, kind), (n, first)) in letters {
+        writeln!(out, "  {table}: {n} x {kind}, e.g. {first}")?;
     }
     Ok(out)
 }
@@ -227,14 +339,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let out = demo(&data).await.unwrap();
-        assert!(out.contains("table customer_data: 8 rows in 2 files"), "compacted: one file per partition: {out}");
+        assert!(out.contains("table customer_data: 3008 rows"), "{out}");
+        assert!(out.contains("table transaction: 6000 rows"), "{out}");
+        assert!(out.contains("generated names_topic: 600 records in 3 batches -> 0 rows written, 600 dead-lettered"), "{out}");
         assert!(out.contains("compacted transaction_events/dt=2026-11-22/hr=03/: 2 files -> 1 (7 rows"), "{out}");
         assert!(out.contains("columns: name string, mail string"), "{out}");
         assert!(out.contains("registered at most"), "{out}");
         assert!(out.contains("table transaction_events: 7 rows"), "{out}");
         assert!(out.contains("table names_topic: 2 rows"), "{out}");
+        assert!(out.contains("| Berlin | EUR"), "per branch and currency: {out}");
         assert!(out.contains("integer_out_of_range"), "{out}");
         assert!(out.contains("0 rows written, 0 dead-lettered, 0 tombstones skipped, 14 already committed"), "{out}");
+        // The SQL answers match the generated records.
+        let (store, root, config) = open_local(&data).await.unwrap();
+        let ctx = sql::session(&store, &root, &config).await.unwrap();
+        let got = sql::run(&ctx, "SELECT sum(amount) AS s, count(*) AS n FROM \"transaction\"").await.unwrap();
+        let mut want = 0i64;
+        let (_, events) = &generate_scenarios(DEMO_SEED)[1];
+        for e in events {
+            for b in tributary_core::event::batches(e.clone()).unwrap() {
+                for r in &b.records {
+                    let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+                    want += v["amount"].as_i64().unwrap();
+                }
+            }
+        }
+        use arrow_array::cast::AsArray;
+        assert_eq!(got[0].column(0).as_primitive::<arrow_array::types::Int64Type>().value(0), want);
+        assert_eq!(got[0].column(1).as_primitive::<arrow_array::types::Int64Type>().value(0), 6000);
         // Runs again over its own directory; refuses a directory it did not make.
         demo(&data).await.unwrap();
         let foreign = dir.path().join("foreign");

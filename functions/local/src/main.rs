@@ -20,8 +20,8 @@ enum Command {
         #[arg(long, default_value = "tributary-local-data")]
         data_dir: PathBuf,
     },
-    /// Run SQL and print the result: on Amazon Athena with --athena (credentials and region from
-    /// the environment, as for the AWS CLI).
+    /// Run SQL and print the result: over the local run's tables (DataFusion), or on Amazon Athena
+    /// with --athena (credentials and region from the environment, as for the AWS CLI).
     Query {
         /// The SQL to run.
         sql: String,
@@ -40,7 +40,27 @@ enum Command {
         /// Give up waiting after this many seconds (the query goes on in Athena).
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Without --athena: the directory of the local run's tables.
+        #[arg(long, default_value = "tributary-local-data")]
+        data_dir: PathBuf,
     },
+}
+
+async fn query_local(data_dir: &std::path::Path, sql: &str, csv: bool) -> Result<String, tributary_local::Error> {
+    let (store, root, config) = tributary_local::open_local(data_dir).await?;
+    let ctx = tributary_local::sql::session(&store, &root, &config).await?;
+    let batches = tributary_local::sql::run(&ctx, sql).await?;
+    if csv {
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut buf);
+            for b in &batches {
+                w.write(b)?;
+            }
+        }
+        return Ok(String::from_utf8(buf)?);
+    }
+    Ok(format!("{}\n", arrow_cast::pretty::pretty_format_batches(&batches)?))
 }
 
 #[tokio::main]
@@ -51,7 +71,7 @@ async fn main() -> std::process::ExitCode {
     let command = cli.command.unwrap_or(Command::Demo { data_dir: PathBuf::from("tributary-local-data") });
     let result = match command {
         Command::Demo { data_dir } => tributary_local::demo(&data_dir).await,
-        Command::Query { sql, athena: true, workgroup, database, csv, timeout } => {
+        Command::Query { sql, athena: true, workgroup, database, csv, timeout, .. } => {
             let q = tributary_aws::AthenaQueries::from_env().await;
             let progress = |s: &tributary_aws::QueryStatus, t: std::time::Duration| {
                 let scanned = s.scanned_bytes.map(|b| format!(", {:.1} MB scanned", b as f64 / 1e6)).unwrap_or_default();
@@ -65,9 +85,7 @@ async fn main() -> std::process::ExitCode {
                     if csv { tributary_local::athena::csv(&r) } else { tributary_local::athena::table(&r) }
                 })
         }
-        Command::Query { athena: false, .. } => {
-            Err("local SQL over the local tables arrives with the local pipeline; pass --athena to run on Athena".into())
-        }
+        Command::Query { sql, athena: false, data_dir, csv, .. } => query_local(&data_dir, &sql, csv).await,
     };
     match result {
         Ok(out) => {
