@@ -18,6 +18,7 @@ pub mod compaction;
 pub mod config;
 pub mod dead_letter;
 pub mod decode;
+pub mod esm;
 pub mod event;
 pub mod layout;
 pub mod metrics;
