@@ -193,18 +193,31 @@ where
             }
             Trigger::Sweep => self.sweep_partitions().await?,
         };
+        // One failing partition does not hold back the others; the invocation still fails, so
+        // the trigger retries (and the sweep comes back to it).
+        let mut first_error = None;
         for (table, tp) in partitions {
             resp.partitions_seen += 1;
-            let (outcome, lag) = self.compact_partition(&table, &tp, attempt).await?;
-            resp.lag_seconds = resp.lag_seconds.max(lag);
-            match outcome {
-                Outcome::NotDue => resp.not_due += 1,
-                Outcome::Busy => resp.busy += 1,
-                Outcome::Compacted(r) => resp.compacted.push(r),
+            match self.compact_partition(&table, &tp, attempt).await {
+                Ok((outcome, lag)) => {
+                    resp.lag_seconds = resp.lag_seconds.max(lag);
+                    match outcome {
+                        Outcome::NotDue => resp.not_due += 1,
+                        Outcome::Busy => resp.busy += 1,
+                        Outcome::Compacted(r) => resp.compacted.push(r),
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(table, partition = %tp.path(), error = %e, "partition not compacted");
+                    first_error.get_or_insert(e);
+                }
             }
         }
         self.emit(&resp);
-        Ok(resp)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(resp),
+        }
     }
 
     /// Partitions of every known table within the sweep's look-back.

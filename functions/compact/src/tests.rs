@@ -144,6 +144,35 @@ async fn a_closed_partition_is_compacted_without_new_events() {
 }
 
 #[tokio::test]
+async fn a_failing_partition_does_not_hold_back_the_others() {
+    let w = world(100, later);
+    w.ingest(0, 0, 3).await;
+    // A second table whose partition state is unreadable.
+    w.store
+        .put("_tributary/schemas/broken.json", bytes::Bytes::from_static(b"{}"), tributary_aws::Precondition::None)
+        .await
+        .unwrap();
+    w.store
+        .put(
+            "tables/broken/dt=2026-11-22/hr=03/part-b~0~1~2.parquet",
+            bytes::Bytes::from_static(b"x"),
+            tributary_aws::Precondition::None,
+        )
+        .await
+        .unwrap();
+    w.store
+        .put(
+            "_tributary/partitions/broken/dt=2026-11-22/hr=03.json",
+            bytes::Bytes::from_static(b"not json"),
+            tributary_aws::Precondition::None,
+        )
+        .await
+        .unwrap();
+    assert!(w.compactor.handle(&json!({"tributary": "sweep"}), "s").await.is_err(), "the invocation fails, to be retried");
+    assert_eq!(w.state().await.version, 1, "but the healthy partition was compacted");
+}
+
+#[tokio::test]
 async fn open_partitions_below_thresholds_wait() {
     let w = world(100, at_t0);
     w.ingest(0, 0, 3).await;
