@@ -17,7 +17,7 @@ use tributary_aws::{CatalogError, ObjectRead, PartitionLocation, StoreError, Sto
 use tributary_core::Config;
 use tributary_core::catalog::{self, Evolution};
 use tributary_core::compaction::{self, PartitionState, is_ingest_file};
-use tributary_core::layout::{object_created_keys, schema_key};
+use tributary_core::layout::{object_created_keys, schema_key, schemas_prefix, table_of_schema_key};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::partition::TimePartition;
 use tributary_core::schema::TableSchema;
@@ -139,14 +139,8 @@ where
     }
 
     async fn known_tables(&self) -> Result<Vec<String>, CatalogFnError> {
-        let prefix = format!("{}schemas/", self.config.state_prefix);
-        Ok(self
-            .store
-            .list(&prefix)
-            .await?
-            .iter()
-            .filter_map(|m| m.key.strip_prefix(&prefix)?.strip_suffix(".json").map(str::to_string))
-            .collect())
+        let listed = self.store.list(&schemas_prefix(&self.config)).await?;
+        Ok(listed.iter().filter_map(|m| table_of_schema_key(&self.config, &m.key).map(str::to_string)).collect())
     }
 
     async fn recent_partitions(&self, table: &str) -> Result<BTreeSet<TimePartition>, CatalogFnError> {

@@ -23,7 +23,7 @@ use tributary_core::Config;
 use tributary_core::compaction::{
     self, Closing, Lease, PartitionState, Ranges, Seen, conform, due, is_compacted_file, is_ingest_file, union_schema,
 };
-use tributary_core::layout::{FileRange, object_created_keys};
+use tributary_core::layout::{FileRange, object_created_keys, schemas_prefix, table_of_schema_key};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::parquet_io::writer_properties;
 use tributary_core::partition::TimePartition;
@@ -224,14 +224,8 @@ where
     async fn sweep_partitions(&self) -> Result<BTreeSet<(String, TimePartition)>, CompactError> {
         let cfg = &self.config;
         let mut out = BTreeSet::new();
-        let schemas = format!("{}schemas/", cfg.state_prefix);
-        let tables: Vec<String> = self
-            .store
-            .list(&schemas)
-            .await?
-            .iter()
-            .filter_map(|m| m.key.strip_prefix(&schemas)?.strip_suffix(".json").map(str::to_string))
-            .collect();
+        let listed = self.store.list(&schemas_prefix(cfg)).await?;
+        let tables: Vec<String> = listed.iter().filter_map(|m| table_of_schema_key(cfg, &m.key).map(str::to_string)).collect();
         let now = (self.clock)();
         for table in tables {
             for d in 0..=cfg.compaction.sweep_lookback_days as i64 {
@@ -440,26 +434,26 @@ where
     async fn merge(&self, inputs: &[ObjectMeta], location: &str, report: &mut PartitionReport) -> Result<Merged, CompactError> {
         let policy = &self.config.compaction;
         // Footers first: the union schema, and which files conflict with it.
-        let mut schemas = Vec::with_capacity(inputs.len());
+        let mut builders = Vec::with_capacity(inputs.len());
         for m in inputs {
             let reader = ObjectReader { store: self.store.clone(), key: m.key.clone(), size: m.size };
-            schemas.push(ParquetRecordBatchStreamBuilder::new(reader).await?.schema().clone());
+            builders.push(ParquetRecordBatchStreamBuilder::new(reader).await?);
         }
+        let schemas: Vec<_> = builders.iter().map(|b| b.schema().clone()).collect();
         let (union, verdicts) = union_schema(&schemas);
         let mut merged_inputs = Vec::new();
         let mut seen = Seen::default();
         let mut outputs = Vec::new();
         let mut writer: Option<PartWriter<'_, S>> = None;
         let props = || writer_properties(policy.zstd_level, policy.row_group_rows, Vec::new());
-        for (m, verdict) in inputs.iter().zip(&verdicts) {
+        for ((m, verdict), builder) in inputs.iter().zip(&verdicts).zip(builders) {
             if let Some(why) = verdict {
                 tracing::warn!(key = %m.key, reason = %why, "incompatible schema: file left as it is");
                 report.incompatible.push(m.key.clone());
                 continue;
             }
             merged_inputs.push(m.key.clone());
-            let reader = ObjectReader { store: self.store.clone(), key: m.key.clone(), size: m.size };
-            let mut stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(64 * 1024).build()?;
+            let mut stream = builder.with_batch_size(64 * 1024).build()?;
             while let Some(batch) = stream.next().await {
                 let batch = conform(&batch?, &union)?;
                 report.rows_in += batch.num_rows();

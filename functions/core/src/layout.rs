@@ -67,7 +67,17 @@ pub fn dead_letter_key(cfg: &Config, table: &str, date: &str, range: &FileRange)
 }
 
 pub fn schema_key(cfg: &Config, table: &str) -> String {
-    format!("{}schemas/{table}.json", cfg.state_prefix)
+    format!("{}{table}.json", schemas_prefix(cfg))
+}
+
+/// Where the schema registry keeps one object per table: listing it lists the tables.
+pub fn schemas_prefix(cfg: &Config) -> String {
+    format!("{}schemas/", cfg.state_prefix)
+}
+
+/// The table a schema-registry key is for (`_tributary/schemas/orders.json` → `orders`).
+pub fn table_of_schema_key<'a>(cfg: &Config, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(&schemas_prefix(cfg))?.strip_suffix(".json")
 }
 
 /// The object key an S3 event names: event keys are URL-encoded, with `+` for a space.
@@ -157,6 +167,8 @@ mod tests {
             "dead-letter/orders/dt=2026-11-22/part-orders-v1.eu~3~00000000000000000100~00000000000000000199.jsonl"
         );
         assert_eq!(schema_key(&cfg, "orders"), "_tributary/schemas/orders.json");
+        assert_eq!(table_of_schema_key(&cfg, &schema_key(&cfg, "orders")), Some("orders"));
+        assert_eq!(table_of_schema_key(&cfg, "_tributary/partitions/orders.json"), None);
         for bad in ["x.parquet", "part-a~1~2.parquet", "part-~1~2~3.parquet", "part-a~1~9~3.parquet", "part-a~b~1~2.parquet"] {
             assert_eq!(FileRange::parse(bad), None, "{bad}");
         }

@@ -13,7 +13,7 @@ use tributary_aws::{ObjectRead, S3Store, get_json};
 use tributary_core::Config;
 use tributary_core::compaction::{PartitionState, is_ingest_file, state_key};
 use tributary_core::decode::output_schema;
-use tributary_core::layout::schema_key;
+use tributary_core::layout::{schema_key, schemas_prefix, table_of_schema_key};
 use tributary_core::partition::TimePartition;
 use tributary_core::schema::TableSchema;
 
@@ -23,13 +23,8 @@ use crate::Error;
 pub async fn session(store: &S3Store, root: &Path, config: &Config) -> Result<SessionContext, Error> {
     // One thread is plenty for local tables, and keeps the machine free.
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-    let schemas = format!("{}schemas/", config.state_prefix);
-    let tables: Vec<String> = store
-        .list(&schemas)
-        .await?
-        .iter()
-        .filter_map(|m| m.key.strip_prefix(&schemas)?.strip_suffix(".json").map(str::to_string))
-        .collect();
+    let listed = store.list(&schemas_prefix(config)).await?;
+    let tables: Vec<String> = listed.iter().filter_map(|m| table_of_schema_key(config, &m.key).map(str::to_string)).collect();
     for table in tables {
         let schema: TableSchema = get_json(store, &schema_key(config, &table)).await?.map(|v| v.value).unwrap_or_default();
         let arrow = output_schema(&schema);
