@@ -5,6 +5,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TRIBUTARY_CACHE/target}"
 # Incremental artifacts only pay off while editing; CI builds once.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export VENV="$TRIBUTARY_CACHE/venv"
+# Binaries built from crates for the tests (the tansu broker).
+export TOOLS="$TRIBUTARY_CACHE/tools"
 # Offline AWS settings for local tools: no real account is ever used by the tests.
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED=true

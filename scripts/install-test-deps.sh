@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently, from the package registries:
 # a Python venv with moto (S3/Glue API server), pyarrow and DuckDB (independent Parquet readers),
-# cfn-lint and the SAM CLI (template validation), pytest. Fails loudly if anything is missing.
+# cfn-lint and the SAM CLI (template validation), pytest; and tansu, a Kafka-protocol broker
+# (a crate, built once into $TRIBUTARY_CACHE/tools) for the end-to-end tests.
+# Fails loudly if anything is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -22,10 +24,22 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 
+# tansu: the broker the end-to-end tests start on 127.0.0.1. A storage feature is required (without
+# one it silently discards data); its SQLite engine reports correct high watermarks.
+TANSU_VERSION=0.6.0
+if [[ "$("$TOOLS/bin/tansu" --version 2>/dev/null)" != *"$TANSU_VERSION"* ]]; then
+  echo "install-test-deps: building tansu $TANSU_VERSION (10-20 min on two cores, once)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+    --root "$TOOLS" --target-dir "$TRIBUTARY_CACHE/tools-target" --quiet
+  rm -rf "$TRIBUTARY_CACHE/tools-target"
+fi
+
 # Verify, so a broken install fails here and not as a confusing test failure.
 for tool in moto_server cfn-lint sam pytest; do
   [[ -x "$VENV/bin/$tool" ]] || { echo "install-test-deps: $tool missing from $VENV" >&2; exit 1; }
 done
 "$VENV/bin/python" -c "import pyarrow, duckdb, samtranslator, boto3" \
   || { echo "install-test-deps: Python packages missing from $VENV" >&2; exit 1; }
-echo "install-test-deps: ready ($VENV)"
+[[ "$("$TOOLS/bin/tansu" --version 2>/dev/null)" == *"$TANSU_VERSION"* ]] \
+  || { echo "install-test-deps: tansu $TANSU_VERSION missing from $TOOLS/bin" >&2; exit 1; }
+echo "install-test-deps: ready ($VENV, $TOOLS/bin/tansu)"

@@ -145,6 +145,58 @@ impl Drop for Moto {
     }
 }
 
+/// A tansu broker (Kafka protocol, SQLite storage in a temporary directory) listening and
+/// advertising on a free port of 127.0.0.1, killed when dropped.
+pub struct Tansu {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub bootstrap: String,
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let bin = cache_dir().join("tools/bin/tansu");
+        assert!(bin.exists(), "{} is missing: run scripts/install-test-deps.sh (the README's test command does)", bin.display());
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        // SQLite paths are relative to the working directory; its high watermarks are right.
+        let child = Command::new(bin)
+            .current_dir(dir.path())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
+            .env_remove("LISTENER_URL")
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .env_remove("STORAGE_ENGINE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        let tansu = Tansu { child, _dir: dir, bootstrap: format!("127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on 127.0.0.1:{port} within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tansu
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `tributary` binary of this build (`cargo build --bins`, which the test command runs first).
+pub fn tributary_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> -> target/<profile>/tributary
+    let bin = exe.parent().and_then(|d| d.parent()).map(|d| d.join("tributary")).expect("a target directory");
+    assert!(bin.exists(), "{} is missing: run `cargo build --bins` first (the README's test command does)", bin.display());
+    bin
+}
+
 /// Runs `tests/py/<script>` with the venv's Python and parses its JSON output.
 pub fn py_json(script: &str, args: &[&str]) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py").join(script);

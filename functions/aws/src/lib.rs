@@ -3,6 +3,8 @@
 //! in-memory [`MemoryStore`] in unit tests.
 
 mod athena;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 mod glue;
 mod json;
 mod memory;

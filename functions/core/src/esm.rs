@@ -126,6 +126,11 @@ impl Batcher {
         self.pending.is_empty()
     }
 
+    /// When the open batch's window closes (none while no batch is open).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.opened.map(|t| t + self.window)
+    }
+
     /// The open batch, as the event source mapping would send it.
     pub fn take(&mut self) -> Option<Batch> {
         if self.pending.is_empty() {
@@ -173,6 +178,7 @@ mod tests {
         assert!(b.push(rec("a-b", 0, 10, b"{}"), t).is_none());
         assert!(!b.due(t));
         assert!(b.due(t + Duration::from_secs(1)), "window passed");
+        assert_eq!(b.deadline(), Some(t + Duration::from_secs(1)));
         assert!(b.push(rec("a-b", 1, 5, b"{}"), t).is_none());
         assert!(b.push(rec("a-b", 0, 11, b"{}"), t).is_none());
         assert!(b.due(t), "full");
@@ -186,6 +192,7 @@ mod tests {
         let rest = b.take().unwrap();
         assert_eq!(rest.records, 1);
         assert!(b.take().is_none());
+        assert_eq!(b.deadline(), None);
     }
 
     #[test]

@@ -63,7 +63,12 @@ pub fn data_key(cfg: &Config, table: &str, tp: &TimePartition, range: &FileRange
 }
 
 pub fn dead_letter_key(cfg: &Config, table: &str, date: &str, range: &FileRange) -> String {
-    format!("{}{table}/dt={date}/{}.jsonl", cfg.dead_letter_prefix, range.file_stem())
+    format!("{}{}.jsonl", dead_letter_prefix(cfg, table, date), range.file_stem())
+}
+
+/// Where a table's dead letters of one Kafka date are.
+pub fn dead_letter_prefix(cfg: &Config, table: &str, date: &str) -> String {
+    format!("{}{table}/dt={date}/", cfg.dead_letter_prefix)
 }
 
 pub fn schema_key(cfg: &Config, table: &str) -> String {
@@ -113,12 +118,18 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    /// From the keys listed under a partition prefix; other files are ignored.
+    /// From the data files listed under a partition prefix; other files are ignored.
     pub fn from_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        Coverage::from_files(keys, ".parquet")
+    }
+
+    /// From the files named by offset range with this extension (`.parquet` data files,
+    /// `.jsonl` dead-letter files); other keys are ignored.
+    pub fn from_files<'a>(keys: impl IntoIterator<Item = &'a str>, extension: &str) -> Self {
         let mut c = Coverage::default();
         for key in keys {
             let name = key.rsplit('/').next().unwrap_or(key);
-            if !name.ends_with(".parquet") {
+            if !name.ends_with(extension) {
                 continue;
             }
             if let Some(r) = FileRange::parse(name) {

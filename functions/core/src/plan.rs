@@ -130,6 +130,18 @@ pub struct DeadLetterGroup {
     pub letters: Vec<DeadLetter>,
 }
 
+impl DeadLetterGroup {
+    /// Drops the letters an earlier attempt already wrote: a dead-letter file's range names the
+    /// offsets its batch processed, and every bad record of that batch dated as the file is in
+    /// it. Returns the group, if letters remain, and the letters dropped.
+    pub fn without_covered(mut self, coverage: &Coverage) -> (Option<DeadLetterGroup>, Vec<DeadLetter>) {
+        let (dropped, kept): (Vec<DeadLetter>, Vec<DeadLetter>) =
+            self.letters.into_iter().partition(|l| coverage.covers(&l.topic, l.partition, l.offset));
+        self.letters = kept;
+        ((!self.letters.is_empty()).then_some(self), dropped)
+    }
+}
+
 /// What [`build`] decided.
 #[derive(Debug, Default)]
 pub struct Built {

@@ -63,7 +63,8 @@ pub struct Report {
 }
 
 impl Report {
-    fn add(&mut self, o: &Report) {
+    /// Adds another report's counts and objects to this one.
+    pub fn add(&mut self, o: &Report) {
         self.records_in += o.records_in;
         self.rows_written += o.rows_written;
         self.dead_lettered += o.dead_lettered;
@@ -160,8 +161,26 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             ..Default::default()
         };
 
-        // Dead letters first: a retry rewrites the same keys with the same lines.
-        for d in &built.dead_letters {
+        // Dead letters first. A retry with the same boundaries, or other ones, skips the letters
+        // an earlier attempt wrote (dead-letter files are named by the offsets they processed).
+        let mut written: HashMap<String, Coverage> = HashMap::new();
+        for d in built.dead_letters {
+            let cov = match written.entry(d.date.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let listed = self.store.list(&layout::dead_letter_prefix(cfg, table, &d.date)).await?;
+                    e.insert(Coverage::from_files(listed.iter().map(|m| m.key.as_str()), ".jsonl"))
+                }
+            };
+            let (d, dropped) = d.without_covered(cov);
+            for l in &dropped {
+                report.dead_lettered -= 1;
+                report.already_committed += 1;
+                if let Some(n) = report.rejected.get_mut(l.kind.as_str()) {
+                    *n -= 1;
+                }
+            }
+            let Some(d) = d else { continue };
             let key = layout::dead_letter_key(cfg, table, &d.date, &d.range);
             let body = to_jsonl(&d.letters);
             report.bytes_written += body.len();
@@ -203,6 +222,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             report.files_written += 1;
             report.objects.push(key);
         }
+        report.rejected.retain(|_, n| *n > 0);
         debug_assert!(report.balanced(), "{report:?}");
         Ok(report)
     }

@@ -86,6 +86,29 @@ async fn a_retry_with_other_boundaries_adds_no_duplicates() {
 }
 
 #[tokio::test]
+async fn dead_letters_are_written_once_whatever_the_retries_boundaries() {
+    let ing = ingest();
+    let vals: [&'static [u8]; 6] = [b"{bad0", br#"{"a":1}"#, b"{bad2", br#"{"a":3}"#, b"{bad4", br#"{"a":5}"#];
+    let all = records(&vals, 100);
+    let first = ing.handle(build_event("aws:kafka", "t", 0, &all[..4])).await.unwrap();
+    assert_eq!((first.total.dead_lettered, first.total.rejected.get("invalid_json")), (2, Some(&2)));
+    // Read again from offset 102 (as after a crash before the commit), then the same batch again.
+    let out = ing.handle(build_event("aws:kafka", "t", 0, &all[2..])).await.unwrap();
+    assert_eq!((out.total.dead_lettered, out.total.rows_written, out.total.already_committed), (1, 1, 2));
+    assert_eq!(out.total.rejected.get("invalid_json"), Some(&1));
+    assert!(out.total.balanced());
+    let again = ing.handle(build_event("aws:kafka", "t", 0, &all[2..])).await.unwrap();
+    assert_eq!((again.total.dead_lettered, again.total.already_committed), (0, 4));
+    assert!(again.total.rejected.is_empty(), "{:?}", again.total.rejected);
+    let mut offsets = Vec::new();
+    for k in ing.store.keys().iter().filter(|k| k.ends_with(".jsonl")) {
+        offsets.extend(from_jsonl(&ing.store.get(k).await.unwrap().unwrap().body).unwrap().iter().map(|l| l.offset));
+    }
+    offsets.sort();
+    assert_eq!(offsets, [100, 102, 104], "each bad record once");
+}
+
+#[tokio::test]
 async fn storage_failure_fails_the_invocation_and_the_retry_completes() {
     let ing = ingest();
     ing.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"a":1}"#], 0))).await.unwrap();

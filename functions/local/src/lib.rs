@@ -3,6 +3,9 @@
 //! exactly the code they run in Lambda.
 
 pub mod athena;
+pub mod consume;
+pub mod kafka;
+pub mod pipeline;
 pub mod sql;
 
 use std::fmt::Write as _;
@@ -10,17 +13,16 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use aws_lambda_events::event::kafka::KafkaEvent;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
 use tributary_aws::{MemoryCatalog, ObjectRead, S3Store, TableCatalog};
-use tributary_catalog::CatalogFn;
-use tributary_compact::{Compactor, Outcome};
+use tributary_compact::Outcome;
 use tributary_core::Config;
 use tributary_core::dead_letter::from_jsonl;
 use tributary_core::event::parse_event;
 use tributary_core::partition::TimePartition;
-use tributary_ingest::{Ingest, IngestResponse};
+use tributary_ingest::Report;
+
+use crate::kafka::Produced;
+use crate::pipeline::Pipeline;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -31,26 +33,13 @@ pub const SAMPLE_EVENTS: [(&str, &str); 3] = [
     ("events/bad-records.json", include_str!("../../../events/bad-records.json")),
 ];
 
-const ACCESS_KEY: &str = "tributary-local";
-const SECRET_KEY: &str = "tributary-local-secret";
 const MARKER: &str = ".tributary-local";
+/// The local store's bucket (a directory under the store's root).
+pub const LOCAL_BUCKET: &str = "tributary-local";
 
 /// An S3 client whose requests are served in-process by s3s-fs over `root`.
 pub fn embedded_s3(root: &Path) -> Result<aws_sdk_s3::Client, Error> {
-    std::fs::create_dir_all(root)?;
-    let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("embedded store at {}: {e:?}", root.display()))?;
-    let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-    let service = builder.build();
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tributary-local"))
-        .region(Region::new("us-east-1"))
-        .endpoint_url("http://localhost")
-        .force_path_style(true)
-        .http_client(s3s_aws::Client::from(service))
-        .build();
-    Ok(aws_sdk_s3::Client::from_conf(conf))
+    Ok(tributary_aws::embedded::s3_client(root)?)
 }
 
 /// Prepares a data directory the demo owns: created fresh, or emptied if an earlier run made it.
@@ -78,8 +67,7 @@ fn human_bytes(n: usize) -> String {
     }
 }
 
-fn summary(r: &IngestResponse) -> String {
-    let t = &r.total;
+fn summary(t: &Report) -> String {
     format!(
         "{} records in -> {} rows written, {} dead-lettered, {} tombstones skipped, {} already committed; {} files, {}",
         t.records_in,
@@ -102,36 +90,56 @@ pub const DEMO_QUERIES: [&str; 3] = [
     "SELECT country, count(*) AS customers, avg(salary) AS avg_salary FROM customer_data WHERE register_date >= DATE '2020-01-01' GROUP BY country ORDER BY customers DESC, country LIMIT 5",
 ];
 
-/// Records for the three everyday scenarios (`customer_data`, `transaction`, `names_topic`),
-/// as Kafka events of three partitions each, batches of at most 2,000 records, keys and headers
-/// set, spread over four hours of 2026-11-22.
-pub fn generate_scenarios(seed: u64) -> Vec<(&'static str, Vec<KafkaEvent>)> {
-    use tributary_core::event::{SampleRecord, build_event};
+/// The three everyday scenarios, and how many records the local run makes of each.
+pub const SCENARIOS: [(&str, u64); 3] = [("customer_data", 3_000), ("transaction", 6_000), ("names_topic", 600)];
+
+/// Records of the everyday scenarios, `(topic, [(key, value)])`, as many per topic as `counts`
+/// says: `customer_data`, `transaction`, and `names_topic` (any other name). The same records on
+/// every run of a seed.
+pub fn scenario_records(seed: u64, counts: &[(&'static str, u64)]) -> Vec<(&'static str, Vec<(String, String)>)> {
     use tributary_core::sample::{Rng, customer, name_record, transaction};
     let mut rng = Rng::new(seed);
+    counts
+        .iter()
+        .map(|&(topic, n)| {
+            let records = (0..n)
+                .map(|i| {
+                    let value = match topic {
+                        "customer_data" => customer(&mut rng, i % 4),
+                        "transaction" => transaction(&mut rng),
+                        _ => name_record(&mut rng),
+                    };
+                    (format!("{topic}-{i}"), value)
+                })
+                .collect();
+            (topic, records)
+        })
+        .collect()
+}
+
+/// Records for the three everyday scenarios (`customer_data`, `transaction`, `names_topic`),
+/// as Kafka events of three partitions each (offsets from 1,000), batches of at most 2,000
+/// records, keys and headers set, spread over four hours of 2026-11-22.
+pub fn generate_scenarios(seed: u64) -> Vec<(&'static str, Vec<KafkaEvent>)> {
+    use tributary_core::event::{SampleRecord, build_event};
     let t0 = 1_795_305_600_000i64; // 2026-11-22T00:00:00Z
+    let headers: [(&str, &[u8]); 1] = [("source", b"tributary-demo")];
     let mut out = Vec::new();
-    for (topic, n) in [("customer_data", 3_000u64), ("transaction", 6_000), ("names_topic", 600)] {
-        let values: Vec<String> = (0..n)
-            .map(|i| match topic {
-                "customer_data" => customer(&mut rng, i % 4),
-                "transaction" => transaction(&mut rng),
-                _ => name_record(&mut rng),
-            })
-            .collect();
-        let keys: Vec<String> = (0..n).map(|i| format!("{topic}-{i}")).collect();
-        let headers: [(&str, &[u8]); 1] = [("source", b"tributary-demo")];
+    for (topic, records) in scenario_records(seed, &SCENARIOS) {
+        let n = records.len();
         let mut events = Vec::new();
         for partition in 0..3i32 {
-            let mine: Vec<usize> = (0..n as usize).filter(|i| i % 3 == partition as usize).collect();
+            let mine: Vec<usize> = (0..n).filter(|i| i % 3 == partition as usize).collect();
             for (chunk_no, chunk) in mine.chunks(2_000).enumerate() {
                 let recs: Vec<SampleRecord> = chunk
                     .iter()
                     .enumerate()
                     .map(|(j, &i)| {
-                        let offset = (chunk_no * 2_000 + j) as i64;
+                        // After the sample events' offsets: one offset, one record, as in Kafka.
+                        let offset = 1_000 + (chunk_no * 2_000 + j) as i64;
                         let ts = t0 + (i as i64 * 4 * 3_600_000) / n as i64;
-                        (offset, ts, Some(keys[i].as_bytes()), Some(values[i].as_bytes()), &headers[..])
+                        let (key, value) = &records[i];
+                        (offset, ts, Some(key.as_bytes()), Some(value.as_bytes()), &headers[..])
                     })
                     .collect();
                 events.push(build_event("aws:kafka", topic, partition, &recs));
@@ -140,6 +148,34 @@ pub fn generate_scenarios(seed: u64) -> Vec<(&'static str, Vec<KafkaEvent>)> {
         out.push((topic, events));
     }
     out
+}
+
+/// The everyday scenarios as records to produce to Kafka: keys `<topic>-<i>`, round-robin over
+/// `partitions`, headers (one of them with bytes over 0x7f, which the event carries as negative
+/// numbers), and, when `bad_every` > 0, every `bad_every`-th value cut in half (invalid JSON, to
+/// be dead-lettered). Returns the records and how many of them are bad.
+pub fn scenario_messages(seed: u64, counts: &[(&'static str, u64)], partitions: i32, bad_every: u64) -> (Vec<Produced>, u64) {
+    let mut bad = 0;
+    let mut out = Vec::new();
+    for (topic, records) in scenario_records(seed, counts) {
+        for (i, (key, value)) in records.into_iter().enumerate() {
+            let i = i as u64;
+            let value = if bad_every > 0 && i % bad_every == bad_every - 1 {
+                bad += 1;
+                value.as_bytes()[..value.len() / 2].to_vec()
+            } else {
+                value.into_bytes()
+            };
+            out.push(Produced {
+                topic: topic.to_string(),
+                partition: Some((i % partitions.max(1) as u64) as i32),
+                key: Some(key.into_bytes()),
+                value: Some(value),
+                headers: vec![("source".into(), b"tributary-produce".to_vec()), ("trace".into(), vec![0xde, 0xad, 0xbe, 0xef])],
+            });
+        }
+    }
+    (out, bad)
 }
 
 /// The local store made by an earlier `tributary` run, for `tributary query`.
@@ -152,15 +188,33 @@ pub async fn open_local(data_dir: &Path) -> Result<(S3Store, PathBuf, Config), E
         .into());
     }
     let root = data_dir.join("s3");
-    let bucket = "tributary-local";
-    let store = S3Store::new(embedded_s3(&root)?, bucket);
-    Ok((store, root, Config { bucket: bucket.into(), ..Config::default() }))
+    let store = S3Store::new(embedded_s3(&root)?, LOCAL_BUCKET);
+    Ok((store, root, Config { bucket: LOCAL_BUCKET.into(), ..Config::default() }))
 }
 
-/// An EventBridge `Object Created` event for a key, as the bucket sends it to compact and catalog.
-fn object_created(bucket: &str, key: &str) -> serde_json::Value {
-    serde_json::json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3",
-        "detail": {"bucket": {"name": bucket}, "object": {"key": key}, "reason": "PutObject"}})
+/// The local store the consumer mode writes to: the one in `data_dir` if an earlier run made it
+/// (a restarted consumer carries on), else a new one. Refuses a directory a `tributary` run did
+/// not make.
+pub async fn local_target(data_dir: &Path) -> Result<(S3Store, PathBuf, Config), Error> {
+    if !data_dir.join(MARKER).exists() {
+        fresh_data_dir(data_dir)?;
+    }
+    let (store, root, config) = open_local(data_dir).await?;
+    if !root.join(&config.bucket).is_dir() {
+        create_bucket(&store).await?;
+    }
+    Ok((store, root, config))
+}
+
+async fn create_bucket(store: &S3Store) -> Result<(), Error> {
+    store
+        .client()
+        .create_bucket()
+        .bucket(store.bucket())
+        .send()
+        .await
+        .map_err(|e| format!("creating the local bucket: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    Ok(())
 }
 
 /// Runs the sample events through the three handlers as AWS would drive them: each event through
@@ -169,23 +223,13 @@ fn object_created(bucket: &str, key: &str) -> serde_json::Value {
 /// would); and reads the tables back through the catalog's partition locations, as Athena does.
 pub async fn demo(data_dir: &Path) -> Result<String, Error> {
     let root = fresh_data_dir(data_dir)?;
-    let bucket = "tributary-local";
-    let client = embedded_s3(&root)?;
-    client
-        .create_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(|e| format!("creating the local bucket: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
-    let store = S3Store::new(client, bucket);
+    let store = S3Store::new(embedded_s3(&root)?, LOCAL_BUCKET);
+    create_bucket(&store).await?;
+    let bucket = LOCAL_BUCKET;
     let config = Config { bucket: bucket.into(), ..Config::default() };
-    let sink = |line: &str| tracing::debug!(target: "emf", "{line}");
-    let ingest = Ingest::new(store.clone(), config.clone()).with_metrics_sink(sink);
     let catalog = std::sync::Arc::new(MemoryCatalog::new());
-    let catalog_fn = CatalogFn::new(store.clone(), catalog.clone(), config.clone()).with_metrics_sink(sink);
     // The sample data is of 2026-11-22: a clock past its windows closes every partition.
-    let compactor =
-        Compactor::new(store.clone(), catalog.clone(), config.clone()).with_clock(|| 4_102_444_800_000).with_metrics_sink(sink);
+    let pipeline = Pipeline::new(store.clone(), catalog.clone(), config.clone()).with_compaction_clock(|| 4_102_444_800_000);
 
     let mut out = String::new();
     writeln!(
@@ -193,75 +237,61 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
         "Tributary local run: ingest -> catalog -> compact, the Lambda handlers against an embedded S3-compatible store"
     )?;
     writeln!(out, "store: {} (bucket {bucket:?}; every object is a file there)\n", root.display())?;
-    let mut total_in = 0;
-    let mut total_accounted = 0;
-    let mut freshness = Vec::new();
+    let mut total = Report::default();
+    let mut slowest = std::time::Duration::ZERO;
     for (i, (name, json)) in SAMPLE_EVENTS.iter().enumerate() {
         let event: KafkaEvent = parse_event(json.as_bytes())?;
         let source = event.event_source.clone().unwrap_or_default();
-        let r = ingest.handle(event.clone()).await?;
-        let written = std::time::Instant::now();
-        total_in += r.total.records_in;
-        total_accounted += r.total.rows_written + r.total.dead_lettered + r.total.tombstones_skipped + r.total.already_committed;
-        writeln!(out, "{name} ({source}): {}", summary(&r))?;
+        let started = std::time::Instant::now();
+        let r = pipeline.deliver(event.clone()).await?.response;
+        slowest = slowest.max(started.elapsed());
+        total.add(&r.total);
+        writeln!(out, "{name} ({source}): {}", summary(&r.total))?;
         for key in &r.total.objects {
             writeln!(out, "  wrote s3://{bucket}/{key}")?;
-            if key.ends_with(".parquet") {
-                catalog_fn.handle(&object_created(bucket, key)).await?;
-                freshness.push(written.elapsed());
-            }
         }
         if i == 0 {
-            let again = ingest.handle(event).await?;
-            writeln!(out, "{name} again, as a retry: {}", summary(&again))?;
+            let again = pipeline.deliver(event).await?.response;
+            total.add(&again.total);
+            writeln!(out, "{name} again, as a retry: {}", summary(&again.total))?;
         }
     }
     // The three everyday scenarios, generated, batched as the event source mapping would.
     let scenarios = generate_scenarios(DEMO_SEED);
     for (topic, batches) in &scenarios {
-        let mut total = tributary_ingest::Report::default();
+        let mut t = Report::default();
         for event in batches {
-            let r = ingest.handle(event.clone()).await?;
-            let written = std::time::Instant::now();
-            for key in r.total.objects.iter().filter(|k| k.ends_with(".parquet")) {
-                catalog_fn.handle(&object_created(bucket, key)).await?;
-                freshness.push(written.elapsed());
-            }
-            total_in += r.total.records_in;
-            total_accounted +=
-                r.total.rows_written + r.total.dead_lettered + r.total.tombstones_skipped + r.total.already_committed;
-            total.records_in += r.total.records_in;
-            total.rows_written += r.total.rows_written;
-            total.dead_lettered += r.total.dead_lettered;
-            total.files_written += r.total.files_written + r.total.dead_letter_files;
+            let started = std::time::Instant::now();
+            t.add(&pipeline.deliver(event.clone()).await?.response.total);
+            slowest = slowest.max(started.elapsed());
         }
+        total.add(&t);
         writeln!(
             out,
             "generated {topic}: {} records in {} batches -> {} rows written, {} dead-lettered, {} files",
-            total.records_in,
+            t.records_in,
             batches.len(),
-            total.rows_written,
-            total.dead_lettered,
-            total.files_written
+            t.rows_written,
+            t.dead_lettered,
+            t.files_written + t.dead_letter_files
         )?;
     }
     writeln!(
         out,
-        "\nevery record accounted for: {total_in} in = {total_accounted} written + dead-lettered + skipped + already committed"
+        "\nevery record accounted for: {} in = {} written + {} dead-lettered + {} skipped + {} already committed",
+        total.records_in, total.rows_written, total.dead_lettered, total.tombstones_skipped, total.already_committed
     )?;
-    if let Some(max) = freshness.iter().max() {
-        writeln!(
-            out,
-            "catalog: every new file's table and partition registered at most {:.1} ms after its batch was written",
-            max.as_secs_f64() * 1000.0
-        )?;
-    }
+    writeln!(
+        out,
+        "visible: every batch in its table, its partitions in the catalog, at most {:.1} ms after it reached ingest",
+        slowest.as_secs_f64() * 1000.0
+    )?;
 
     // Compaction, partition by partition, as the sweep would once their windows close.
     let partitions = catalog.partitions();
     for (table, values) in partitions.keys() {
         let tp = TimePartition { dt: values[0].clone(), hr: values.get(1).cloned() };
-        if let (Outcome::Compacted(r), _) = compactor.compact_partition(table, &tp, "local").await? {
+        if let (Outcome::Compacted(r), _) = pipeline.compactor.compact_partition(table, &tp, "local").await? {
             writeln!(
                 out,
                 "compacted {table}/{}: {} files -> {} ({} rows, {} duplicates removed)",
@@ -344,7 +374,7 @@ mod tests {
         assert!(out.contains("generated names_topic: 600 records in 3 batches -> 0 rows written, 600 dead-lettered"), "{out}");
         assert!(out.contains("compacted transaction_events/dt=2026-11-22/hr=03/: 2 files -> 1 (7 rows"), "{out}");
         assert!(out.contains("columns: name string, mail string"), "{out}");
-        assert!(out.contains("registered at most"), "{out}");
+        assert!(out.contains("after it reached ingest"), "{out}");
         assert!(out.contains("table transaction_events: 7 rows"), "{out}");
         assert!(out.contains("table names_topic: 2 rows"), "{out}");
         assert!(out.contains("| Berlin | EUR"), "per branch and currency: {out}");
