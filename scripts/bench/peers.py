@@ -17,12 +17,24 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def duckdb_one_thread():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    return con
+
+
+def pyarrow_one_thread():
+    import pyarrow as pa
+
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+
+
 def ingest(engine, src, out):
     if engine == "duckdb":
-        import duckdb
-
-        con = duckdb.connect()
-        con.execute("SET threads = 1")
+        con = duckdb_one_thread()
         t = time.perf_counter()
         con.execute(
             f"COPY (SELECT * FROM read_json('{src}', format = 'newline_delimited')) "
@@ -31,12 +43,10 @@ def ingest(engine, src, out):
         secs = time.perf_counter() - t
         rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     elif engine == "pyarrow":
-        import pyarrow as pa
         import pyarrow.json as pj
         import pyarrow.parquet as pq
 
-        pa.set_cpu_count(1)
-        pa.set_io_thread_count(1)
+        pyarrow_one_thread()
         t = time.perf_counter()
         table = pj.read_json(src, read_options=pj.ReadOptions(use_threads=False))
         pq.write_table(table, out, compression="zstd")
@@ -66,20 +76,15 @@ def compact(engine, src_dir, out):
         raise SystemExit(f"no Parquet files in {src_dir}")
     size = sum(os.path.getsize(f) for f in files)
     if engine == "duckdb":
-        import duckdb
-
-        con = duckdb.connect()
-        con.execute("SET threads = 1")
+        con = duckdb_one_thread()
         t = time.perf_counter()
         con.execute(f"COPY (SELECT * FROM read_parquet({files!r})) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
         secs = time.perf_counter() - t
         rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
     elif engine == "pyarrow":
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pa.set_cpu_count(1)
-        pa.set_io_thread_count(1)
+        pyarrow_one_thread()
         t = time.perf_counter()
         # Streaming, file by file, so memory stays bounded as for the others.
         schema = pq.read_schema(files[0])
