@@ -147,6 +147,14 @@ def main():
       f"{ing['tributary_handler']['event_bytes'] / ing['tributary_handler']['jsonl_bytes']:.2f}x larger "
       f"(base64 and envelope): {ing['tributary_handler']['event_mb_per_second']:.1f} MB/s of event payload, "
       f"{ing['tributary_handler']['events']} events, the slowest {ing['tributary_handler']['slowest_event_ms']:.0f} ms.\n")
+    ph = ing["tributary_core"].get("phase_seconds")
+    if ph:
+        total = sum(ph.values())
+        w("Where the ingest core's time goes (same run): " + ", ".join(
+            f"{name} {secs:.2f} s ({secs / total:.0%})" for name, secs in
+            (("record envelope (copying values)", ph["envelope"]), ("screening (serde_json, per record)", ph["screening"]),
+             ("arrow-json decoding and partitioning", ph["decoding"]), ("Parquet encoding", ph["encoding"]))) +
+          ". Every value is parsed twice, once to screen it and once to decode it.\n")
     w("## Compaction\n")
     blocks = (("200 files x 5,000 rows -> one file", cs),
               (f"{cm['tributary']['input_bytes'] / 1e9:.2f} GB of input (200 files, random payload)", cm),

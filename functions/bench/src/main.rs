@@ -8,7 +8,7 @@
 //! tributary-bench ingest-handler FILE            the same records as MSK events of at most 6 MB,
 //!                                                through the ingest handler (in-memory store)
 //! tributary-bench compact-gen DIR FILES ROWS [HEX]  ingest files of one partition, on disk
-//! tributary-bench compact DIR                    the compactor merges them into one file
+//! tributary-bench compact DIR [ZSTD_LEVEL]       the compactor merges them into one file
 //! ```
 
 use std::path::Path;
@@ -70,6 +70,13 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
     let mut schema = TableSchema::default();
     let mut out = Vec::new();
     let (mut rows, mut files) = (0usize, 0usize);
+    // Where the time goes: [envelope, screening, decoding + partitioning, encoding], seconds.
+    let mut phases = [0f64; 4];
+    let mut lap = Instant::now();
+    let mut split = |phase: usize| {
+        phases[phase] += lap.elapsed().as_secs_f64();
+        lap = Instant::now();
+    };
     let started = Instant::now();
     for (n, chunk) in all.chunks(CORE_BATCH).enumerate() {
         let first = (n * CORE_BATCH) as i64;
@@ -90,9 +97,12 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
                 })
                 .collect(),
         };
+        split(0);
         let screened = plan::screen(&cfg, "customer_data", &[&batch]);
         schema.evolve(&screened.batch_shape);
+        split(1);
         let built = plan::build(&cfg, &screened, &schema)?;
+        split(2);
         for group in built.files {
             let props = parquet_io::writer_properties(cfg.zstd_level, 1 << 20, Vec::new())?;
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
@@ -100,6 +110,7 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
             files += 1;
             out.extend_from_slice(&body);
         }
+        split(3);
     }
     let secs = started.elapsed().as_secs_f64();
     std::fs::write(out_path, &out)?;
@@ -107,6 +118,7 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
         "records": all.len(), "rows": rows, "files": files, "input_bytes": data.len(), "output_bytes": out.len(),
         "seconds": secs, "records_per_second": all.len() as f64 / secs, "input_mb_per_second": data.len() as f64 / 1e6 / secs,
         "zstd_level": cfg.zstd_level, "peak_rss_mb": peak_rss_mb(),
+        "phase_seconds": {"envelope": phases[0], "screening": phases[1], "decoding": phases[2], "encoding": phases[3]},
     }))
 }
 
@@ -200,8 +212,8 @@ async fn compact_gen(dir: &Path, files: usize, rows: usize, hex: usize) -> Resul
 }
 
 /// The compactor merges the partition's ingest files into one (deduplicated, sorted by offset),
-/// streaming through multipart upload, as in Lambda.
-async fn compact(dir: &Path) -> Result<serde_json::Value, Error> {
+/// streaming through multipart upload, as in Lambda. `zstd_level` overrides the policy's.
+async fn compact(dir: &Path, zstd_level: Option<i32>) -> Result<serde_json::Value, Error> {
     let store = disk_store(dir).await?;
     // Start from the ingest files again: forget earlier runs' state and outputs.
     for prefix in ["_tributary/partitions/", "tables/customer_data/_v/"] {
@@ -212,8 +224,13 @@ async fn compact(dir: &Path) -> Result<serde_json::Value, Error> {
     let listed = store.list(PARTITION_PREFIX).await?;
     let input: u64 = listed.iter().map(|m| m.size).sum();
     let tp = TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) };
+    let mut config = compact_config();
+    if let Some(level) = zstd_level {
+        config.compaction.zstd_level = level;
+    }
+    let level = config.compaction.zstd_level;
     let compactor =
-        Compactor::new(store, MemoryCatalog::new(), compact_config()).with_clock(|| T0 + 4 * 3_600_000).with_metrics_sink(|_| {});
+        Compactor::new(store, MemoryCatalog::new(), config).with_clock(|| T0 + 4 * 3_600_000).with_metrics_sink(|_| {});
     let started = Instant::now();
     let (outcome, _) = compactor.compact_partition("customer_data", &tp, "bench").await?;
     let secs = started.elapsed().as_secs_f64();
@@ -221,7 +238,7 @@ async fn compact(dir: &Path) -> Result<serde_json::Value, Error> {
     Ok(json!({
         "input_files": r.files_in, "input_bytes": input, "rows": r.rows_out, "output_bytes": r.bytes_out,
         "duplicates_removed": r.duplicates_removed, "seconds": secs, "rows_per_second": r.rows_out as f64 / secs,
-        "input_mb_per_second": input as f64 / 1e6 / secs, "peak_rss_mb": peak_rss_mb(),
+        "input_mb_per_second": input as f64 / 1e6 / secs, "peak_rss_mb": peak_rss_mb(), "zstd_level": level,
     }))
 }
 
@@ -233,9 +250,9 @@ async fn run(args: &[String]) -> Result<serde_json::Value, Error> {
         (Some("ingest-core"), Some(f)) => ingest_core(Path::new(f), Path::new(arg(3).unwrap_or("/dev/null"))),
         (Some("ingest-handler"), Some(f)) => ingest_handler(Path::new(f)).await,
         (Some("compact-gen"), Some(d)) => compact_gen(Path::new(d), num(3, 200), num(4, 5_000), num(5, 0)).await,
-        (Some("compact"), Some(d)) => compact(Path::new(d)).await,
+        (Some("compact"), Some(d)) => compact(Path::new(d), arg(3).and_then(|s| s.parse().ok())).await,
         _ => Err("usage: tributary-bench gen FILE [N] | ingest-core FILE [OUT] | ingest-handler FILE | \
-                  compact-gen DIR [FILES ROWS HEX] | compact DIR"
+                  compact-gen DIR [FILES ROWS HEX] | compact DIR [ZSTD_LEVEL]"
             .into()),
     }
 }
