@@ -14,12 +14,20 @@ def of_type(t):
     return {k: v for k, v in RES.items() if v["Type"] == t}
 
 
+def branches(x):
+    """Both branches of a Fn::If (an AWS::NoValue branch is no branch), or the value itself."""
+    if isinstance(x, dict) and "Fn::If" in x:
+        return [b for b in x["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"}]
+    return [x]
+
+
 def statements():
     for name, r in RES.items():
         if r["Type"] == "AWS::IAM::Role":
-            for p in r["Properties"].get("Policies", []):
-                for s in p["PolicyDocument"]["Statement"]:
-                    yield name, s
+            for item in r["Properties"].get("Policies", []):
+                for p in branches(item):
+                    for s in p["PolicyDocument"]["Statement"]:
+                        yield name, s
 
 
 def as_list(x):
@@ -38,6 +46,33 @@ def test_every_function_has_an_errors_alarm():
                for a in of_type("AWS::CloudWatch::Alarm").values()
                if a["Properties"].get("MetricName") == "Errors"}
     assert set(functions) <= alarmed, set(functions) - alarmed
+
+
+@pytest.mark.parametrize("metric", ["Throttles", "Duration"])
+def test_every_function_has_throttle_and_duration_alarms(metric):
+    functions = of_type("AWS::Lambda::Function")
+    alarmed = {}
+    for a in of_type("AWS::CloudWatch::Alarm").values():
+        if a["Properties"].get("MetricName") == metric:
+            alarmed[a["Properties"]["Dimensions"][0]["Value"]["Ref"]] = a["Properties"]
+    assert set(functions) <= set(alarmed), set(functions) - set(alarmed)
+    if metric == "Duration":
+        for name, props in alarmed.items():
+            timeout_ms = functions[name]["Properties"]["Timeout"] * 1000
+            assert props["Statistic"] == "Maximum"
+            assert 0.5 * timeout_ms <= props["Threshold"] < timeout_ms, (name, props["Threshold"], timeout_ms)
+
+
+def test_the_dashboard_body_is_json_and_shows_every_function():
+    import re
+
+    (dash,) = of_type("AWS::CloudWatch::Dashboard").values()
+    body, names = dash["Properties"]["DashboardBody"]["Fn::Sub"]
+    filled = re.sub(r"\$\{[^}]+\}", "x", body)
+    widgets = json.loads(filled)["widgets"]
+    assert len(widgets) >= 6
+    for fn in ("Ingest", "Compact", "Catalog"):
+        assert "${" + fn + "}" in body and fn in names
 
 
 def test_every_alarm_notifies_the_alarm_topic():
@@ -72,10 +107,26 @@ def test_s3_access_is_scoped_to_the_tributary_prefixes():
 def test_data_bucket_is_encrypted_private_and_tls_only():
     bucket = RES["DataBucket"]["Properties"]
     sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
-    assert sse["SSEAlgorithm"] in ("AES256", "aws:kms")
+    # SSE-S3 by default; the customer managed key when KmsKeyArn is given.
+    kms, default = branches(sse)
+    assert sse["Fn::If"][0] == "UseKms"
+    assert default == {"SSEAlgorithm": "AES256"}
+    assert kms == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Ref": "KmsKeyArn"}}
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     policy = RES["DataBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in policy)
+
+
+def test_kms_permissions_exist_only_with_a_key_and_only_on_it():
+    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in of_type("AWS::Lambda::Function").values()}
+    assert len(roles) == 3
+    for name in roles:
+        r = RES[name]
+        conditional = [p for p in r["Properties"].get("Policies", []) if isinstance(p, dict) and "Fn::If" in p]
+        (kms,) = conditional
+        assert kms["Fn::If"][0] == "UseKms" and kms["Fn::If"][2] == {"Ref": "AWS::NoValue"}, name
+        (stmt,) = kms["Fn::If"][1]["PolicyDocument"]["Statement"]
+        assert sorted(stmt["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"] and stmt["Resource"] == {"Ref": "KmsKeyArn"}
 
 
 def test_event_source_has_an_on_failure_destination():
