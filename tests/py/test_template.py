@@ -26,8 +26,9 @@ def statements():
         if r["Type"] == "AWS::IAM::Role":
             for item in r["Properties"].get("Policies", []):
                 for p in branches(item):
-                    for s in p["PolicyDocument"]["Statement"]:
-                        yield name, s
+                    for stmt in p["PolicyDocument"]["Statement"]:
+                        for s in branches(stmt):
+                            yield name, s
 
 
 def as_list(x):
@@ -127,6 +128,27 @@ def test_kms_permissions_exist_only_with_a_key_and_only_on_it():
         assert kms["Fn::If"][0] == "UseKms" and kms["Fn::If"][2] == {"Ref": "AWS::NoValue"}, name
         (stmt,) = kms["Fn::If"][1]["PolicyDocument"]["Statement"]
         assert sorted(stmt["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"] and stmt["Resource"] == {"Ref": "KmsKeyArn"}
+
+
+def test_msk_or_self_managed_kafka_with_optional_sasl_and_vpc():
+    sources = of_type("AWS::Lambda::EventSourceMapping")
+    assert {m.get("Condition") for m in sources.values()} == {"IsMsk", "IsSelfManaged"}
+    (managed,) = [m["Properties"] for m in sources.values() if m["Condition"] == "IsSelfManaged"]
+    assert managed["SelfManagedEventSource"]["Endpoints"]["KafkaBootstrapServers"] == {
+        "Fn::Split": [",", {"Ref": "KafkaBootstrapServers"}]}
+    access = managed["SourceAccessConfigurations"]["Fn::If"]
+    assert access[0] == "HasKafkaAccessConfig" and access[2] == {"Ref": "AWS::NoValue"}
+    types = {b["Type"] if isinstance(b["Type"], str) else b["Type"]["Ref"] for item in access[1] for b in branches(item)}
+    assert types == {"KafkaAuthMechanism", "VPC_SUBNET", "VPC_SECURITY_GROUP"}
+    # The cluster's permissions exist only for MSK; the secret's only with a secret, and only on it.
+    ingest = RES[RES["IngestFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]]
+    statements_ = [st for p in ingest["Properties"]["Policies"] for b in branches(p) for st in b["PolicyDocument"]["Statement"]]
+    conditional = {st["Fn::If"][1]["Sid"]: st["Fn::If"][0] for st in statements_ if "Fn::If" in st}
+    assert conditional == {"ReadTheCluster": "IsMsk", "ReadTheTopic": "IsMsk", "UseTheConsumerGroup": "IsMsk",
+                           "ReadTheKafkaCredentials": "HasKafkaSecret"}
+    secret = [st["Fn::If"][1] for st in statements_ if "Fn::If" in st and st["Fn::If"][0] == "HasKafkaSecret"][0]
+    assert secret["Action"] == "secretsmanager:GetSecretValue" and secret["Resource"] == {"Ref": "KafkaAuthSecretArn"}
+    assert set(TEMPLATE["Rules"]) >= {"MskNeedsItsCluster", "SelfManagedNeedsBrokers"}
 
 
 def test_event_source_has_an_on_failure_destination():
