@@ -34,6 +34,12 @@ if [[ "$("$TOOLS/bin/tansu" --version 2>/dev/null)" != *"$TANSU_VERSION"* ]]; th
   rm -rf "$TRIBUTARY_CACHE/tools-target"
 fi
 
+# The CDK app's tests need Node.js 18+ and npm (its packages come from infra/package-lock.json).
+command -v node >/dev/null && command -v npm >/dev/null \
+  || { echo "install-test-deps: node and npm are required (the CDK app in infra/)" >&2; exit 1; }
+[[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 18 ]] \
+  || { echo "install-test-deps: Node.js 18 or newer is required, found $(node --version)" >&2; exit 1; }
+
 # Verify, so a broken install fails here and not as a confusing test failure.
 for tool in moto_server cfn-lint sam pytest; do
   [[ -x "$VENV/bin/$tool" ]] || { echo "install-test-deps: $tool missing from $VENV" >&2; exit 1; }
