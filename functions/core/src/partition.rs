@@ -113,22 +113,28 @@ pub fn split(
         Err(_) => (vec![None; batch.num_rows()], true),
     };
     let mut stats = SplitStats::default();
-    let mut groups: BTreeMap<TimePartition, Vec<u32>> = BTreeMap::new();
+    // Rows grouped by the number of their hour (or day) since the epoch: the partition's strings
+    // are made once per group, not once per row.
+    let width: i64 = match g {
+        Granularity::Hour => 3_600_000_000,
+        Granularity::Day => 86_400_000_000,
+    };
+    let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
     for (i, ev) in event.iter().enumerate() {
-        let t = ev.and_then(DateTime::from_timestamp_micros);
-        let t = match t {
-            Some(t) => t,
+        let micros = match ev.filter(|us| DateTime::from_timestamp_micros(*us).is_some()) {
+            Some(us) => us,
             None => {
                 if event_time_column.is_some() || whole_table_fallback {
                     stats.fallback_rows += 1;
                 }
-                DateTime::from_timestamp_millis(kafka_ts.value(i)).unwrap_or_default()
+                DateTime::from_timestamp_millis(kafka_ts.value(i)).unwrap_or_default().timestamp_micros()
             }
         };
-        groups.entry(TimePartition::from_datetime(t, g)).or_default().push(i as u32);
+        groups.entry(micros.div_euclid(width)).or_default().push(i as u32);
     }
     let mut out = Vec::with_capacity(groups.len());
-    for (tp, idx) in groups {
+    for (bucket, idx) in groups {
+        let tp = TimePartition::from_datetime(DateTime::from_timestamp_micros(bucket * width).unwrap_or_default(), g);
         let rows = if idx.len() == batch.num_rows() {
             batch.clone()
         } else {

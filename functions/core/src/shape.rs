@@ -253,7 +253,9 @@ pub fn classify(s: &str) -> StrKind {
     if b.len() < 10 || !(is_digits(&b[0..4]) && b[4] == b'-' && is_digits(&b[5..7]) && b[7] == b'-' && is_digits(&b[8..10])) {
         return StrKind::Plain;
     }
-    if chrono::NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d").is_err() {
+    // A real calendar date (digits already checked: read them as numbers, no format parsing).
+    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    if chrono::NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10)).is_none() {
         return StrKind::Plain;
     }
     if b.len() == 10 {
