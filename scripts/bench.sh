@@ -11,14 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 scripts/install-test-deps.sh
-req=scripts/requirements-bench.txt
-stamp="$VENV/.tributary-bench.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  echo "bench: installing $req"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  echo "$want" > "$stamp"
-fi
+venv_install scripts/requirements-bench.txt
 "$VENV/bin/python" -c "import polars, matplotlib" || { echo "bench: polars/matplotlib missing from $VENV" >&2; exit 1; }
 
 echo "bench: cargo build --release (the Lambda profile)"

@@ -11,3 +11,15 @@ export TOOLS="$TRIBUTARY_CACHE/tools"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED=true
 export SAM_CLI_TELEMETRY=0
+
+# Installs a requirements file into the venv, again only when the file changed.
+venv_install() {
+  local req=$1 stamp want
+  stamp="$VENV/.tributary-$(basename "$req" .txt).sha256"
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    echo "installing $req into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    echo "$want" > "$stamp"
+  fi
+}

@@ -8,21 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-req=scripts/requirements-test.txt
-stamp="$VENV/.tributary-requirements.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
-
 if [[ ! -x "$VENV/bin/python" ]]; then
   echo "install-test-deps: creating $VENV"
   mkdir -p "$TRIBUTARY_CACHE"
   python3 -m venv "$VENV"
-fi
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  echo "install-test-deps: installing $req"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  echo "$want" > "$stamp"
 fi
+venv_install scripts/requirements-test.txt
 
 # tansu: the broker the end-to-end tests start on 127.0.0.1. A storage feature is required (without
 # one it silently discards data); its SQLite engine reports correct high watermarks.

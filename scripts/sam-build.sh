@@ -8,14 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 scripts/install-test-deps.sh
-req=scripts/requirements-lambda.txt
-stamp="$VENV/.tributary-lambda.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  echo "sam-build: installing $req"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  echo "$want" > "$stamp"
-fi
+venv_install scripts/requirements-lambda.txt
 rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 export PATH="$VENV/bin:$PATH"
 cargo lambda --version
