@@ -102,3 +102,34 @@ where
         Ok(self.compactor.handle(&serde_json::json!({"tributary": "sweep"}), attempt).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use tributary_aws::{MemoryCatalog, MemoryStore, TableCatalog};
+    use tributary_core::event::build_event;
+
+    fn event(offset: i64, value: &'static [u8]) -> KafkaEvent {
+        build_event("aws:kafka", "orders", 0, &[(offset, 1_795_316_400_000, None, Some(value), &[][..])])
+    }
+
+    #[tokio::test]
+    async fn a_failed_registration_is_retried_with_the_batch_although_ingest_writes_nothing_new() {
+        let catalog = Arc::new(MemoryCatalog::new());
+        let p = Pipeline::new(Arc::new(MemoryStore::new()), catalog.clone(), Config { bucket: "b".into(), ..Config::default() });
+        p.deliver(event(0, br#"{"a":1}"#)).await.unwrap();
+        // A new column: the table must be updated, and Glue keeps refusing the update.
+        catalog.conflicting_updates.store(1_000, Ordering::SeqCst);
+        assert!(p.deliver(event(1, br#"{"a":2,"b":"x"}"#)).await.is_err(), "the batch is not delivered");
+        let columns =
+            |def: Option<tributary_aws::StoredTable>| def.unwrap().def.columns.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert!(!columns(catalog.get_table("orders").await.unwrap()).contains(&"b".to_string()));
+        // The retry writes no file (the row is already there), yet registers the one written before.
+        catalog.conflicting_updates.store(0, Ordering::SeqCst);
+        let retry = p.deliver(event(1, br#"{"a":2,"b":"x"}"#)).await.unwrap();
+        assert_eq!((retry.response.total.rows_written, retry.response.total.already_committed), (0, 1));
+        assert!(columns(catalog.get_table("orders").await.unwrap()).contains(&"b".to_string()));
+    }
+}
