@@ -186,13 +186,7 @@ async fn duplicated_reordered_events_and_duplicate_rows() {
 
 #[tokio::test]
 async fn every_crash_point_recovers_on_s3_and_glue() {
-    for point in [
-        CrashPoint::AfterOutputs,
-        CrashPoint::AfterClosing,
-        CrashPoint::AfterCarry,
-        CrashPoint::AfterSwitch,
-        CrashPoint::AfterState,
-    ] {
+    for point in CrashPoint::ALL {
         let e = env().await;
         let ing = Ingest::new(e.store.clone(), e.config.clone()).with_metrics_sink(|_| {});
         for i in 0..3 {

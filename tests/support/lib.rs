@@ -53,29 +53,29 @@ impl Moto {
         moto
     }
 
-    /// An S3 client for this server, with test credentials and path-style addressing.
-    pub fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::Config::builder()
+    /// The SDK configuration every client of this server shares: test credentials, a region, the
+    /// server's endpoint.
+    fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "tests",
+            )))
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+            .build()
+    }
+
+    /// An S3 client for this server, with test credentials and path-style addressing.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk_config()).force_path_style(true).build())
     }
 
     /// A Glue client for this server, with a database of `database` and a table `table`
     /// partitioned by `dt`, `hr` (the catalog function's job in the cloud).
     pub async fn glue(&self, database: &str, table: &str) -> aws_sdk_glue::Client {
         use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
-        let conf = aws_sdk_glue::Config::builder()
-            .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
-            .credentials_provider(aws_sdk_glue::config::Credentials::new("test", "test", None, None, "tests"))
-            .region(aws_sdk_glue::config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        let c = aws_sdk_glue::Client::from_conf(conf);
+        let c = self.glue_client();
         c.create_database().database_input(DatabaseInput::builder().name(database).build().unwrap()).send().await.unwrap();
         let key = |n: &str| Column::builder().name(n).r#type("string").build().unwrap();
         c.create_table()
@@ -97,24 +97,12 @@ impl Moto {
 
     /// A Glue client for this server, nothing created.
     pub fn glue_client(&self) -> aws_sdk_glue::Client {
-        let conf = aws_sdk_glue::Config::builder()
-            .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
-            .credentials_provider(aws_sdk_glue::config::Credentials::new("test", "test", None, None, "tests"))
-            .region(aws_sdk_glue::config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_glue::Client::from_conf(conf)
+        aws_sdk_glue::Client::new(&self.sdk_config())
     }
 
     /// An Athena client for this server.
     pub fn athena(&self) -> aws_sdk_athena::Client {
-        let conf = aws_sdk_athena::Config::builder()
-            .behavior_version(aws_sdk_athena::config::BehaviorVersion::latest())
-            .credentials_provider(aws_sdk_athena::config::Credentials::new("test", "test", None, None, "tests"))
-            .region(aws_sdk_athena::config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_athena::Client::from_conf(conf)
+        aws_sdk_athena::Client::new(&self.sdk_config())
     }
 
     /// POSTs JSON to moto's own API (`/moto-api/...`), e.g. to load Athena query results.

@@ -63,6 +63,17 @@ pub enum CrashPoint {
     AfterState,
 }
 
+impl CrashPoint {
+    /// Every step, in order.
+    pub const ALL: [CrashPoint; 5] = [
+        CrashPoint::AfterOutputs,
+        CrashPoint::AfterClosing,
+        CrashPoint::AfterCarry,
+        CrashPoint::AfterSwitch,
+        CrashPoint::AfterState,
+    ];
+}
+
 /// What happened to one partition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PartitionReport {

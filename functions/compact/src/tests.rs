@@ -204,13 +204,7 @@ async fn late_data_is_visible_at_once_and_folded_in_next_time() {
 
 #[tokio::test]
 async fn a_crash_at_any_step_leaves_the_table_right_and_the_next_run_finishes() {
-    for point in [
-        CrashPoint::AfterOutputs,
-        CrashPoint::AfterClosing,
-        CrashPoint::AfterCarry,
-        CrashPoint::AfterSwitch,
-        CrashPoint::AfterState,
-    ] {
+    for point in CrashPoint::ALL {
         let w = world(2, at_t0);
         w.ingest(0, 0, 10).await;
         w.ingest(0, 10, 10).await;
