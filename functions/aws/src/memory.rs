@@ -21,6 +21,7 @@ pub struct MemoryStore {
     uploads: Mutex<Uploads>,
     version: AtomicUsize,
     failing_puts: AtomicUsize,
+    lost_answer: AtomicUsize,
     puts: AtomicUsize,
 }
 
@@ -41,6 +42,12 @@ impl MemoryStore {
     /// The next `n` puts fail as if S3 were unreachable.
     pub fn fail_next_puts(&self, n: usize) {
         self.failing_puts.store(n, Ordering::SeqCst);
+    }
+
+    /// The `n`-th conditional put from now (1 = the next) takes effect but answers 412, which is
+    /// what the SDK's retry sees when the answer to a conditional write that took effect is lost.
+    pub fn lose_answer_of_conditional_put(&self, n: usize) {
+        self.lost_answer.store(n, Ordering::SeqCst);
     }
 
     /// How many puts succeeded so far.
@@ -123,6 +130,11 @@ impl ObjectWrite for MemoryStore {
         let v = self.next_version();
         map.insert(key.to_string(), (body, v));
         self.puts.fetch_add(1, Ordering::SeqCst);
+        let lost = when != Precondition::None
+            && self.lost_answer.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) == Ok(1);
+        if lost {
+            return Ok(PutOutcome::PreconditionFailed);
+        }
         Ok(PutOutcome::Written { etag: Some(etag(v)) })
     }
 

@@ -6,7 +6,7 @@
 pub mod io;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow_array::cast::AsArray;
@@ -145,7 +145,7 @@ pub struct Compactor<S, C> {
     pub store: S,
     pub catalog: C,
     pub config: Config,
-    clock: fn() -> i64,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     metrics_sink: fn(&str),
     crash_at: Mutex<Option<CrashPoint>>,
 }
@@ -159,11 +159,18 @@ where
     C: PartitionLocation + Sync,
 {
     pub fn new(store: S, catalog: C, config: Config) -> Self {
-        Compactor { store, catalog, config, clock: now_ms, metrics_sink: |l| println!("{l}"), crash_at: Mutex::new(None) }
+        Compactor {
+            store,
+            catalog,
+            config,
+            clock: Arc::new(now_ms),
+            metrics_sink: |l| println!("{l}"),
+            crash_at: Mutex::new(None),
+        }
     }
 
-    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
-        self.clock = clock;
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -303,8 +310,13 @@ where
             return Ok((Outcome::Busy, lag));
         }
         state.lease = Some(Lease { owner: attempt.into(), expires_ms: now + self.config.compaction.lease_seconds as i64 * 1000 });
-        let Some(etag) = self.save_state(table, tp, &state, etag.as_deref()).await? else {
-            return Ok((Outcome::Busy, lag));
+        let etag = match self.save_state(table, tp, &state, etag.as_deref()).await? {
+            Some(etag) => etag,
+            // A 412 is also what the SDK's retry of a write that took effect sees.
+            None => match self.load_state(table, tp).await? {
+                (now, Some(etag)) if now == state => etag,
+                _ => return Ok((Outcome::Busy, lag)),
+            },
         };
 
         // Inputs: the current compacted files first, then ingest files in key order.
@@ -356,12 +368,19 @@ where
         };
         state.lease = None;
         state.closing = Some(closing.clone());
-        let Some(etag) = self.save_state(table, tp, &state, Some(&etag)).await? else {
-            // Our lease expired and another compactor took over: our outputs are not used.
-            for k in &closing.outputs {
-                let _ = self.store.delete(k).await;
-            }
-            return Ok((Outcome::Busy, lag));
+        let etag = match self.save_state(table, tp, &state, Some(&etag)).await? {
+            Some(etag) => etag,
+            None => match self.load_state(table, tp).await? {
+                // Our write took effect and only its answer was lost: the switch is ours.
+                (now, Some(etag)) if now.closing.as_ref() == Some(&closing) => etag,
+                _ => {
+                    // Our lease expired and another compactor took over: our outputs are not used.
+                    for k in &closing.outputs {
+                        let _ = self.store.delete(k).await;
+                    }
+                    return Ok((Outcome::Busy, lag));
+                }
+            },
         };
         self.check(CrashPoint::AfterClosing)?;
         Ok((Outcome::Compacted(self.finish(table, tp, state, Some(etag), closing, report).await?), lag))

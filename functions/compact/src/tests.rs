@@ -228,6 +228,30 @@ async fn a_crash_at_any_step_leaves_the_table_right_and_the_next_run_finishes() 
     }
 }
 
+/// Found by the fault campaign (`tests/faults.rs`): a closing whose write took effect but whose
+/// answer was lost (412 on the SDK's retry) made the compactor delete its outputs, which the
+/// recorded closing still named: the next run switched readers to an empty version.
+#[tokio::test]
+async fn a_lost_answer_to_any_state_write_loses_nothing() {
+    // Conditional puts of one compaction: 1 the lease, 2 the closing, 3 the commit.
+    for n in 1..=3 {
+        let w = world(2, at_t0);
+        w.ingest(0, 0, 10).await;
+        w.ingest(0, 10, 10).await;
+        let want = expected(&[(0, 0..20)]);
+        w.store.lose_answer_of_conditional_put(n);
+        let first = w.compact("first").await;
+        assert_eq!(w.visible().await, want, "put {n}: {first:?}");
+        let w2 = World { compactor: w.compactor.with_clock(later), ..w };
+        for attempt in ["next", "after"] {
+            w2.compact(attempt).await.unwrap();
+        }
+        assert_eq!(w2.visible().await, want, "put {n}: after the next runs");
+        let state = w2.state().await;
+        assert!(state.closing.is_none() && state.lease.is_none() && state.version == 1, "put {n}: {state:?}");
+    }
+}
+
 #[tokio::test]
 async fn an_ingest_racing_the_switch_is_carried_not_lost_or_doubled() {
     let w = world(2, at_t0);
