@@ -212,7 +212,7 @@ where
 
     /// Registers partitions at the location their state names, then checks the state again: a
     /// compaction that switched meanwhile found no partition to update, so the switch is
-    /// applied here.
+    /// applied here (see [`Self::converge`]).
     async fn sync_partitions(
         &self,
         def: &TableDef,
@@ -232,17 +232,29 @@ where
             batch.push((tp.values(), self.location(table, tp).await?));
         }
         resp.partitions_created += self.catalog.create_partitions(def, &batch).await?;
-        for (tp, (values, registered)) in fresh.iter().zip(&batch) {
-            let now = self.location(table, tp).await?;
-            if &now != registered {
-                self.catalog.set_partition_location(table, values, &now).await?;
-            }
+        for (tp, (values, _)) in fresh.iter().zip(&batch) {
+            self.converge(table, tp, values).await?;
         }
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         for tp in fresh {
             known.insert((table.clone(), tp.values()));
         }
         Ok(())
+    }
+
+    /// Points the registered partition where its state says, until both agree. The catalog may
+    /// hold a stale location: registered by an invocation that died before this check, or set
+    /// from a state read just before a compaction's switch. A compaction sets the location after
+    /// it commits the state, so once both agree here they stay in agreement.
+    async fn converge(&self, table: &str, tp: &TimePartition, values: &[String]) -> Result<(), CatalogFnError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let want = self.location(table, tp).await?;
+            if self.catalog.partition_location(table, values).await?.as_deref() == Some(want.as_str()) {
+                return Ok(());
+            }
+            self.catalog.set_partition_location(table, values, &want).await?;
+        }
+        Err(CatalogFnError::Contended(format!("{table} {}", tp.path())))
     }
 
     async fn location(&self, table: &str, tp: &TimePartition) -> Result<String, CatalogFnError> {

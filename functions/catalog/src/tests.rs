@@ -154,6 +154,25 @@ async fn a_partition_is_registered_where_its_state_points() {
     assert_eq!(loc.as_deref(), Some("s3://lake/tables/t/_v/dt=2026-11-22/hr=03/v000001-x/"));
 }
 
+/// A catalog invocation read the state (version 0), a compaction switched the partition (and
+/// found it unregistered), then the invocation registered the old location and died before
+/// checking the state again. Its retry must point the partition where the state says, though the
+/// partition exists already.
+#[tokio::test]
+async fn a_retry_corrects_a_partition_registered_at_a_stale_location() {
+    let w = world();
+    let e = w.ingest(0, &[r#"{"a":1}"#]).await;
+    let values: Vec<String> = vec!["2026-11-22".into(), "03".into()];
+    w.catalog.register("t", &values, "s3://lake/tables/t/dt=2026-11-22/hr=03/");
+    let state =
+        PartitionState { version: 1, location: "tables/t/_v/dt=2026-11-22/hr=03/v000001-x/".into(), ..Default::default() };
+    let key = compaction::state_key(&w.f.config, "t", &TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) });
+    tributary_aws::put_json_if(w.store.as_ref(), &key, &state, None).await.unwrap();
+    w.f.handle(&e[0]).await.unwrap();
+    let loc = w.catalog.partition_location("t", &values).await.unwrap();
+    assert_eq!(loc.as_deref(), Some("s3://lake/tables/t/_v/dt=2026-11-22/hr=03/v000001-x/"));
+}
+
 #[tokio::test]
 async fn other_keys_are_ignored_and_bad_events_refused() {
     let w = world();
