@@ -110,12 +110,13 @@ export class TributaryStack extends Stack {
       `arn:${Aws.PARTITION}:glue:${Aws.REGION}:${Aws.ACCOUNT_ID}:database/${p.glueDatabaseName}`,
       `arn:${Aws.PARTITION}:glue:${Aws.REGION}:${Aws.ACCOUNT_ID}:table/${p.glueDatabaseName}/*`,
     ];
-    const listTables = new iam.PolicyStatement({
-      sid: "ListTablesAndState",
+    const listPrefixes = (sid: string, prefixes: string[]) => new iam.PolicyStatement({
+      sid,
       actions: ["s3:ListBucket"],
       resources: [arn("")],
-      conditions: { StringLike: { "s3:prefix": ["tables/*", "_tributary/*"] } },
+      conditions: { StringLike: { "s3:prefix": prefixes } },
     });
+    const listTables = listPrefixes("ListTablesAndState", ["tables/*", "_tributary/*"]);
 
     const fn = (name: "ingest" | "compact" | "catalog", id: string, memorySize: number, timeout: number, description: string,
       env: Record<string, string>, statements: iam.PolicyStatement[]) => {
@@ -150,7 +151,8 @@ export class TributaryStack extends Stack {
         actions: ["s3:GetObject", "s3:PutObject"],
         resources: [arn("/tables/*"), arn("/dead-letter/*"), arn("/_tributary/*")],
       }),
-      listTables,
+      // Dead letters are listed too: a retried batch skips the letters it wrote before.
+      listPrefixes("ListTablesDeadLettersAndState", ["tables/*", "dead-letter/*", "_tributary/*"]),
       new iam.PolicyStatement({ sid: "FailedBatchesToTheQueue", actions: ["sqs:SendMessage"], resources: [ingestFailures.queueArn] }),
       // The event source mapping attaches network interfaces; these cannot be scoped to resources.
       new iam.PolicyStatement({

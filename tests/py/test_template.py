@@ -209,3 +209,67 @@ def test_bucket_name_is_not_a_reference_from_functions():
     for name, f in of_type("AWS::Lambda::Function").items():
         env = json.dumps(f["Properties"].get("Environment", {}))
         assert '"Ref": "DataBucket"' not in env, name
+
+
+def role_of(function):
+    return RES[RES[function]["Properties"]["Role"]["Fn::GetAtt"][0]]
+
+
+def grants(function):
+    """(action, resource suffix or list prefixes) pairs a function's role allows, both If branches."""
+    out = set()
+    for item in role_of(function)["Properties"].get("Policies", []):
+        for p in branches(item):
+            for stmt in p["PolicyDocument"]["Statement"]:
+                for s in branches(stmt):
+                    if s["Effect"] != "Allow":
+                        continue
+                    for a in as_list(s["Action"]):
+                        if a == "s3:ListBucket":
+                            prefixes = s["Condition"]["StringLike"]["s3:prefix"]
+                            out |= {(a, pre) for pre in prefixes}
+                        elif a.startswith("s3:"):
+                            for r in as_list(s["Resource"]):
+                                text = r["Fn::Sub"] if isinstance(r, dict) and "Fn::Sub" in r else json.dumps(r)
+                                out.add((a, text.split("}")[-1]))
+                        else:
+                            out.add((a, None))
+    return out
+
+
+# What each function's code calls (functions/aws: S3Store, GlueCatalog), and nothing more: a new
+# call needs its grant here and in the template, a grant no call needs fails this test.
+S3_AREAS = {"tables": "/tables/*", "dead": "/dead-letter/*", "state": "/_tributary/*"}
+NEEDS = {
+    # get, put (data files, dead letters, schema registry), copy (settle onto a new version:
+    # GetObject on the source, PutObject on the target); lists of all three areas.
+    "IngestFunction": {("s3:GetObject", S3_AREAS[a]) for a in S3_AREAS}
+    | {("s3:PutObject", S3_AREAS[a]) for a in S3_AREAS}
+    | {("s3:ListBucket", p) for p in ("tables/*", "dead-letter/*", "_tributary/*")},
+    # ranged gets, multipart uploads (PutObject), copies, deletes of unused outputs, tags of
+    # replaced files, aborted uploads; partition state; Glue partition locations.
+    "CompactFunction": {(a, S3_AREAS[area]) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                                       "s3:PutObjectTagging", "s3:AbortMultipartUpload")
+                        for area in ("tables", "state")}
+    | {("s3:ListBucket", p) for p in ("tables/*", "_tributary/*")}
+    | {("glue:GetPartition", None), ("glue:UpdatePartition", None)},
+    # reads the schema registry and partition states, lists tables; manages its database.
+    "CatalogFunction": {("s3:GetObject", S3_AREAS[a]) for a in ("tables", "state")}
+    | {("s3:ListBucket", p) for p in ("tables/*", "_tributary/*")}
+    | {(a, None) for a in ("glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:CreateTable",
+                           "glue:UpdateTable", "glue:GetPartition", "glue:BatchCreatePartition", "glue:UpdatePartition")},
+}
+# Not data access: the key (when given), the failure queues, the cluster and its network.
+INFRA = ("kms:", "sqs:", "kafka:", "kafka-cluster:", "ec2:", "secretsmanager:")
+
+
+@pytest.mark.parametrize("function", sorted(NEEDS))
+def test_each_role_grants_exactly_what_its_code_calls(function):
+    data = {g for g in grants(function) if not g[0].startswith(INFRA)}
+    assert data == NEEDS[function], (sorted(data - NEEDS[function]), sorted(NEEDS[function] - data))
+
+
+def test_only_ingest_reaches_kafka_and_secrets():
+    for function in ("CompactFunction", "CatalogFunction"):
+        actions = {a for a, _ in grants(function)}
+        assert not any(a.startswith(("kafka", "ec2:", "secretsmanager:")) for a in actions), function
