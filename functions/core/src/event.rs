@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
 
 use crate::shape::{Reject, RejectKind};
 
@@ -125,7 +126,11 @@ pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError
             by_tp.entry((topic, partition)).or_default().push(raw_record(r));
         }
     }
-    Ok(by_tp
+    Ok(into_batches(by_tp))
+}
+
+fn into_batches(by_tp: BTreeMap<(String, i32), Vec<RawRecord>>) -> Vec<TopicPartitionBatch> {
+    by_tp
         .into_iter()
         .map(|((topic, partition), mut records)| {
             records.sort_by_key(|r| r.offset);
@@ -133,7 +138,77 @@ pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError
             records.dedup_by_key(|r| r.offset);
             TopicPartitionBatch { topic, partition, records }
         })
-        .collect())
+        .collect()
+}
+
+/// [`batches`] of an event as JSON, as the Lambda runtime hands it over. A record that does not
+/// match the Kafka record format (a field of the wrong type, a missing timestamp) does not fail
+/// its batch: it is kept as its JSON text and marked, so it reaches the dead-letter area. Only a
+/// record whose topic, partition or offset cannot be read fails the event (it cannot be placed),
+/// as does an event without `records`.
+pub fn batches_from_json(event: serde_json::Value) -> Result<Vec<TopicPartitionBatch>, EventError> {
+    use serde_json::Value;
+    let Value::Object(mut top) = event else {
+        return Err(EventError::Json("the event is not a JSON object".into()));
+    };
+    let groups = match top.remove("records") {
+        Some(Value::Object(groups)) => groups,
+        Some(_) => return Err(EventError::Json("`records` is not an object of record lists".into())),
+        None => return Err(EventError::Json("the event has no `records`".into())),
+    };
+    let mut event = KafkaEvent::default();
+    event.event_source = top.get("eventSource").and_then(Value::as_str).map(str::to_string);
+    let mut malformed = Vec::new();
+    for (group, list) in groups {
+        let Value::Array(list) = list else {
+            return Err(EventError::Group { group, reason: "the group's records are not a list".into() });
+        };
+        for item in list {
+            match KafkaRecord::deserialize(&item) {
+                Ok(r) => event.records.entry(group.clone()).or_default().push(r),
+                Err(e) => malformed.push(malformed_record(&group, &item, &e.to_string())?),
+            }
+        }
+    }
+    let mut by_tp: BTreeMap<(String, i32), Vec<RawRecord>> = BTreeMap::new();
+    for b in batches(event)? {
+        by_tp.insert((b.topic, b.partition), b.records);
+    }
+    for (topic, partition, r) in malformed {
+        by_tp.entry((topic, partition)).or_default().push(r);
+    }
+    Ok(into_batches(by_tp))
+}
+
+/// A record the Kafka record format does not describe, placed by what can be read of it.
+fn malformed_record(group: &str, item: &serde_json::Value, error: &str) -> Result<(String, i32, RawRecord), EventError> {
+    let from_key = split_group_key(group);
+    let fail = |what: &str| EventError::Group { group: group.to_string(), reason: format!("a record without {what}: {error}") };
+    let number = |v: &serde_json::Value| v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+    let topic = match (item.get("topic").and_then(|t| t.as_str()), from_key) {
+        (Some(t), _) if !t.is_empty() => t.to_string(),
+        (_, Some((t, _))) => t.to_string(),
+        _ => return Err(fail("a topic")),
+    };
+    let partition = match (item.get("partition").and_then(number), from_key) {
+        (Some(p), _) => i32::try_from(p).ok().filter(|p| *p >= 0).ok_or_else(|| fail("a valid partition"))?,
+        (None, Some((_, p))) => p,
+        (None, None) => return Err(fail("a partition")),
+    };
+    let offset = item.get("offset").and_then(number).filter(|o| *o >= 0).ok_or_else(|| fail("a valid offset"))?;
+    let record = RawRecord {
+        offset,
+        timestamp_ms: item.get("timestamp").and_then(number).unwrap_or(0),
+        timestamp_type: None,
+        key: None,
+        value: Some(item.to_string().into_bytes()),
+        headers: Vec::new(),
+        invalid: Some(Reject::new(
+            RejectKind::MalformedRecord,
+            format!("the record does not match the Kafka event format (kept whole as JSON): {error}"),
+        )),
+    };
+    Ok((topic, partition, record))
 }
 
 /// A record for [`build_event`]: offset, timestamp (ms), key, value, headers.

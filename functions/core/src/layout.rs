@@ -92,22 +92,19 @@ pub fn decode_event_key(raw: &str) -> String {
 }
 
 /// The object keys an S3 object-created event names, URL-decoded: an EventBridge `Object Created`
-/// event, or an S3 notification (its `ObjectCreated:*` records). `None` for any other event.
+/// event, or an S3 notification (its `ObjectCreated:*` records). `None` for any other event, and
+/// for one that names no key where it must.
 pub fn object_created_keys(v: &serde_json::Value) -> Option<Vec<String>> {
+    let key = |at: &serde_json::Value, path: &str| at.pointer(path).and_then(serde_json::Value::as_str).map(decode_event_key);
     if v.get("detail-type").and_then(serde_json::Value::as_str) == Some("Object Created") {
-        return Some(
-            v.pointer("/detail/object/key").and_then(serde_json::Value::as_str).map(decode_event_key).into_iter().collect(),
-        );
+        return key(v, "/detail/object/key").map(|k| vec![k]);
     }
     let records = v.get("Records")?.as_array()?;
-    Some(
-        records
-            .iter()
-            .filter(|r| r.get("eventName").and_then(serde_json::Value::as_str).is_some_and(|n| n.starts_with("ObjectCreated")))
-            .filter_map(|r| r.pointer("/s3/object/key").and_then(serde_json::Value::as_str))
-            .map(decode_event_key)
-            .collect(),
-    )
+    records
+        .iter()
+        .filter(|r| r.get("eventName").and_then(serde_json::Value::as_str).is_some_and(|n| n.starts_with("ObjectCreated")))
+        .map(|r| key(r, "/s3/object/key"))
+        .collect()
 }
 
 /// Which offsets of which topic-partitions a time partition already holds, from the names of

@@ -31,6 +31,7 @@ pub enum RejectKind {
     SchemaConflict,
     Tombstone,
     DecodeError,
+    MalformedRecord,
 }
 
 impl RejectKind {
@@ -49,6 +50,7 @@ impl RejectKind {
             RejectKind::SchemaConflict => "schema_conflict",
             RejectKind::Tombstone => "tombstone",
             RejectKind::DecodeError => "decode_error",
+            RejectKind::MalformedRecord => "malformed_record",
         }
     }
 }

@@ -121,8 +121,17 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     /// Handles one event. Any error means nothing was acknowledged: the event source mapping
     /// retries the batch, and the retry writes the same keys.
     pub async fn handle(&self, event: KafkaEvent) -> Result<IngestResponse, IngestError> {
+        self.handle_batches(event::batches(event)?).await
+    }
+
+    /// The event as JSON, as the runtime hands it over: a record that does not match the Kafka
+    /// record format goes to the dead-letter area instead of failing its batch.
+    pub async fn handle_json(&self, event: serde_json::Value) -> Result<IngestResponse, IngestError> {
+        self.handle_batches(event::batches_from_json(event)?).await
+    }
+
+    async fn handle_batches(&self, batches: Vec<event::TopicPartitionBatch>) -> Result<IngestResponse, IngestError> {
         let started = Instant::now();
-        let batches = event::batches(event)?;
         let mut response = IngestResponse::default();
         for (table, tbs) in plan::by_table(&self.config, &batches) {
             let report = self.ingest_table(&table, &tbs).await?;
@@ -306,9 +315,9 @@ mod tests;
 /// The Lambda entry point: wiring in `main.rs` passes each event here.
 pub async fn function_handler<S: ObjectRead + ObjectWrite + Sync>(
     ingest: &Ingest<S>,
-    event: lambda_runtime::LambdaEvent<KafkaEvent>,
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<IngestResponse, lambda_runtime::Error> {
-    match ingest.handle(event.payload).await {
+    match ingest.handle_json(event.payload).await {
         Ok(r) => Ok(r),
         Err(e) => {
             tracing::error!(request_id = %event.context.request_id, error = %e, "batch failed; the event source mapping retries it");

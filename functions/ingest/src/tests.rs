@@ -32,7 +32,7 @@ async fn writes_parquet_and_dead_letters_with_balanced_counts() {
         10,
     );
     let event = build_event("aws:kafka", "customer-data", 0, &recs);
-    let out = function_handler(&ing, LambdaEvent::new(event, Context::default())).await.unwrap();
+    let out = function_handler(&ing, LambdaEvent::new(serde_json::to_value(event).unwrap(), Context::default())).await.unwrap();
     assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (4, 2, 2));
     assert!(out.total.balanced());
     let keys = ing.store.keys();
