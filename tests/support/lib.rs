@@ -4,6 +4,8 @@
 //! The venv is made by `scripts/install-test-deps.sh` under `$TRIBUTARY_CACHE` (default
 //! `~/.cache/tributary`). A missing venv fails the tests with a message saying so.
 
+pub mod faults;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
