@@ -7,6 +7,7 @@ mod athena;
 pub mod embedded;
 mod glue;
 mod json;
+pub mod logging;
 mod memory;
 mod s3;
 

@@ -11,8 +11,7 @@ use tributary_catalog::CatalogFn;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().json().with_env_filter(filter).without_time().init();
+    tributary_aws::logging::init();
     let config = tributary_core::Config::from_env()?;
     let store = S3Store::from_env(config.bucket.clone()).await;
     let glue = GlueCatalog::from_env(config.database.clone()).await;

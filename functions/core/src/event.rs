@@ -183,7 +183,12 @@ pub fn batches_from_json(event: serde_json::Value) -> Result<Vec<TopicPartitionB
 /// A record the Kafka record format does not describe, placed by what can be read of it.
 fn malformed_record(group: &str, item: &serde_json::Value, error: &str) -> Result<(String, i32, RawRecord), EventError> {
     let from_key = split_group_key(group);
-    let fail = |what: &str| EventError::Group { group: group.to_string(), reason: format!("a record without {what}: {error}") };
+    // The parser's message may quote the record's contents: it goes to the dead-letter area
+    // with the record, never into an error that is logged.
+    let fail = |what: &str| EventError::Group {
+        group: group.to_string(),
+        reason: format!("a record without {what} (it does not match the Kafka event format)"),
+    };
     let number = |v: &serde_json::Value| v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
     let topic = match (item.get("topic").and_then(|t| t.as_str()), from_key) {
         (Some(t), _) if !t.is_empty() => t.to_string(),

@@ -290,20 +290,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Structured JSON logs, filtered by `RUST_LOG` (default `info`). Record contents are never
-/// logged at `info`.
-pub fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .without_time()
-        .with_current_span(false)
-        .try_init();
-}
-
 /// The configuration from the environment (see [`Config::from_env`]).
 pub fn config_from_env() -> Result<Config, IngestError> {
     Ok(Config::from_env()?)

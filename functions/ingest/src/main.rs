@@ -6,11 +6,11 @@
 
 use lambda_runtime::{Error, service_fn};
 use tributary_aws::S3Store;
-use tributary_ingest::{Ingest, config_from_env, function_handler, init_logging};
+use tributary_ingest::{Ingest, config_from_env, function_handler};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_logging();
+    tributary_aws::logging::init();
     let config = config_from_env()?;
     let store = S3Store::from_env(config.bucket.clone()).await;
     let ingest = Ingest::new(store, config);
