@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{BinaryBuilder, ListBuilder, StringBuilder, StructBuilder};
-use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray, make_array};
+use arrow_array::{
+    ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray, TimestampMillisecondArray, make_array,
+};
 use arrow_json::ReaderBuilder;
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
@@ -128,7 +130,10 @@ pub fn decode_values(schema: &TableSchema, values: &[&[u8]]) -> Result<Decoded, 
                 .zip(data_fields.iter())
                 .map(|(c, f)| retype(c, f.data_type()))
                 .collect::<Result<Vec<_>, _>>()?;
-            Some(RecordBatch::try_new(Arc::new(Schema::new(data_fields.clone())), cols)?)
+            // A table without data columns yet (records of only nulls and empty objects) still
+            // has its rows: the count says how many.
+            let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+            Some(RecordBatch::try_new_with_options(Arc::new(Schema::new(data_fields.clone())), cols, &options)?)
         }
     };
     Ok(Decoded { data, kept, failed })

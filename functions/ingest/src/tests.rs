@@ -19,6 +19,20 @@ fn records(values: &[&'static [u8]], first_offset: i64) -> Vec<Rec<'static>> {
     values.iter().enumerate().map(|(i, v)| (first_offset + i as i64, T0 + i as i64, None, Some(*v), &[][..])).collect()
 }
 
+/// Found by fuzzing (`tests/fuzz/regressions/records/`): a batch whose values carry no typed
+/// field yet (`{}`, `{"id": {}}`) failed to build, so its partition would have been stuck.
+#[tokio::test]
+async fn records_without_typed_fields_are_rows_not_a_failed_batch() {
+    let ing = ingest();
+    let recs = records(&[b"{}", br#"{"id": {}}"#, br#"{"id": null, "tags": []}"#], 0);
+    let out = ing.handle(build_event("aws:kafka", "empty-fields", 0, &recs)).await.unwrap();
+    assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (3, 3, 0));
+    // Typed values later add the columns; the first rows read as nulls there.
+    let recs = records(&[br#"{"id": {"n": 1}, "tags": ["a"]}"#], 3);
+    let out = ing.handle(build_event("aws:kafka", "empty-fields", 0, &recs)).await.unwrap();
+    assert_eq!(out.total.rows_written, 1);
+}
+
 #[tokio::test]
 async fn writes_parquet_and_dead_letters_with_balanced_counts() {
     let ing = ingest();
