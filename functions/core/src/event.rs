@@ -56,7 +56,32 @@ impl TopicPartitionBatch {
 
 /// Parses an event from JSON bytes (the handler gets it already parsed from the runtime).
 pub fn parse_event(bytes: &[u8]) -> Result<KafkaEvent, EventError> {
-    serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?;
+    if let Some(groups) = v.get_mut("records").and_then(serde_json::Value::as_object_mut) {
+        for record in groups.values_mut().filter_map(serde_json::Value::as_array_mut).flatten() {
+            whole_timestamp(record).map_err(|reason| EventError::Json(reason.into()))?;
+        }
+    }
+    KafkaEvent::deserialize(v).map_err(|e| EventError::Json(e.to_string()))
+}
+
+/// Checks a record's `timestamp` before the Kafka record type reads it: that type's reader
+/// panics on a fractional number (a panic aborts the function: the batch would be retried for
+/// ever). An integer string is turned into the number it names.
+fn whole_timestamp(record: &mut serde_json::Value) -> Result<(), &'static str> {
+    let Some(ts) = record.get_mut("timestamp") else { return Ok(()) };
+    if ts.is_i64() {
+        return Ok(());
+    }
+    match ts.as_str().and_then(|s| s.trim().parse::<i64>().ok()) {
+        Some(ms) => {
+            *ts = ms.into();
+            Ok(())
+        }
+        None if ts.is_number() || ts.is_string() => Err("a record's timestamp is not whole milliseconds"),
+        // Other types are refused by the record type itself.
+        None => Ok(()),
+    }
 }
 
 /// Splits `"<topic>-<partition>"`; the partition is after the last `-`.
@@ -163,10 +188,13 @@ pub fn batches_from_json(event: serde_json::Value) -> Result<Vec<TopicPartitionB
         let Value::Array(list) = list else {
             return Err(EventError::Group { group, reason: "the group's records are not a list".into() });
         };
-        for item in list {
-            match KafkaRecord::deserialize(&item) {
+        for mut item in list {
+            let parsed = whole_timestamp(&mut item)
+                .map_err(str::to_string)
+                .and_then(|()| KafkaRecord::deserialize(&item).map_err(|e| e.to_string()));
+            match parsed {
                 Ok(r) => event.records.entry(group.clone()).or_default().push(r),
-                Err(e) => malformed.push(malformed_record(&group, &item, &e.to_string())?),
+                Err(e) => malformed.push(malformed_record(&group, &item, &e)?),
             }
         }
     }
