@@ -20,6 +20,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod esm;
 pub mod event;
+pub mod fuzzing;
 pub mod layout;
 pub mod metrics;
 pub mod naming;

@@ -1,0 +1,79 @@
+//! Entry points for the fuzz targets (`tests/fuzz`, run by `scripts/fuzz.sh`) and their
+//! regression test (`tests/fuzz_regressions.rs`): each takes arbitrary bytes and must not panic;
+//! each also checks what must hold of its result.
+
+use crate::config::Config;
+use crate::event::{RawRecord, TopicPartitionBatch, batches, batches_from_json, parse_event};
+use crate::layout::{FileRange, decode_event_key, object_created_keys};
+use crate::partition::TimePartition;
+use crate::schema::TableSchema;
+use crate::{compaction, parquet_io, plan};
+
+/// The record decoder: each line of `data` is one record value (an empty line a tombstone),
+/// decoded as ingest does (screen, evolve the schema, build, encode). Every record ends up as a
+/// row, a dead letter or a skipped tombstone, and every file encodes.
+pub fn records(data: &[u8]) {
+    let cfg = Config::default();
+    let records = data
+        .split(|b| *b == b'\n')
+        .take(256)
+        .enumerate()
+        .map(|(i, v)| RawRecord {
+            offset: i as i64,
+            timestamp_ms: 1_795_316_400_000 + i as i64 * 600_000,
+            timestamp_type: Some("CREATE_TIME".into()),
+            key: None,
+            value: (!v.is_empty()).then(|| v.to_vec()),
+            headers: Vec::new(),
+            invalid: None,
+        })
+        .collect();
+    let batch = TopicPartitionBatch { topic: "fuzz".into(), partition: 0, records };
+    let screened = plan::screen(&cfg, "fuzz", &[&batch]);
+    let mut schema = TableSchema::default();
+    schema.evolve(&screened.batch_shape);
+    let built = plan::build(&cfg, &screened, &schema).expect("a batch of any values builds");
+    assert_eq!(built.rows() + built.dead_lettered() + built.tombstones, built.records_in, "every record accounted for");
+    for group in &built.files {
+        let props = parquet_io::writer_properties(1, 1 << 16, Vec::new()).expect("properties");
+        parquet_io::encode(std::slice::from_ref(&group.rows), props).expect("a built file encodes");
+    }
+}
+
+/// The Kafka event parsers, typed and lenient: batches come out sorted by offset, one record
+/// per offset.
+pub fn kafka_event(data: &[u8]) {
+    let check = |bs: Vec<TopicPartitionBatch>| {
+        for b in bs {
+            assert!(b.records.windows(2).all(|w| w[0].offset < w[1].offset), "sorted, unique offsets");
+        }
+    };
+    if let Ok(e) = parse_event(data)
+        && let Ok(bs) = batches(e)
+    {
+        check(bs);
+    }
+    if let Ok(v) = serde_json::from_slice(data)
+        && let Ok(bs) = batches_from_json(v)
+    {
+        check(bs);
+    }
+}
+
+/// The S3 / EventBridge trigger parsers and the key layout they lead to.
+pub fn s3_event(data: &[u8]) {
+    let cfg = Config::default();
+    let mut keys = vec![decode_event_key(&String::from_utf8_lossy(data))];
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+        keys.extend(object_created_keys(&v).unwrap_or_default());
+    }
+    for key in keys {
+        // A file name that names a range is the one that range's file gets.
+        if let Some(r) = key.rsplit('/').next().and_then(FileRange::parse) {
+            assert_eq!(FileRange::parse(&format!("{}.parquet", r.file_stem())), Some(r), "file names round-trip");
+        }
+        let _ = compaction::is_ingest_file(&key);
+        let _ = compaction::table_partition(&cfg, &key);
+        let _ = TimePartition::from_key(&key);
+    }
+}
