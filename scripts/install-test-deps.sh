@@ -2,7 +2,8 @@
 # Installs what the test suite needs, idempotently, from the package registries:
 # a Python venv with moto (S3/Glue API server), pyarrow and DuckDB (independent Parquet readers),
 # cfn-lint and the SAM CLI (template validation), pytest; and tansu, a Kafka-protocol broker
-# (a crate, built once into $TRIBUTARY_CACHE/tools) for the end-to-end tests.
+# (a crate, built once into $TRIBUTARY_CACHE/tools) for the end-to-end tests; cargo-deny (a crate)
+# for the dependency audit.
 # Fails loudly if anything is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,15 @@ if [[ "$("$TOOLS/bin/tansu" --version 2>/dev/null)" != *"$TANSU_VERSION"* ]]; th
   rm -rf "$TRIBUTARY_CACHE/tools-target"
 fi
 
+# cargo-deny: the dependency audit (scripts/audit.sh).
+DENY_VERSION=0.20.2
+if [[ "$("$TOOLS/bin/cargo-deny" --version 2>/dev/null)" != *"$DENY_VERSION"* ]]; then
+  echo "install-test-deps: building cargo-deny $DENY_VERSION (about 5 min on two cores, once)"
+  cargo install cargo-deny --version "$DENY_VERSION" --locked \
+    --root "$TOOLS" --target-dir "$TRIBUTARY_CACHE/tools-target" --quiet
+  rm -rf "$TRIBUTARY_CACHE/tools-target"
+fi
+
 # The CDK app's tests need Node.js 18+ and npm (its packages come from infra/package-lock.json).
 command -v node >/dev/null && command -v npm >/dev/null \
   || { echo "install-test-deps: node and npm are required (the CDK app in infra/)" >&2; exit 1; }
@@ -40,4 +50,6 @@ done
   || { echo "install-test-deps: Python packages missing from $VENV" >&2; exit 1; }
 [[ "$("$TOOLS/bin/tansu" --version 2>/dev/null)" == *"$TANSU_VERSION"* ]] \
   || { echo "install-test-deps: tansu $TANSU_VERSION missing from $TOOLS/bin" >&2; exit 1; }
-echo "install-test-deps: ready ($VENV, $TOOLS/bin/tansu)"
+[[ "$("$TOOLS/bin/cargo-deny" --version 2>/dev/null)" == *"$DENY_VERSION"* ]] \
+  || { echo "install-test-deps: cargo-deny $DENY_VERSION missing from $TOOLS/bin" >&2; exit 1; }
+echo "install-test-deps: ready ($VENV, $TOOLS/bin/tansu, $TOOLS/bin/cargo-deny)"

@@ -8,6 +8,7 @@ source scripts/env.sh
 
 scripts/install-test-deps.sh
 scripts/validate-template.sh
+scripts/audit.sh
 echo "test: cargo fmt --check"
 cargo fmt --all --check
 echo "test: cargo build --bins (the Lambda binaries and the local tool must build, not only their libraries)"
