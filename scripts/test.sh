@@ -16,7 +16,17 @@ cargo build --workspace --bins --locked
 echo "test: cargo test (target dir $CARGO_TARGET_DIR)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+# The fault campaign (tests/faults.rs) writes its figures here; printed below.
+export TRIBUTARY_FAULT_REPORT="$TRIBUTARY_CACHE/fault-campaign-suite.json"
+rm -f "$TRIBUTARY_FAULT_REPORT"
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole suite (pytest's template assertions are counted above).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      END { printf "cargo tests: %d passed, %d failed\n", p, f; if (p == 0) exit 1 }' "$log"
+"$VENV/bin/python" - "$TRIBUTARY_FAULT_REPORT" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"fault campaign: {r['schedules']} schedules, {r['faults_injected']} faults injected at "
+      f"{len(r['fault_sites'])} call sites, {r['compactor_crashes']} compactor crashes, {r['good']} good and "
+      f"{r['bad']} bad records: {r['records_lost']} lost, {r['records_duplicated']} duplicated")
+PY

@@ -89,3 +89,50 @@ async fn every_malformed_event_gets_a_clear_error_or_the_dead_letter_area() {
     }
     assert!(seen.iter().all(|n| *n >= 6), "every kind of case is present: {seen:?}");
 }
+
+/// Field names that are not Athena identifiers (`tests/corpus/odd-names/`): `written--*` records
+/// are written with valid, distinct, lower-case column names; `collide--*` records (two keys that
+/// make one column name) lose no value: dead-lettered with a reason, or written whole.
+#[tokio::test]
+async fn odd_field_names_become_valid_columns_and_lose_nothing() {
+    use arrow_array::Array;
+    let moto = Moto::start();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus/odd-names");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    assert!(names.len() >= 10);
+    for (i, path) in names.iter().enumerate() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let value = std::fs::read(path).unwrap();
+        let bucket = format!("names{i}");
+        let store = S3Store::new(moto.bucket(&bucket).await, &bucket);
+        let ing = Ingest::new(store.clone(), Config { bucket: bucket.clone(), ..Config::default() }).with_metrics_sink(|_| {});
+        let recs = [(0i64, 1_795_316_400_000i64, None, Some(value.trim_ascii_end()), &[][..])];
+        let out = ing.handle(tributary_core::event::build_event("aws:kafka", "names", 0, &recs)).await.unwrap();
+        assert_eq!(out.total.rows_written + out.total.dead_lettered, 1, "{name}: {out:?}");
+        if out.total.dead_lettered == 1 {
+            assert!(name.starts_with("collide--"), "{name}: dead-lettered: {:?}", out.total.rejected);
+            continue;
+        }
+        let key = out.total.objects.iter().find(|k| k.ends_with(".parquet")).unwrap();
+        let body = store.get(key).await.unwrap().unwrap().body;
+        let batches = tributary_core::parquet_io::decode(body).unwrap();
+        let schema = batches[0].schema();
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let distinct: std::collections::BTreeSet<&&str> = columns.iter().collect();
+        assert_eq!(distinct.len(), columns.len(), "{name}: distinct columns {columns:?}");
+        for c in &columns {
+            assert!(tributary_core::naming::is_valid_identifier(c), "{name}: {c:?} is not an Athena identifier");
+        }
+        // Every value of the record is in some column: count the non-null data cells.
+        let data_cells: usize = batches[0]
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .filter(|(_, f)| !f.name().starts_with("_kafka_"))
+            .map(|(c, _)| c.len() - c.null_count())
+            .sum();
+        let fields = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&value).unwrap().len();
+        assert_eq!(data_cells, fields, "{name}: every field kept, in {columns:?}");
+    }
+}

@@ -115,6 +115,10 @@ struct Tally {
     crashes: usize,
     observations: usize,
     dead_letter_duplicates: usize,
+    /// Good records missing from the settled table, and rows Athena saw twice at any step: each
+    /// fails the schedule, so a finished campaign reports 0 for both.
+    lost: usize,
+    duplicated: usize,
     faults: BTreeMap<(Fault, &'static str), u64>,
     calls: u64,
 }
@@ -502,6 +506,7 @@ impl Schedule {
             }
         }
         let now: BTreeSet<(i32, i64)> = rows.iter().copied().collect();
+        self.tally.duplicated += rows.len() - now.len();
         assert_eq!(
             now.len(),
             rows.len(),
@@ -536,6 +541,7 @@ impl Schedule {
         self.observe("settled").await;
         let good: BTreeSet<(i32, i64)> = self.recs.iter().flatten().filter(|r| r.good).map(|r| (r.partition, r.offset)).collect();
         let missing: Vec<_> = good.difference(&self.visible).collect();
+        self.tally.lost = missing.len();
         assert!(missing.is_empty(), "seed {seed}: good records not in the table: {missing:?}");
         // Every registered partition points where its state says (no stale location left).
         for (values, location) in self.registered().await {
@@ -663,6 +669,8 @@ async fn campaign() {
             total.crashes += t.crashes;
             total.observations += t.observations;
             total.dead_letter_duplicates += t.dead_letter_duplicates;
+            total.lost += t.lost;
+            total.duplicated += t.duplicated;
             total.calls += t.calls;
             for ((f, site), n) in t.faults {
                 *faults.entry(f).or_default() += n;
@@ -679,7 +687,7 @@ async fn campaign() {
         "compactions": total.compactions, "compactor_crashes": total.crashes,
         "observations": total.observations, "aws_calls": total.calls, "faults_injected": injected,
         "faults_by_kind": faults.iter().map(|(k, v)| (format!("{k:?}"), *v)).collect::<BTreeMap<_, _>>(),
-        "fault_sites": sites, "records_lost": 0, "records_duplicated": 0,
+        "fault_sites": sites, "records_lost": total.lost, "records_duplicated": total.duplicated,
         "dead_letter_duplicates": total.dead_letter_duplicates,
     });
     println!("fault campaign: {summary}");
