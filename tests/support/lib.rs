@@ -31,6 +31,28 @@ pub fn python() -> PathBuf {
     venv_bin("python")
 }
 
+/// Servers the tests start are stopped when the test process ends, also when it aborts (a stack
+/// overflow or a `panic = "abort"` skips `Drop`): Linux sends them SIGKILL when their parent dies.
+trait DieWithParent {
+    fn die_with_parent(&mut self) -> &mut Self;
+}
+
+impl DieWithParent for Command {
+    fn die_with_parent(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        unsafe {
+            self.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            })
+        }
+    }
+}
+
 /// A moto server on a free port of 127.0.0.1, killed when dropped.
 pub struct Moto {
     child: Child,
@@ -42,6 +64,7 @@ impl Moto {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let child = Command::new(venv_bin("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .die_with_parent()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -152,6 +175,7 @@ impl Tansu {
         let url = format!("tcp://127.0.0.1:{port}");
         // SQLite paths are relative to the working directory; its high watermarks are right.
         let child = Command::new(bin)
+            .die_with_parent()
             .current_dir(dir.path())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
             .env_remove("LISTENER_URL")
