@@ -10,5 +10,6 @@ source scripts/env.sh
 scripts/install-test-deps.sh >/dev/null
 export TRIBUTARY_FAULT_SCHEDULES="${1:-5000}" TRIBUTARY_FAULT_SEED="${2:-1001}"
 export TRIBUTARY_FAULT_REPORT="$TRIBUTARY_CACHE/fault-campaign.json"
-cargo test --release --locked -p tributary-tests --test faults -- --nocapture
+# The test command's build (moto, not the Rust side, bounds the speed).
+cargo test --locked -p tributary-tests --test faults -- --nocapture
 echo "faults: figures in $TRIBUTARY_FAULT_REPORT"

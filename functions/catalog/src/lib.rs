@@ -245,12 +245,16 @@ where
     /// Points the registered partition where its state says, until both agree. The catalog may
     /// hold a stale location: registered by an invocation that died before this check, or set
     /// from a state read just before a compaction's switch. A compaction sets the location after
-    /// it commits the state, so once both agree here they stay in agreement.
+    /// it commits the state, so once both agree here they stay in agreement; and a location is
+    /// never replaced by an older version (this invocation's state read was the stale one).
     async fn converge(&self, table: &str, tp: &TimePartition, values: &[String]) -> Result<(), CatalogFnError> {
         for _ in 0..MAX_ATTEMPTS {
             let want = self.location(table, tp).await?;
-            if self.catalog.partition_location(table, values).await?.as_deref() == Some(want.as_str()) {
-                return Ok(());
+            match self.catalog.partition_location(table, values).await? {
+                Some(have) if have == want => return Ok(()),
+                // A compaction switched after our read of the state: never move readers back.
+                Some(have) if compaction::location_version(&have) > compaction::location_version(&want) => return Ok(()),
+                _ => {}
             }
             self.catalog.set_partition_location(table, values, &want).await?;
         }

@@ -173,6 +173,19 @@ async fn a_retry_corrects_a_partition_registered_at_a_stale_location() {
     assert_eq!(loc.as_deref(), Some("s3://lake/tables/t/_v/dt=2026-11-22/hr=03/v000001-x/"));
 }
 
+/// An invocation that read the state before a compaction switched (here: a state that still
+/// names the first version) must not move readers back from the version Glue points at.
+#[tokio::test]
+async fn a_stale_state_read_never_moves_readers_back() {
+    let w = world();
+    let e = w.ingest(0, &[r#"{"a":1}"#]).await;
+    let values: Vec<String> = vec!["2026-11-22".into(), "03".into()];
+    let ahead = "s3://lake/tables/t/_v/dt=2026-11-22/hr=03/v000002-y/";
+    w.catalog.register("t", &values, ahead);
+    w.f.handle(&e[0]).await.unwrap();
+    assert_eq!(w.catalog.partition_location("t", &values).await.unwrap().as_deref(), Some(ahead));
+}
+
 #[tokio::test]
 async fn other_keys_are_ignored_and_bad_events_refused() {
     let w = world();

@@ -412,7 +412,7 @@ where
         }
         self.check(CrashPoint::AfterCarry)?;
         let location = format!("s3://{}/{}", self.config.bucket, c.next_location);
-        if !self.catalog.set_partition_location(table, &tp.values(), &location).await? {
+        if !self.switch_forward(table, tp, &location).await? {
             // Not registered yet: the catalog function registers it at the state's location.
             tracing::info!(table, partition = %tp.path(), "partition not in the catalog yet");
         }
@@ -440,7 +440,7 @@ where
         self.check(CrashPoint::AfterState)?;
         // The catalog function may have registered the partition at the old location between our
         // switch and our commit: check again (a no-op when it already points here).
-        self.catalog.set_partition_location(table, &tp.values(), &location).await?;
+        self.switch_forward(table, tp, &location).await?;
         // Replaced files stay readable for running queries; a lifecycle rule expires them. The
         // switch is committed already, so a store that cannot tag (the local one) only leaves
         // them in place: counted and logged, never a failure.
@@ -457,6 +457,18 @@ where
         }
         tracing::info!(table, partition = %tp.path(), version = c.next_version, carried = report.carried, "partition switched");
         Ok(report)
+    }
+
+    /// Points the registered partition at `location` unless it points at a later version already
+    /// (a slow compactor must not move readers back); `false` when it is not registered.
+    async fn switch_forward(&self, table: &str, tp: &TimePartition, location: &str) -> Result<bool, CompactError> {
+        let values = tp.values();
+        match self.catalog.partition_location(table, &values).await? {
+            None => Ok(false),
+            Some(have) if have == location => Ok(true),
+            Some(have) if compaction::location_version(&have) > compaction::location_version(location) => Ok(true),
+            Some(_) => Ok(self.catalog.set_partition_location(table, &values, location).await?),
+        }
     }
 
     /// Streams the inputs into new files at `location`; returns the inputs merged, the outputs,

@@ -401,6 +401,17 @@ pub fn version_location(cfg: &Config, table: &str, tp: &TimePartition, n: u32, a
     format!("{}{table}/_v/{}v{n:06}-{attempt}/", cfg.table_prefix, tp.path())
 }
 
+/// The version a partition location names: `n` for a `…/_v/…/v00000n-<attempt>/` directory made
+/// by [`version_location`], 0 for the partition's first directory. Locations only move forward,
+/// so a writer holding an older one than the catalog's has read a stale state.
+pub fn location_version(location: &str) -> u32 {
+    let last = location.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    match last.strip_prefix('v').and_then(|rest| rest.split_once('-')) {
+        Some((digits, _)) if digits.len() == 6 && location.contains("/_v/") => digits.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Key of a partition's state object.
 pub fn state_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
     format!("{}partitions/{table}/{}", cfg.state_prefix, tp.path().trim_end_matches('/')) + ".json"
@@ -433,6 +444,17 @@ pub fn table_partition(cfg: &Config, key: &str) -> Option<(String, TimePartition
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn location_versions_read_back() {
+        let cfg = Config::default();
+        let tp = TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) };
+        let first = PartitionState::initial(&cfg, "t", &tp).location;
+        assert_eq!(location_version(&format!("s3://b/{first}")), 0);
+        assert_eq!(location_version(&format!("s3://b/{}", version_location(&cfg, "t", &tp, 12, "req1"))), 12);
+        // A table or partition value that looks like a version directory is not one.
+        assert_eq!(location_version("s3://b/tables/v000003-x/dt=2026-11-22/"), 0);
+    }
+
     use super::*;
     use arrow_schema::DataType;
 
