@@ -274,6 +274,40 @@ async fn an_ingest_racing_the_switch_is_carried_not_lost_or_doubled() {
     assert_eq!(w.visible().await, expected(&[(0, 0..25)]));
 }
 
+/// An ingest attempt wrote its file while a switch was under way, after the compactor's carry,
+/// and died before settling it; the retry finds the rows already there. It must settle that file
+/// (copy it where readers will look), or the switch's commit leaves it behind, unread.
+#[tokio::test]
+async fn a_retry_settles_the_file_its_dead_attempt_left_behind() {
+    let w = world(2, at_t0);
+    w.ingest(0, 0, 10).await;
+    w.ingest(0, 10, 10).await;
+    w.compactor.crash_at(Some(CrashPoint::AfterCarry));
+    assert!(w.compact("switching").await.is_err());
+    let mut state = w.state().await;
+    let closing = state.closing.clone().unwrap();
+    // The dead attempt's file, written after the carry (made by the same handler on a scratch
+    // store: the same key and bytes).
+    let scratch = Arc::new(MemoryStore::new());
+    let dead = Ingest::new(scratch.clone(), w.compactor.config.clone()).with_metrics_sink(|_| {});
+    let values: Vec<String> = (20..25).map(|o| format!(r#"{{"n":{o},"p":0}}"#)).collect();
+    let recs: Vec<SampleRecord> =
+        values.iter().enumerate().map(|(i, v)| (20 + i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..])).collect();
+    dead.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
+    for key in scratch.keys().into_iter().filter(|k| k.ends_with(".parquet")) {
+        let body = scratch.get(&key).await.unwrap().unwrap().body;
+        w.store.put(&key, body, tributary_aws::Precondition::None).await.unwrap();
+    }
+    // The retry, while the switch is still under way.
+    w.ingest(0, 20, 5).await;
+    // The compactor that was switching commits, without carrying again.
+    let etag = w.compactor.load_state("t", &tp()).await.unwrap().1;
+    state = state.finish_closing(LATER).unwrap();
+    w.compactor.save_state("t", &tp(), &state, etag.as_deref()).await.unwrap().unwrap();
+    w.catalog.register("t", &tp().values(), &format!("s3://b/{}", closing.next_location));
+    assert_eq!(w.visible().await, expected(&[(0, 0..25)]));
+}
+
 #[tokio::test]
 async fn two_compactors_racing_agree() {
     let w = world(2, at_t0);

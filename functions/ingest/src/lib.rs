@@ -6,7 +6,7 @@
 
 mod registry;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
@@ -17,7 +17,7 @@ use tributary_core::Config;
 use tributary_core::compaction::{self, Follow, PartitionState};
 use tributary_core::dead_letter::to_jsonl;
 use tributary_core::event::{self, EventError};
-use tributary_core::layout::{self, Coverage};
+use tributary_core::layout::{self, Coverage, FileRange};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::parquet_io::{self, RANGES_KEY};
 use tributary_core::partition::TimePartition;
@@ -200,21 +200,45 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
 
         // Per time partition: where readers look now (the ingest location, or the current
         // compacted version), and the offsets already there.
-        let mut partitions: HashMap<TimePartition, (String, Coverage)> = HashMap::new();
+        let mut partitions: HashMap<TimePartition, (String, Coverage, Vec<(String, FileRange)>)> = HashMap::new();
+        let mut settled: HashSet<String> = HashSet::new();
         for group in built.files {
-            let (location, cov) = match partitions.get(&group.partition) {
+            let (location, cov, files) = match partitions.get(&group.partition) {
                 Some(p) => p,
                 None => {
                     let state = self.partition_state(table, &group.partition).await?;
                     let listed = self.store.list(&state.location).await?;
                     let mut c = Coverage::from_keys(listed.iter().map(|m| m.key.as_str()));
                     c.extend(&state.covered.to_coverage());
-                    partitions.entry(group.partition.clone()).or_insert((state.location, c))
+                    let files = listed
+                        .into_iter()
+                        .filter(|m| m.key.ends_with(".parquet"))
+                        .filter_map(|m| m.key.rsplit('/').next().and_then(FileRange::parse).map(|r| (m.key.clone(), r)))
+                        .collect();
+                    partitions.entry(group.partition.clone()).or_insert((state.location, c, files))
                 }
             };
-            let (group, dropped) = group.without_covered(cov)?;
+            let (range, tp) = (group.range.clone(), group.partition.clone());
+            let (rest, dropped) = group.without_covered(cov)?;
             report.already_committed += dropped;
-            let Some(group) = group else { continue };
+            if dropped > 0 {
+                // An earlier attempt wrote these rows and may have died before settling its file:
+                // settle it now, or a compaction that began meanwhile could leave it behind.
+                let r = &range;
+                let earlier: Vec<String> = files
+                    .iter()
+                    .filter(|(_, f)| f.topic == r.topic && f.partition == r.partition && f.first <= r.last && r.first <= f.last)
+                    .map(|(k, _)| k.clone())
+                    .filter(|k| !settled.contains(k))
+                    .collect();
+                let location = location.clone();
+                for k in earlier {
+                    self.settle(table, &tp, location.clone(), k.clone()).await?;
+                    settled.insert(k);
+                }
+            }
+            let Some(group) = rest else { continue };
+            let Some((location, _, _)) = partitions.get(&group.partition) else { continue };
             let key = format!("{location}{}.parquet", group.range.file_stem());
             let location = location.clone();
             let ranges = format!("{}~{}~{}~{}", group.range.topic, group.range.partition, group.range.first, group.range.last);
