@@ -605,7 +605,7 @@ fn offsets(seed: u64, key: &str, body: Bytes) -> Vec<(i32, i64)> {
 
 async fn run(moto: &Moto, s3: &aws_sdk_s3::Client, seed: u64) -> Tally {
     let mut s = Schedule::new(moto, s3, seed).await;
-    let steps = s.rng.usize(12..=36);
+    let steps = s.rng.usize(10..=30);
     for i in 0..steps {
         if s.step().await {
             s.observe(&format!("after step {i}")).await;
