@@ -41,6 +41,13 @@ impl World {
         out.total.objects.iter().filter(|k| k.ends_with(".parquet")).map(|k| object_created(k)).collect()
     }
 
+    /// Writes the state of partition `dt=2026-11-22/hr=03`, as a compaction that switched it.
+    async fn switched_to(&self, version: u32, location: &str) {
+        let state = PartitionState { version, location: location.into(), ..Default::default() };
+        let key = compaction::state_key(&self.f.config, "t", &TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) });
+        tributary_aws::put_json_if(self.store.as_ref(), &key, &state, None).await.unwrap();
+    }
+
     async fn columns(&self) -> Vec<(String, String)> {
         self.catalog.get_table("t").await.unwrap().unwrap().def.columns
     }
@@ -145,10 +152,7 @@ async fn a_partition_is_registered_where_its_state_points() {
     let w = world();
     let e = w.ingest(0, &[r#"{"a":1}"#]).await;
     // A compaction switched the partition before the catalog registered it.
-    let state =
-        PartitionState { version: 1, location: "tables/t/_v/dt=2026-11-22/hr=03/v000001-x/".into(), ..Default::default() };
-    let key = compaction::state_key(&w.f.config, "t", &TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) });
-    tributary_aws::put_json_if(w.store.as_ref(), &key, &state, None).await.unwrap();
+    w.switched_to(1, "tables/t/_v/dt=2026-11-22/hr=03/v000001-x/").await;
     w.f.handle(&e[0]).await.unwrap();
     let loc = w.catalog.partition_location("t", &["2026-11-22".into(), "03".into()]).await.unwrap();
     assert_eq!(loc.as_deref(), Some("s3://lake/tables/t/_v/dt=2026-11-22/hr=03/v000001-x/"));
@@ -164,10 +168,7 @@ async fn a_retry_corrects_a_partition_registered_at_a_stale_location() {
     let e = w.ingest(0, &[r#"{"a":1}"#]).await;
     let values: Vec<String> = vec!["2026-11-22".into(), "03".into()];
     w.catalog.register("t", &values, "s3://lake/tables/t/dt=2026-11-22/hr=03/");
-    let state =
-        PartitionState { version: 1, location: "tables/t/_v/dt=2026-11-22/hr=03/v000001-x/".into(), ..Default::default() };
-    let key = compaction::state_key(&w.f.config, "t", &TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) });
-    tributary_aws::put_json_if(w.store.as_ref(), &key, &state, None).await.unwrap();
+    w.switched_to(1, "tables/t/_v/dt=2026-11-22/hr=03/v000001-x/").await;
     w.f.handle(&e[0]).await.unwrap();
     let loc = w.catalog.partition_location("t", &values).await.unwrap();
     assert_eq!(loc.as_deref(), Some("s3://lake/tables/t/_v/dt=2026-11-22/hr=03/v000001-x/"));

@@ -444,17 +444,6 @@ pub fn table_partition(cfg: &Config, key: &str) -> Option<(String, TimePartition
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn location_versions_read_back() {
-        let cfg = Config::default();
-        let tp = TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) };
-        let first = PartitionState::initial(&cfg, "t", &tp).location;
-        assert_eq!(location_version(&format!("s3://b/{first}")), 0);
-        assert_eq!(location_version(&format!("s3://b/{}", version_location(&cfg, "t", &tp, 12, "req1"))), 12);
-        // A table or partition value that looks like a version directory is not one.
-        assert_eq!(location_version("s3://b/tables/v000003-x/dt=2026-11-22/"), 0);
-    }
-
     use super::*;
     use arrow_schema::DataType;
 
@@ -586,5 +575,16 @@ mod tests {
         assert_eq!((t.as_str(), p.values()), ("t", vec!["2026-11-22".to_string(), "03".to_string()]));
         assert_eq!(table_partition(&cfg, "dead-letter/t/dt=2026-11-22/x.jsonl"), None);
         assert_eq!(state_key(&cfg, "t", &tp("2026-11-22", Some("03"))), "_tributary/partitions/t/dt=2026-11-22/hr=03.json");
+    }
+
+    #[test]
+    fn location_versions_read_back() {
+        let cfg = Config::default();
+        let tp = tp("2026-11-22", Some("03"));
+        let first = PartitionState::initial(&cfg, "t", &tp).location;
+        assert_eq!(location_version(&format!("s3://b/{first}")), 0);
+        assert_eq!(location_version(&format!("s3://b/{}", version_location(&cfg, "t", &tp, 12, "req1"))), 12);
+        // A table or partition value that looks like a version directory is not one.
+        assert_eq!(location_version("s3://b/tables/v000003-x/dt=2026-11-22/"), 0);
     }
 }

@@ -73,7 +73,7 @@ fn whole_timestamp(record: &mut serde_json::Value) -> Result<(), &'static str> {
     if ts.is_i64() {
         return Ok(());
     }
-    match ts.as_str().and_then(|s| s.trim().parse::<i64>().ok()) {
+    match json_int(ts) {
         Some(ms) => {
             *ts = ms.into();
             Ok(())
@@ -82,6 +82,11 @@ fn whole_timestamp(record: &mut serde_json::Value) -> Result<(), &'static str> {
         // Other types are refused by the record type itself.
         None => Ok(()),
     }
+}
+
+/// An integer, as a JSON number or a string of digits.
+fn json_int(v: &serde_json::Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 /// Splits `"<topic>-<partition>"`; the partition is after the last `-`.
@@ -132,6 +137,11 @@ fn raw_record(r: KafkaRecord) -> RawRecord {
 /// nor a parsable `"<topic>-<partition>"` key, a negative offset or partition): such an event
 /// cannot be attributed, and retrying it is the right answer.
 pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError> {
+    Ok(into_batches(by_topic_partition(event)?))
+}
+
+/// The event's records, decoded, under their (topic, partition), in arrival order.
+fn by_topic_partition(event: KafkaEvent) -> Result<BTreeMap<(String, i32), Vec<RawRecord>>, EventError> {
     let mut by_tp: BTreeMap<(String, i32), Vec<RawRecord>> = BTreeMap::new();
     for (group, records) in event.records {
         let from_key = split_group_key(&group);
@@ -151,7 +161,7 @@ pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError
             by_tp.entry((topic, partition)).or_default().push(raw_record(r));
         }
     }
-    Ok(into_batches(by_tp))
+    Ok(by_tp)
 }
 
 fn into_batches(by_tp: BTreeMap<(String, i32), Vec<RawRecord>>) -> Vec<TopicPartitionBatch> {
@@ -198,10 +208,7 @@ pub fn batches_from_json(event: serde_json::Value) -> Result<Vec<TopicPartitionB
             }
         }
     }
-    let mut by_tp: BTreeMap<(String, i32), Vec<RawRecord>> = BTreeMap::new();
-    for b in batches(event)? {
-        by_tp.insert((b.topic, b.partition), b.records);
-    }
+    let mut by_tp = by_topic_partition(event)?;
     for (topic, partition, r) in malformed {
         by_tp.entry((topic, partition)).or_default().push(r);
     }
@@ -217,21 +224,20 @@ fn malformed_record(group: &str, item: &serde_json::Value, error: &str) -> Resul
         group: group.to_string(),
         reason: format!("a record without {what} (it does not match the Kafka event format)"),
     };
-    let number = |v: &serde_json::Value| v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
     let topic = match (item.get("topic").and_then(|t| t.as_str()), from_key) {
         (Some(t), _) if !t.is_empty() => t.to_string(),
         (_, Some((t, _))) => t.to_string(),
         _ => return Err(fail("a topic")),
     };
-    let partition = match (item.get("partition").and_then(number), from_key) {
+    let partition = match (item.get("partition").and_then(json_int), from_key) {
         (Some(p), _) => i32::try_from(p).ok().filter(|p| *p >= 0).ok_or_else(|| fail("a valid partition"))?,
         (None, Some((_, p))) => p,
         (None, None) => return Err(fail("a partition")),
     };
-    let offset = item.get("offset").and_then(number).filter(|o| *o >= 0).ok_or_else(|| fail("a valid offset"))?;
+    let offset = item.get("offset").and_then(json_int).filter(|o| *o >= 0).ok_or_else(|| fail("a valid offset"))?;
     let record = RawRecord {
         offset,
-        timestamp_ms: item.get("timestamp").and_then(number).unwrap_or(0),
+        timestamp_ms: item.get("timestamp").and_then(json_int).unwrap_or(0),
         timestamp_type: None,
         key: None,
         value: Some(item.to_string().into_bytes()),

@@ -31,6 +31,11 @@ impl FileRange {
         format!("part-{}~{}~{:020}~{:020}", self.topic, self.partition, self.first, self.last)
     }
 
+    /// Whether both ranges hold an offset of the same topic-partition.
+    pub fn overlaps(&self, other: &FileRange) -> bool {
+        self.topic == other.topic && self.partition == other.partition && self.first <= other.last && other.first <= self.last
+    }
+
     /// Parses a file name (the last segment of a key) back into its range.
     pub fn parse(file_name: &str) -> Option<FileRange> {
         let stem = file_name.strip_prefix("part-")?;

@@ -224,21 +224,13 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             if dropped > 0 {
                 // An earlier attempt wrote these rows and may have died before settling its file:
                 // settle it now, or a compaction that began meanwhile could leave it behind.
-                let r = &range;
-                let earlier: Vec<String> = files
-                    .iter()
-                    .filter(|(_, f)| f.topic == r.topic && f.partition == r.partition && f.first <= r.last && r.first <= f.last)
-                    .map(|(k, _)| k.clone())
-                    .filter(|k| !settled.contains(k))
-                    .collect();
-                let location = location.clone();
-                for k in earlier {
-                    self.settle(table, &tp, location.clone(), k.clone()).await?;
-                    settled.insert(k);
+                for (k, _) in files.iter().filter(|(_, f)| f.overlaps(&range)) {
+                    if settled.insert(k.clone()) {
+                        self.settle(table, &tp, location.clone(), k.clone()).await?;
+                    }
                 }
             }
             let Some(group) = rest else { continue };
-            let Some((location, _, _)) = partitions.get(&group.partition) else { continue };
             let key = format!("{location}{}.parquet", group.range.file_stem());
             let location = location.clone();
             let ranges = format!("{}~{}~{}~{}", group.range.topic, group.range.partition, group.range.first, group.range.last);
