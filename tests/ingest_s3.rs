@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use tributary_core::event::SampleRecord;
 
 use lambda_runtime::{Context, LambdaEvent};
+use serde_json::value::RawValue;
 use tributary_aws::{ObjectRead, S3Store};
 use tributary_core::Config;
 use tributary_core::dead_letter::from_jsonl;
@@ -45,7 +46,7 @@ async fn etags(store: &S3Store) -> BTreeMap<String, String> {
 async fn msk_batch_lands_as_parquet_that_independent_readers_agree_on() {
     let moto = Moto::start();
     let ing = ingest(&moto, "lake").await;
-    let event: serde_json::Value = serde_json::from_slice(&event_file("msk-batch.json")).unwrap();
+    let event: Box<RawValue> = serde_json::from_slice(&event_file("msk-batch.json")).unwrap();
     let out = function_handler(&ing, LambdaEvent::new(event, Context::default())).await.unwrap();
     assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (14, 14, 0));
     assert_eq!(out.tables.keys().collect::<Vec<_>>(), ["customer_data", "transaction_events"]);
@@ -189,7 +190,7 @@ async fn unreachable_s3_fails_the_invocation() {
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(2))
         .build();
     let ing = Ingest::new(S3Store::new(aws_sdk_s3::Client::from_conf(conf), "lake"), Config::default());
-    let event: serde_json::Value = serde_json::from_slice(&event_file("msk-batch.json")).unwrap();
+    let event: Box<RawValue> = serde_json::from_slice(&event_file("msk-batch.json")).unwrap();
     let err = function_handler(&ing, LambdaEvent::new(event, Context::default())).await.unwrap_err();
     assert!(err.to_string().contains("s3://lake/"), "{err}");
 }

@@ -25,7 +25,7 @@ use tributary_core::compaction::{
 };
 use tributary_core::layout::{FileRange, object_created_keys, schemas_prefix, table_of_schema_key};
 use tributary_core::metrics::{Emf, Unit};
-use tributary_core::parquet_io::writer_properties;
+use tributary_core::parquet_io::writer_properties_for;
 use tributary_core::partition::TimePartition;
 
 use crate::io::{ObjectReader, PartWriter};
@@ -487,7 +487,7 @@ where
         let mut seen = Seen::default();
         let mut outputs = Vec::new();
         let mut writer: Option<PartWriter<'_, S>> = None;
-        let props = || writer_properties(policy.zstd_level, policy.row_group_rows, Vec::new());
+        let props = |sample: &RecordBatch| writer_properties_for(sample, policy.zstd_level, policy.row_group_rows, Vec::new());
         for ((m, verdict), builder) in inputs.iter().zip(&verdicts).zip(builders) {
             if let Some(why) = verdict {
                 tracing::warn!(key = %m.key, reason = %why, "incompatible schema: file left as it is");
@@ -516,7 +516,7 @@ where
                 }
                 if writer.is_none() {
                     let key = format!("{location}{}", compaction::output_name(outputs.len()));
-                    writer = Some(PartWriter::start(&self.store, key, union.clone(), props()?).await?);
+                    writer = Some(PartWriter::start(&self.store, key, union.clone(), props(&batch)?).await?);
                 }
                 if let Some(w) = writer.as_mut()
                     && let Err(e) = w.write(&batch).await

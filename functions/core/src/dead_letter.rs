@@ -90,7 +90,7 @@ mod tests {
             timestamp_ms: 1,
             timestamp_type: Some("CREATE_TIME".into()),
             key: None,
-            value: Some(vec![0xff, 0x00, b'{']),
+            value: Some(bytes::Bytes::from_static(&[0xff, 0x00, b'{'])),
             headers: vec![("h".into(), vec![1, 2])],
             invalid: None,
         };

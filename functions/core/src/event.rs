@@ -6,11 +6,13 @@
 //! A value that is not valid base64 is kept (its text as bytes) and marked, so it reaches the
 //! dead-letter area instead of failing the batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::shape::{Reject, RejectKind};
@@ -31,8 +33,8 @@ pub struct RawRecord {
     pub timestamp_ms: i64,
     pub timestamp_type: Option<String>,
     pub key: Option<Vec<u8>>,
-    /// `None` for a tombstone.
-    pub value: Option<Vec<u8>>,
+    /// `None` for a tombstone. The values of one event share one buffer.
+    pub value: Option<Bytes>,
     pub headers: Vec<(String, Vec<u8>)>,
     /// Set when the event carried something undecodable for this record (bad base64);
     /// `key`/`value` then hold the text as it came.
@@ -98,37 +100,109 @@ pub fn split_group_key(group: &str) -> Option<(&str, i32)> {
     Some((topic, partition.parse().ok().filter(|p: &i32| *p >= 0)?))
 }
 
-fn decode_b64(field: &str, text: &str) -> Result<Vec<u8>, Reject> {
-    STANDARD
-        .decode(text)
-        .map_err(|e| Reject::new(RejectKind::InvalidBase64, format!("the record {field} is not valid base64: {e}")))
+fn base64_reject(field: &str, e: base64::DecodeError) -> Reject {
+    Reject::new(RejectKind::InvalidBase64, format!("the record {field} is not valid base64: {e}"))
 }
 
-fn raw_record(r: KafkaRecord) -> RawRecord {
+/// A record as the event carries it (base64 still encoded), borrowed from the event's bytes when
+/// read by [`batches_from_slice`]. It reads what [`KafkaRecord`] reads, except the timestamp,
+/// which it keeps exact: that type goes through `f64` and can lose a millisecond.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRecord<'a> {
+    #[serde(default)]
+    topic: Option<&'a str>,
+    partition: i64,
+    offset: i64,
+    #[serde(deserialize_with = "whole_millis")]
+    timestamp: i64,
+    #[serde(default)]
+    timestamp_type: Option<&'a str>,
+    key: Option<&'a str>,
+    value: Option<&'a str>,
+    headers: Vec<HashMap<String, Vec<i8>>>,
+}
+
+impl<'a> WireRecord<'a> {
+    fn of(r: &'a KafkaRecord, timestamp_ms: i64) -> Self {
+        WireRecord {
+            topic: r.topic.as_deref(),
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: timestamp_ms,
+            timestamp_type: r.timestamp_type.as_deref(),
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: r.headers.clone(),
+        }
+    }
+}
+
+/// A timestamp as [`whole_timestamp`] takes it: an integer, or a string of one.
+fn whole_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Millis;
+    impl serde::de::Visitor<'_> for Millis {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("whole milliseconds")
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(E::custom)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+            v.trim().parse().map_err(E::custom)
+        }
+    }
+    d.deserialize_any(Millis)
+}
+
+#[derive(Debug, Deserialize)]
+struct WireEvent<'a> {
+    #[serde(borrow)]
+    records: BTreeMap<&'a str, Vec<WireRecord<'a>>>,
+}
+
+/// A record, and where its value is in the event's buffer of decoded values.
+type Placed = (RawRecord, Option<Range<usize>>);
+
+/// A record decoded from the event; its value, when it is valid base64, is appended to `arena`
+/// and its range there returned.
+fn raw_record(r: WireRecord<'_>, arena: &mut Vec<u8>) -> Placed {
     let mut invalid = None;
-    let mut bytes = |field: &str, text: Option<String>| -> Option<Vec<u8>> {
-        let text = text?;
-        match decode_b64(field, &text) {
-            Ok(b) => Some(b),
-            Err(reject) => {
-                invalid.get_or_insert(reject);
-                Some(text.into_bytes())
+    let key = r.key.map(|text| match STANDARD.decode(text) {
+        Ok(b) => b,
+        Err(e) => {
+            invalid = Some(base64_reject("key", e));
+            text.as_bytes().to_vec()
+        }
+    });
+    let (mut value, mut range) = (None, None);
+    if let Some(text) = r.value {
+        let start = arena.len();
+        match STANDARD.decode_vec(text, arena) {
+            Ok(()) => range = Some(start..arena.len()),
+            Err(e) => {
+                arena.truncate(start);
+                invalid.get_or_insert(base64_reject("value", e));
+                value = Some(Bytes::copy_from_slice(text.as_bytes()));
             }
         }
-    };
-    let key = bytes("key", r.key);
-    let value = bytes("value", r.value);
+    }
     let headers =
         r.headers.into_iter().flat_map(|h| h.into_iter()).map(|(k, v)| (k, v.into_iter().map(|b| b as u8).collect())).collect();
-    RawRecord {
+    let record = RawRecord {
         offset: r.offset,
-        timestamp_ms: r.timestamp.0.timestamp_millis(),
-        timestamp_type: r.timestamp_type,
+        timestamp_ms: r.timestamp,
+        timestamp_type: r.timestamp_type.map(str::to_string),
         key,
         value,
         headers,
         invalid,
-    }
+    };
+    (record, range)
 }
 
 /// Turns an event into per-topic-partition batches, in (topic, partition) order.
@@ -137,31 +211,57 @@ fn raw_record(r: KafkaRecord) -> RawRecord {
 /// nor a parsable `"<topic>-<partition>"` key, a negative offset or partition): such an event
 /// cannot be attributed, and retrying it is the right answer.
 pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError> {
-    Ok(into_batches(by_topic_partition(event)?))
+    let groups = event
+        .records
+        .iter()
+        .map(|(g, list)| (g.as_str(), list.iter().map(|r| WireRecord::of(r, r.timestamp.0.timestamp_millis())).collect()));
+    Ok(into_batches(by_topic_partition(groups)?))
 }
 
 /// The event's records, decoded, under their (topic, partition), in arrival order.
-fn by_topic_partition(event: KafkaEvent) -> Result<BTreeMap<(String, i32), Vec<RawRecord>>, EventError> {
-    let mut by_tp: BTreeMap<(String, i32), Vec<RawRecord>> = BTreeMap::new();
-    for (group, records) in event.records {
-        let from_key = split_group_key(&group);
+fn by_topic_partition<'a>(
+    groups: impl IntoIterator<Item = (&'a str, Vec<WireRecord<'a>>)>,
+) -> Result<BTreeMap<(String, i32), Vec<RawRecord>>, EventError> {
+    let groups: Vec<(&str, Vec<WireRecord<'_>>)> = groups.into_iter().collect();
+    // Every value decodes into one buffer that the records then share: no allocation per record.
+    let encoded: usize = groups.iter().flat_map(|(_, list)| list).map(|r| r.value.map_or(0, str::len)).sum();
+    let mut arena = Vec::with_capacity(encoded / 4 * 3 + 3);
+    let mut by_tp: BTreeMap<(&str, i32), Vec<Placed>> = BTreeMap::new();
+    for (group, records) in groups {
+        let from_key = split_group_key(group);
+        let fail = |reason: String| EventError::Group { group: group.to_string(), reason };
         for r in records {
-            let topic = match (&r.topic, from_key) {
-                (Some(t), _) if !t.is_empty() => t.clone(),
-                (_, Some((t, _))) => t.to_string(),
-                _ => return Err(EventError::Group { group, reason: "no topic in the record or the group key".into() }),
+            let topic = match (r.topic, from_key) {
+                (Some(t), _) if !t.is_empty() => t,
+                (_, Some((t, _))) => t,
+                _ => return Err(fail("no topic in the record or the group key".into())),
             };
             let partition = i32::try_from(r.partition)
                 .ok()
                 .filter(|p| *p >= 0)
-                .ok_or_else(|| EventError::Group { group: group.clone(), reason: format!("bad partition {}", r.partition) })?;
+                .ok_or_else(|| fail(format!("bad partition {}", r.partition)))?;
             if r.offset < 0 {
-                return Err(EventError::Group { group, reason: format!("negative offset {}", r.offset) });
+                return Err(fail(format!("negative offset {}", r.offset)));
             }
-            by_tp.entry((topic, partition)).or_default().push(raw_record(r));
+            by_tp.entry((topic, partition)).or_default().push(raw_record(r, &mut arena));
         }
     }
-    Ok(by_tp)
+    let arena = Bytes::from(arena);
+    Ok(by_tp
+        .into_iter()
+        .map(|((t, p), list)| {
+            let records = list
+                .into_iter()
+                .map(|(mut r, range)| {
+                    if let Some(range) = range {
+                        r.value = Some(arena.slice(range));
+                    }
+                    r
+                })
+                .collect();
+            ((t.to_string(), p), records)
+        })
+        .collect())
 }
 
 fn into_batches(by_tp: BTreeMap<(String, i32), Vec<RawRecord>>) -> Vec<TopicPartitionBatch> {
@@ -191,28 +291,49 @@ pub fn batches_from_json(event: serde_json::Value) -> Result<Vec<TopicPartitionB
         Some(_) => return Err(EventError::Json("`records` is not an object of record lists".into())),
         None => return Err(EventError::Json("the event has no `records`".into())),
     };
-    let mut event = KafkaEvent::default();
-    event.event_source = top.get("eventSource").and_then(Value::as_str).map(str::to_string);
+    let mut parsed_groups: Vec<(String, Vec<(KafkaRecord, i64)>)> = Vec::new();
     let mut malformed = Vec::new();
     for (group, list) in groups {
         let Value::Array(list) = list else {
             return Err(EventError::Group { group, reason: "the group's records are not a list".into() });
         };
+        let mut records = Vec::with_capacity(list.len());
         for mut item in list {
             let parsed = whole_timestamp(&mut item)
                 .map_err(str::to_string)
                 .and_then(|()| KafkaRecord::deserialize(&item).map_err(|e| e.to_string()));
             match parsed {
-                Ok(r) => event.records.entry(group.clone()).or_default().push(r),
+                // The timestamp as sent, not as the record type rounds it.
+                Ok(r) => {
+                    let ms = item.get("timestamp").and_then(Value::as_i64).unwrap_or_else(|| r.timestamp.0.timestamp_millis());
+                    records.push((r, ms));
+                }
                 Err(e) => malformed.push(malformed_record(&group, &item, &e)?),
             }
         }
+        parsed_groups.push((group, records));
     }
-    let mut by_tp = by_topic_partition(event)?;
+    let wire = parsed_groups.iter().map(|(g, list)| (g.as_str(), list.iter().map(|(r, ms)| WireRecord::of(r, *ms)).collect()));
+    let mut by_tp = by_topic_partition(wire)?;
     for (topic, partition, r) in malformed {
         by_tp.entry((topic, partition)).or_default().push(r);
     }
     Ok(into_batches(by_tp))
+}
+
+/// [`batches_from_json`] of the event's bytes, read straight into records borrowed from them
+/// (no JSON tree, no copy of the values' base64 text). An event this strict reader refuses
+/// anywhere (a record off the format, an escaped string, a timestamp out of the usual range) is
+/// read again by the lenient one, which decides: both give the same batches when both read it.
+pub fn batches_from_slice(bytes: &[u8]) -> Result<Vec<TopicPartitionBatch>, EventError> {
+    let strict = serde_json::from_slice::<WireEvent<'_>>(bytes).ok().filter(|e| {
+        // Beyond year 33658, or before 1970, the lenient reader's timestamp type may refuse it.
+        e.records.values().flatten().all(|r| (0..=1_000_000_000_000_000).contains(&r.timestamp))
+    });
+    match strict {
+        Some(e) => Ok(into_batches(by_topic_partition(e.records)?)),
+        None => batches_from_json(serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?),
+    }
 }
 
 /// A record the Kafka record format does not describe, placed by what can be read of it.
@@ -240,7 +361,7 @@ fn malformed_record(group: &str, item: &serde_json::Value, error: &str) -> Resul
         timestamp_ms: item.get("timestamp").and_then(json_int).unwrap_or(0),
         timestamp_type: None,
         key: None,
-        value: Some(item.to_string().into_bytes()),
+        value: Some(Bytes::from(item.to_string())),
         headers: Vec::new(),
         invalid: Some(Reject::new(
             RejectKind::MalformedRecord,
@@ -352,5 +473,43 @@ mod tests {
         let b = batches(e).unwrap();
         assert_eq!(b[0].records.len(), 1, "duplicate offsets collapse");
         assert_eq!(b[0].records[0].headers[0].1, b"abc");
+    }
+
+    fn lenient(bytes: &[u8]) -> Result<Vec<TopicPartitionBatch>, EventError> {
+        batches_from_json(serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?)
+    }
+
+    #[test]
+    fn the_strict_reader_agrees_with_the_lenient_one() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        for dir in ["events", "tests/corpus/bad-events"] {
+            files.extend(std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()));
+        }
+        assert!(files.len() > 40);
+        let mut strict = 0;
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            assert_eq!(batches_from_slice(&bytes), lenient(&bytes), "{}", f.display());
+            strict += usize::from(serde_json::from_slice::<WireEvent<'_>>(&bytes).is_ok());
+        }
+        assert!(strict >= 3, "only {strict} events took the strict reader");
+        // Built events, with keys, headers and tombstones, and a millisecond the record type drops.
+        let h: &[(&str, &[u8])] = &[("trace", b"abc")];
+        let e = build_event(
+            "aws:kafka",
+            "a-b",
+            2,
+            &[(7, 1_763_780_400_001, Some(b"k"), Some(b"{}"), h), (8, 1_000, None, None, &[]), (3, 2_000, None, Some(b"x"), &[])],
+        );
+        let bytes = serde_json::to_vec(&e).unwrap();
+        assert!(serde_json::from_slice::<WireEvent<'_>>(&bytes).is_ok());
+        let b = batches_from_slice(&bytes).unwrap();
+        assert_eq!(b, lenient(&bytes).unwrap());
+        assert_eq!(b[0].records.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 7, 8]);
+        assert_eq!(b[0].records[1].timestamp_ms, 1_763_780_400_001);
+        assert_eq!(b[0].records[1].headers[0].1, b"abc");
+        assert!(matches!(batches_from_slice(b"\xff"), Err(EventError::Json(_))));
+        assert!(matches!(batches_from_slice(b"{}"), Err(EventError::Json(_))));
     }
 }

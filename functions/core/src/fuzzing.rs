@@ -3,7 +3,7 @@
 //! each also checks what must hold of its result.
 
 use crate::config::Config;
-use crate::event::{RawRecord, TopicPartitionBatch, batches, batches_from_json, parse_event};
+use crate::event::{RawRecord, TopicPartitionBatch, batches, batches_from_json, batches_from_slice, parse_event};
 use crate::layout::{FileRange, decode_event_key, object_created_keys};
 use crate::partition::TimePartition;
 use crate::schema::TableSchema;
@@ -11,7 +11,8 @@ use crate::{compaction, parquet_io, plan};
 
 /// The record decoder: each line of `data` is one record value (an empty line a tombstone),
 /// decoded as ingest does (screen, evolve the schema, build, encode). Every record ends up as a
-/// row, a dead letter or a skipped tombstone, and every file encodes.
+/// row, a dead letter or a skipped tombstone, and every file encodes. When the one-pass flat
+/// decoder takes the batch (with the evolved schema), it builds exactly the same files.
 pub fn records(data: &[u8]) {
     let cfg = Config::default();
     let records = data
@@ -23,7 +24,7 @@ pub fn records(data: &[u8]) {
             timestamp_ms: 1_795_316_400_000 + i as i64 * 600_000,
             timestamp_type: Some("CREATE_TIME".into()),
             key: None,
-            value: (!v.is_empty()).then(|| v.to_vec()),
+            value: (!v.is_empty()).then(|| bytes::Bytes::copy_from_slice(v)),
             headers: Vec::new(),
             invalid: None,
         })
@@ -38,10 +39,17 @@ pub fn records(data: &[u8]) {
         let props = parquet_io::writer_properties(1, 1 << 16, Vec::new()).expect("properties");
         parquet_io::encode(std::slice::from_ref(&group.rows), props).expect("a built file encodes");
     }
+    if let Some(flat) = plan::build_flat(&cfg, &[&batch], &schema).expect("the flat path builds") {
+        assert_eq!((flat.records_in, flat.tombstones, flat.dead_lettered()), (built.records_in, built.tombstones, 0));
+        assert_eq!(flat.files.len(), built.files.len(), "the same files");
+        for (f, b) in flat.files.iter().zip(&built.files) {
+            assert_eq!((&f.partition, &f.range, &f.rows), (&b.partition, &b.range, &b.rows), "the same rows");
+        }
+    }
 }
 
-/// The Kafka event parsers, typed and lenient: batches come out sorted by offset, one record
-/// per offset.
+/// The Kafka event parsers, typed, lenient and strict (which agrees with the lenient one):
+/// batches come out sorted by offset, one record per offset.
 pub fn kafka_event(data: &[u8]) {
     let check = |bs: Vec<TopicPartitionBatch>| {
         for b in bs {
@@ -53,10 +61,12 @@ pub fn kafka_event(data: &[u8]) {
     {
         check(bs);
     }
-    if let Ok(v) = serde_json::from_slice(data)
-        && let Ok(bs) = batches_from_json(v)
-    {
-        check(bs);
+    if let Ok(v) = serde_json::from_slice(data) {
+        let lenient = batches_from_json(v);
+        assert_eq!(batches_from_slice(data), lenient, "the strict reader agrees with the lenient one");
+        if let Ok(bs) = lenient {
+            check(bs);
+        }
     }
 }
 

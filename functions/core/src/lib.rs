@@ -11,6 +11,10 @@
 //! 5. [`partition`]: rows are split by event time into Hive partitions.
 //! 6. [`layout`]: object keys derive from topic, partition, offsets and time partition only,
 //!    so a retried batch writes the same objects again.
+//!
+//! [`flat`] decodes a batch of flat records whose fields the table already has in one pass,
+//! doing steps 2 to 4 at once; anything else it gives back to them.
+//!
 //! 7. [`parquet_io`]: Parquet encoding with Athena-safe types.
 
 pub mod catalog;
@@ -20,6 +24,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod esm;
 pub mod event;
+pub mod flat;
 pub mod fuzzing;
 pub mod layout;
 pub mod metrics;

@@ -1,16 +1,19 @@
-//! Parquet encoding with Athena-safe settings: zstd, dictionary encoding, page statistics,
+//! Parquet encoding with Athena-safe settings: zstd, dictionary encoding where it pays
+//! ([`without_dictionary`]), page statistics,
 //! format 1.0 data pages (readable by every Athena engine version, Spark and Hive), INT64 UTC
 //! timestamps (never INT96), no unsigned types (the schema never produces them).
 
 use bytes::Bytes;
 
-use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
 
 /// Key of the file metadata entry that records the Kafka ranges a file holds.
 pub const RANGES_KEY: &str = "tributary.kafka_ranges";
@@ -29,6 +32,53 @@ pub fn writer_properties(
         .set_created_by(format!("tributary {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata(Some(metadata))
         .build())
+}
+
+/// Rows sampled to decide whether a column's values repeat.
+const DICTIONARY_SAMPLE: usize = 1024;
+
+/// The top-level columns whose values are mostly distinct in the batch's first rows (offsets,
+/// event timestamps, e-mail addresses): a dictionary would not shrink them, and building one
+/// costs a hash per value before the writer gives up on it. Only fixed-width and string
+/// columns are judged; a sample under 256 rows keeps every dictionary.
+pub fn without_dictionary(batch: &RecordBatch) -> Vec<String> {
+    use std::collections::HashSet;
+    let rows = batch.num_rows().min(DICTIONARY_SAMPLE);
+    if rows < 256 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
+        let col = col.slice(0, rows);
+        let distinct = if let Some(s) = col.as_string_opt::<i32>() {
+            s.iter().collect::<HashSet<_>>().len()
+        } else if let Some(width) = col.data_type().primitive_width().filter(|_| col.data_type().is_primitive()) {
+            let data = col.to_data();
+            let bytes = &data.buffers()[0].as_slice()[data.offset() * width..(data.offset() + rows) * width];
+            bytes.chunks_exact(width).collect::<HashSet<_>>().len()
+        } else {
+            continue;
+        };
+        if distinct * 2 > rows {
+            out.push(field.name().clone());
+        }
+    }
+    out
+}
+
+/// [`writer_properties`] for files that hold batches like `sample`, with dictionaries only where
+/// values repeat ([`without_dictionary`]).
+pub fn writer_properties_for(
+    sample: &RecordBatch,
+    zstd_level: i32,
+    row_group_rows: usize,
+    metadata: Vec<KeyValue>,
+) -> Result<WriterProperties, ParquetError> {
+    let mut b = writer_properties(zstd_level, row_group_rows, metadata)?.into_builder();
+    for name in without_dictionary(sample) {
+        b = b.set_column_dictionary_enabled(ColumnPath::new(vec![name]), false);
+    }
+    Ok(b.build())
 }
 
 /// Encodes batches of one schema into one Parquet file in memory.
@@ -85,5 +135,26 @@ mod tests {
         }
         let rg = r.metadata().row_group(0);
         assert!(rg.columns().iter().all(|c| c.compression() == Compression::ZSTD(ZstdLevel::try_new(1).unwrap())));
+    }
+
+    #[test]
+    fn dictionaries_only_where_values_repeat() {
+        use arrow_array::{Int64Array, StringArray};
+        let n = 1000;
+        let batch = RecordBatch::try_from_iter([
+            ("offset", std::sync::Arc::new(Int64Array::from_iter_values(0..n)) as arrow_array::ArrayRef),
+            ("country", std::sync::Arc::new(StringArray::from_iter_values((0..n).map(|i| ["fr", "de"][i as usize % 2])))),
+            ("mail", std::sync::Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("u{i}@example.com"))))),
+            ("age", std::sync::Arc::new(Int64Array::from_iter_values((0..n).map(|i| 18 + i % 60))) as arrow_array::ArrayRef),
+        ])
+        .unwrap();
+        assert_eq!(without_dictionary(&batch), ["offset", "mail"]);
+        assert!(without_dictionary(&batch.slice(0, 100)).is_empty(), "a small sample keeps every dictionary");
+        // The file reads back the same, and its unique columns are not dictionary encoded.
+        let bytes = encode(std::slice::from_ref(&batch), writer_properties_for(&batch, 1, 1 << 20, vec![]).unwrap()).unwrap();
+        assert_eq!(decode(bytes.clone()).unwrap()[0], batch);
+        let r = SerializedFileReader::new(Bytes::from(bytes)).unwrap();
+        let dict: Vec<bool> = r.metadata().row_group(0).columns().iter().map(|c| c.dictionary_page_offset().is_some()).collect();
+        assert_eq!(dict, [false, true, false, true]);
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{Config, TombstonePolicy, UnknownFieldPolicy};
 use crate::dead_letter::DeadLetter;
 use crate::decode::{COL_OFFSET, RowMeta, assemble, decode_values};
 use crate::event::{RawRecord, TopicPartitionBatch};
+use crate::flat::FlatDecoder;
 use crate::layout::{Coverage, FileRange};
 use crate::partition::{self, TimePartition};
 use crate::schema::TableSchema;
@@ -218,30 +219,8 @@ pub fn build(cfg: &Config, screened: &Screened<'_>, schema: &TableSchema) -> Res
         if decoded.kept.is_empty() {
             continue;
         }
-        let metas: Vec<RowMeta<'_>> = decoded
-            .kept
-            .iter()
-            .map(|k| {
-                let r = chunk[*k].record;
-                RowMeta {
-                    topic: &b.topic,
-                    partition: b.partition,
-                    offset: r.offset,
-                    timestamp_ms: r.timestamp_ms,
-                    key: r.key.as_deref(),
-                    headers: &r.headers,
-                }
-            })
-            .collect();
-        let rows = assemble(schema, decoded.data.as_ref(), &metas)?;
-        let event_col = cfg.event_time_column(&b.topic);
-        let (parts, stats) = partition::split(&rows, event_col.as_deref(), cfg.granularity)?;
-        out.event_time_fallbacks += stats.fallback_rows;
-        let (first, last) = b.offsets().unwrap_or_default();
-        for (tp, rows) in parts {
-            let range = FileRange { topic: b.topic.clone(), partition: b.partition, first, last };
-            out.files.push(FileGroup { partition: tp, range, rows });
-        }
+        let records: Vec<&RawRecord> = decoded.kept.iter().map(|k| chunk[*k].record).collect();
+        push_files(cfg, b, decoded.data.as_ref(), &records, schema, &mut out)?;
     }
     out.dead_letters = letters
         .into_iter()
@@ -251,6 +230,68 @@ pub fn build(cfg: &Config, screened: &Screened<'_>, schema: &TableSchema) -> Res
         })
         .collect();
     Ok(out)
+}
+
+/// Adds the Kafka metadata to one topic-partition's decoded rows and splits them into files.
+fn push_files(
+    cfg: &Config,
+    b: &TopicPartitionBatch,
+    data: Option<&RecordBatch>,
+    records: &[&RawRecord],
+    schema: &TableSchema,
+    out: &mut Built,
+) -> Result<(), ArrowError> {
+    let metas: Vec<RowMeta<'_>> = records
+        .iter()
+        .map(|r| RowMeta {
+            topic: &b.topic,
+            partition: b.partition,
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.as_deref(),
+            headers: &r.headers,
+        })
+        .collect();
+    let rows = assemble(schema, data, &metas)?;
+    let event_col = cfg.event_time_column(&b.topic);
+    let (parts, stats) = partition::split(&rows, event_col.as_deref(), cfg.granularity)?;
+    out.event_time_fallbacks += stats.fallback_rows;
+    let (first, last) = b.offsets().unwrap_or_default();
+    for (tp, rows) in parts {
+        let range = FileRange { topic: b.topic.clone(), partition: b.partition, first, last };
+        out.files.push(FileGroup { partition: tp, range, rows });
+    }
+    Ok(())
+}
+
+/// Steps 1 to 3 in one pass, for a table whose committed schema already has every field of
+/// every record ([`FlatDecoder`]): `None` when any record needs screening (a bad or new field,
+/// a nested value, a tombstone to dead-letter), and then [`screen`] and [`build`] decide.
+/// When it returns a result, it is the one they would have given.
+pub fn build_flat(cfg: &Config, batches: &[&TopicPartitionBatch], schema: &TableSchema) -> Result<Option<Built>, ArrowError> {
+    let Some(decoder) = FlatDecoder::new(schema, &shape_options(cfg)) else { return Ok(None) };
+    let mut out = Built::default();
+    for b in batches {
+        out.records_in += b.records.len();
+        let mut records = Vec::with_capacity(b.records.len());
+        let mut values = Vec::with_capacity(b.records.len());
+        for r in &b.records {
+            match (&r.invalid, &r.value) {
+                (None, Some(v)) => {
+                    records.push(r);
+                    values.push(v.as_ref());
+                }
+                (None, None) if cfg.tombstones == TombstonePolicy::Skip => out.tombstones += 1,
+                _ => return Ok(None),
+            }
+        }
+        if values.is_empty() {
+            continue;
+        }
+        let Some(data) = decoder.decode(&values) else { return Ok(None) };
+        push_files(cfg, b, Some(&data), &records, schema, &mut out)?;
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -323,5 +364,35 @@ mod tests {
         assert_eq!(dropped, 2);
         let (g4, dropped) = g.without_covered(&Coverage::default()).unwrap();
         assert_eq!((g4.unwrap().rows.num_rows(), dropped), (2, 0));
+    }
+
+    #[test]
+    fn the_flat_path_builds_what_screen_and_build_build() {
+        let cfg = Config::default();
+        let mut rng = crate::sample::Rng::new(3);
+        let recs: Vec<String> = (0..300).map(|i| crate::sample::customer(&mut rng, i % 4)).collect();
+        let mut values: Vec<Option<&[u8]>> = recs.iter().map(|r| Some(r.as_bytes())).collect();
+        values[7] = None;
+        let b = event_batches(&values);
+        let tables = by_table(&cfg, &b);
+        let tbs = &tables["cust_data"];
+        let s = screen(&cfg, "cust_data", tbs);
+        let mut schema = TableSchema::default();
+        schema.evolve(&s.batch_shape);
+        let slow = build(&cfg, &s, &schema).unwrap();
+        let fast = build_flat(&cfg, tbs, &schema).unwrap().expect("customer data takes the flat path");
+        assert_eq!((fast.records_in, fast.tombstones, fast.dead_lettered()), (300, 1, 0));
+        assert_eq!((slow.records_in, slow.tombstones, slow.dead_lettered()), (300, 1, 0));
+        assert_eq!(fast.files.len(), slow.files.len());
+        for (f, s) in fast.files.iter().zip(&slow.files) {
+            assert_eq!((&f.partition, &f.range), (&s.partition, &s.range));
+            assert_eq!(f.rows, s.rows);
+        }
+        // A record to dead-letter, or a tombstone the configuration dead-letters: screening decides.
+        values[8] = Some(b"not json");
+        assert!(build_flat(&cfg, &by_table(&cfg, &event_batches(&values))["cust_data"], &schema).unwrap().is_none());
+        values[8] = Some(recs[8].as_bytes());
+        let strict = Config { tombstones: TombstonePolicy::DeadLetter, ..Config::default() };
+        assert!(build_flat(&strict, &by_table(&cfg, &event_batches(&values))["cust_data"], &schema).unwrap().is_none());
     }
 }

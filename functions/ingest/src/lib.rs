@@ -130,6 +130,12 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         self.handle_batches(event::batches_from_json(event)?).await
     }
 
+    /// The event's JSON bytes, as the runtime receives them: read without building a JSON tree
+    /// when the event is well formed, else as [`Ingest::handle_json`] reads it.
+    pub async fn handle_slice(&self, event: &[u8]) -> Result<IngestResponse, IngestError> {
+        self.handle_batches(event::batches_from_slice(event)?).await
+    }
+
     async fn handle_batches(&self, batches: Vec<event::TopicPartitionBatch>) -> Result<IngestResponse, IngestError> {
         let started = Instant::now();
         let mut response = IngestResponse::default();
@@ -155,11 +161,22 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
 
     async fn ingest_table(&self, table: &str, tbs: &[&event::TopicPartitionBatch]) -> Result<Report, IngestError> {
         let cfg = &self.config;
-        let screened = plan::screen(cfg, table, tbs);
         // Topics sharing a table share its pinned schema: the first topic's configuration rules.
         let pinned = tbs.iter().find_map(|b| cfg.pinned_schema(&b.topic).transpose()).transpose()?;
-        let schema = self.registry.evolve(&self.store, cfg, table, pinned.as_ref(), &screened.batch_shape).await?;
-        let built = plan::build(cfg, &screened, &schema)?;
+        // The common batch (flat records, every field known) in one pass; anything else is
+        // screened record by record, may evolve the schema, and is decided by `build`.
+        let flat = match self.registry.current(&self.store, cfg, table, pinned.as_ref()).await? {
+            Some(schema) => plan::build_flat(cfg, tbs, &schema)?,
+            None => None,
+        };
+        let built = match flat {
+            Some(built) => built,
+            None => {
+                let screened = plan::screen(cfg, table, tbs);
+                let schema = self.registry.evolve(&self.store, cfg, table, pinned.as_ref(), &screened.batch_shape).await?;
+                plan::build(cfg, &screened, &schema)?
+            }
+        };
 
         let mut report = Report {
             records_in: built.records_in,
@@ -234,7 +251,8 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             let key = format!("{location}{}.parquet", group.range.file_stem());
             let location = location.clone();
             let ranges = format!("{}~{}~{}~{}", group.range.topic, group.range.partition, group.range.first, group.range.last);
-            let props = parquet_io::writer_properties(
+            let props = parquet_io::writer_properties_for(
+                &group.rows,
                 cfg.zstd_level,
                 1 << 20,
                 vec![parquet::file::metadata::KeyValue::new(RANGES_KEY.into(), ranges)],
@@ -317,9 +335,9 @@ mod tests;
 /// The Lambda entry point: wiring in `main.rs` passes each event here.
 pub async fn function_handler<S: ObjectRead + ObjectWrite + Sync>(
     ingest: &Ingest<S>,
-    event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>,
 ) -> Result<IngestResponse, lambda_runtime::Error> {
-    match ingest.handle_json(event.payload).await {
+    match ingest.handle_slice(event.payload.get().as_bytes()).await {
         Ok(r) => Ok(r),
         Err(e) => {
             tracing::error!(request_id = %event.context.request_id, error = %e, "batch failed; the event source mapping retries it");

@@ -51,6 +51,22 @@ impl Registry {
         Ok((schema, etag))
     }
 
+    /// The table's committed schema as it stands (no I/O once cached), or `None` when the pinned
+    /// schema differs from it and [`Registry::evolve`] must commit it first.
+    pub async fn current<S: ObjectRead>(
+        &self,
+        store: &S,
+        cfg: &Config,
+        table: &str,
+        pinned: Option<&TableSchema>,
+    ) -> Result<Option<TableSchema>, IngestError> {
+        let (current, _) = self.load(store, cfg, table).await?;
+        Ok(match pinned {
+            Some(p) if *p != current => None,
+            _ => Some(current),
+        })
+    }
+
     /// The table's schema after adding what `batch_shape` brings (or the pinned schema),
     /// committed before any file that uses it is written.
     pub async fn evolve<S: ObjectRead + ObjectWrite>(

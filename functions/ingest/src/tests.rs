@@ -46,7 +46,11 @@ async fn writes_parquet_and_dead_letters_with_balanced_counts() {
         10,
     );
     let event = build_event("aws:kafka", "customer-data", 0, &recs);
-    let out = function_handler(&ing, LambdaEvent::new(serde_json::to_value(event).unwrap(), Context::default())).await.unwrap();
+    // As the runtime reads the body: serde_path_to_error over serde_json, into a raw value.
+    let body = serde_json::to_vec(&event).unwrap();
+    let payload: Box<serde_json::value::RawValue> =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).unwrap();
+    let out = function_handler(&ing, LambdaEvent::new(payload, Context::default())).await.unwrap();
     assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (4, 2, 2));
     assert!(out.total.balanced());
     let keys = ing.store.keys();

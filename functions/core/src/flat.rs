@@ -1,0 +1,686 @@
+//! One pass from JSON bytes straight into Arrow buffers, for the batch that needs nothing else:
+//! every record a flat JSON object whose fields are all columns the table already has, of
+//! scalar types (boolean, bigint, double, string, date, timestamp).
+//!
+//! The full path ([`crate::shape`] screening, then arrow-json decoding) reads every value twice
+//! and allocates per key; this reads it once, with no allocation per record. It never decides
+//! anything the full path would decide otherwise: whenever a record is not plainly one of the
+//! table's rows (invalid JSON or UTF-8, a new or duplicated field, a nested value, a number or
+//! string the column's type does not take as it is, a field over the size limit) the decoder
+//! *declines* the whole batch and the full path decides, with its dead-letter reasons. When it
+//! accepts, its batch equals the full path's (the tests below check it on mutated records; the
+//! `records` fuzz target on arbitrary input).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{Schema, SchemaRef};
+
+use crate::config::PARTITION_KEYS;
+use crate::naming;
+use crate::schema::{ColumnType, TableSchema, UTC};
+use crate::shape::ShapeOptions;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Int,
+    Double,
+    Str,
+    Date,
+    Timestamp,
+}
+
+/// Decodes flat JSON records into a table's data columns, or declines.
+#[derive(Debug)]
+pub struct FlatDecoder {
+    kinds: Vec<Kind>,
+    /// Each column's key with its closing quote, as it appears in a record.
+    quoted: Vec<Box<[u8]>>,
+    by_source: HashMap<Box<[u8]>, usize>,
+    data_schema: SchemaRef,
+    max_field_bytes: usize,
+}
+
+/// Why the decoder gave a batch back to the full path (never shown to users: the full path
+/// gives the record's real reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Decline;
+
+type Step<T> = Result<T, Decline>;
+
+impl FlatDecoder {
+    /// A decoder for this schema, if every column is one it reads: scalar, named as the full
+    /// path would name its source key.
+    pub fn new(schema: &TableSchema, opts: &ShapeOptions) -> Option<FlatDecoder> {
+        if schema.columns.is_empty() || opts.max_depth == 0 {
+            return None;
+        }
+        let mut kinds = Vec::with_capacity(schema.columns.len());
+        let mut by_source = HashMap::new();
+        for (i, c) in schema.columns.iter().enumerate() {
+            let kind = match c.ty {
+                ColumnType::Boolean => Kind::Bool,
+                ColumnType::BigInt => Kind::Int,
+                ColumnType::Double => Kind::Double,
+                ColumnType::String => Kind::Str,
+                // Without temporal inference every string is plain text, which these refuse.
+                ColumnType::Date if opts.infer_temporal => Kind::Date,
+                ColumnType::Timestamp if opts.infer_temporal => Kind::Timestamp,
+                _ => return None,
+            };
+            // A key with a quote, backslash or control character is escaped in records.
+            let plain = !c.source.bytes().any(|b| STRING_STOP[b as usize]);
+            if !plain
+                || naming::column_name(&c.source, &PARTITION_KEYS) != c.name
+                || by_source.insert(c.source.as_bytes().into(), i).is_some()
+            {
+                return None;
+            }
+            kinds.push(kind);
+        }
+        let quoted = schema.columns.iter().map(|c| [c.source.as_bytes(), b"\""].concat().into()).collect();
+        Some(FlatDecoder {
+            kinds,
+            quoted,
+            by_source,
+            data_schema: Arc::new(Schema::new(schema.data_schema())),
+            max_field_bytes: opts.max_field_bytes,
+        })
+    }
+
+    /// The data columns of these records (named by column names), or `None` if any record
+    /// needs the full path.
+    pub fn decode(&self, values: &[&[u8]]) -> Option<RecordBatch> {
+        // String columns reserve the input's size: never more than that to copy, no regrowth.
+        let bytes: usize = values.iter().map(|v| v.len()).sum();
+        let mut cols: Vec<ColumnBuf> = self.kinds.iter().map(|k| ColumnBuf::new(*k, values.len(), bytes)).collect();
+        let mut seen = vec![0u32; cols.len()];
+        for (row, v) in values.iter().enumerate() {
+            let stamp = u32::try_from(row + 1).ok()?;
+            self.record(v, &mut cols, &mut seen, stamp).ok()?;
+            for (c, s) in cols.iter_mut().zip(&seen) {
+                if *s != stamp {
+                    c.push_null();
+                }
+            }
+        }
+        let arrays = cols.into_iter().map(ColumnBuf::finish).collect::<Option<Vec<ArrayRef>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(values.len()));
+        RecordBatch::try_new_with_options(self.data_schema.clone(), arrays, &options).ok()
+    }
+
+    /// The column of the key at the cursor (after its opening quote), which it consumes with its
+    /// closing quote. Keys mostly come in column order: the one after the last is tried first.
+    fn column(&self, p: &mut Cursor<'_>, hint: usize) -> Step<usize> {
+        if let Some(q) = self.quoted.get(hint)
+            && p.b.len() - p.i >= q.len()
+            && p.b[p.i..p.i + q.len()].iter().zip(q.iter()).all(|(a, b)| a == b)
+        {
+            p.i += q.len();
+            return Ok(hint);
+        }
+        let key = p.plain_string()?;
+        self.by_source.get(key).copied().ok_or(Decline)
+    }
+
+    fn record(&self, b: &[u8], cols: &mut [ColumnBuf], seen: &mut [u32], stamp: u32) -> Step<()> {
+        let mut p = Cursor { b, i: 0 };
+        p.ws();
+        p.eat(b'{')?;
+        p.ws();
+        if p.peek() == Some(b'}') {
+            p.i += 1;
+        } else {
+            let mut hint = 0;
+            loop {
+                p.eat(b'"')?;
+                let c = self.column(&mut p, hint)?;
+                if seen[c] == stamp {
+                    return Err(Decline); // a duplicate key
+                }
+                seen[c] = stamp;
+                hint = c + 1;
+                p.ws();
+                p.eat(b':')?;
+                p.ws();
+                cols[c].value(&mut p, self.max_field_bytes)?;
+                p.ws();
+                match p.next() {
+                    Some(b',') => p.ws(),
+                    Some(b'}') => break,
+                    _ => return Err(Decline),
+                }
+            }
+        }
+        p.ws();
+        if p.i == b.len() { Ok(()) } else { Err(Decline) }
+    }
+}
+
+/// Bytes that end the plain run of a JSON string: the quote, the escape, control characters.
+const STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+    fn eat(&mut self, c: u8) -> Step<()> {
+        if self.next() == Some(c) { Ok(()) } else { Err(Decline) }
+    }
+    fn literal(&mut self, lit: &[u8]) -> Step<()> {
+        if self.b[self.i..].starts_with(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(Decline)
+        }
+    }
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+    /// The plain run of a string from here (after its opening quote).
+    fn run(&mut self) -> &'a [u8] {
+        let start = self.i;
+        while self.i < self.b.len() && !STRING_STOP[self.b[self.i] as usize] {
+            self.i += 1;
+        }
+        &self.b[start..self.i]
+    }
+    /// The rest of a string without escapes, after its opening quote; consumes the closing one.
+    fn plain_string(&mut self) -> Step<&'a [u8]> {
+        let s = self.run();
+        self.eat(b'"')?;
+        Ok(s)
+    }
+    /// A number token, checked against the JSON grammar. Returns it and whether it is integral.
+    fn number(&mut self) -> Step<(&'a [u8], bool)> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.next() {
+            Some(b'0') => {}
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(Decline),
+        }
+        let mut integral = true;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.some_digits()?;
+            integral = false;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            self.some_digits()?;
+            integral = false;
+        }
+        Ok((&self.b[start..self.i], integral))
+    }
+    fn digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+    }
+    fn some_digits(&mut self) -> Step<()> {
+        let start = self.i;
+        self.digits();
+        if self.i > start { Ok(()) } else { Err(Decline) }
+    }
+    /// A JSON string (after its opening quote) appended to `out`, escapes resolved.
+    fn string_into(&mut self, out: &mut Vec<u8>) -> Step<()> {
+        loop {
+            out.extend_from_slice(self.run());
+            match self.next() {
+                Some(b'"') => return Ok(()),
+                Some(b'\\') => {}
+                _ => return Err(Decline), // a control character or the end
+            }
+            let c = match self.next().ok_or(Decline)? {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let hi = self.hex4()?;
+                    let code = match hi {
+                        0xD800..=0xDBFF => {
+                            self.literal(b"\\u")?;
+                            let lo = self.hex4()?;
+                            if !(0xDC00..=0xDFFF).contains(&lo) {
+                                return Err(Decline);
+                            }
+                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                        }
+                        0xDC00..=0xDFFF => return Err(Decline),
+                        _ => hi,
+                    };
+                    char::from_u32(code).ok_or(Decline)?
+                }
+                _ => return Err(Decline),
+            };
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    fn hex4(&mut self) -> Step<u32> {
+        let h = self.b.get(self.i..self.i + 4).ok_or(Decline)?;
+        self.i += 4;
+        h.iter().try_fold(0u32, |n, d| Ok(n * 16 + (*d as char).to_digit(16).ok_or(Decline)?))
+    }
+}
+
+/// An integer token (grammar-checked, integral) as an `i64`; `-0` declines (serde_json reads it
+/// as a float).
+fn int_value(tok: &[u8]) -> Step<i64> {
+    let (neg, digits) = match tok.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, tok),
+    };
+    if neg && digits == b"0" {
+        return Err(Decline);
+    }
+    let mut n: u64 = 0;
+    for d in digits {
+        n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))).ok_or(Decline)?;
+    }
+    if neg { 0i64.checked_sub_unsigned(n).ok_or(Decline) } else { i64::try_from(n).map_err(|_| Decline) }
+}
+
+fn two(b: &[u8], at: usize) -> Step<u32> {
+    match (b.get(at), b.get(at + 1)) {
+        (Some(a @ b'0'..=b'9'), Some(c @ b'0'..=b'9')) => Ok(u32::from(a - b'0') * 10 + u32::from(c - b'0')),
+        _ => Err(Decline),
+    }
+}
+
+/// `YYYY-MM-DD` (years 1000 to 9999, a real calendar date) as days since 1970-01-01.
+fn date_days(s: &[u8]) -> Step<i32> {
+    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
+        return Err(Decline);
+    }
+    let year = two(s, 0)? * 100 + two(s, 2)?;
+    if year < 1000 {
+        return Err(Decline);
+    }
+    let d = chrono::NaiveDate::from_ymd_opt(year as i32, two(s, 5)?, two(s, 8)?).ok_or(Decline)?;
+    Ok(chrono::Datelike::num_days_from_ce(&d) - 719_163)
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|±HH:MM|±HHMM]` as UTC microseconds (floored, as
+/// arrow-json does); anything else declines, including forms the full path also reads.
+fn timestamp_micros(s: &[u8], last: &mut LastDate) -> Step<i64> {
+    if s.len() < 19 || !matches!(s[10], b'T' | b' ') || s[13] != b':' || s[16] != b':' {
+        return Err(Decline);
+    }
+    let days = i64::from(last.days(&s[..10])?);
+    let (h, m, sec) = (two(s, 11)?, two(s, 14)?, two(s, 17)?);
+    if h > 23 || m > 59 || sec > 59 {
+        return Err(Decline);
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if s.get(i) == Some(&b'.') {
+        let digits = s[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&digits) {
+            return Err(Decline);
+        }
+        for k in 0..6 {
+            let d = if k < digits { i64::from(s[i + 1 + k] - b'0') } else { 0 };
+            micros = micros * 10 + d;
+        }
+        i += 1 + digits;
+    }
+    let offset = match &s[i..] {
+        [] | [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), z @ ..] if z.len() == 5 && z[2] == b':' || z.len() == 4 => {
+            let (oh, om) = (two(z, 0)?, two(z, z.len() - 2)?);
+            if oh > 23 || om > 59 {
+                return Err(Decline);
+            }
+            let o = i64::from(oh * 3600 + om * 60);
+            if *sign == b'-' { -o } else { o }
+        }
+        _ => return Err(Decline),
+    };
+    let secs = days * 86_400 + i64::from(h * 3600 + m * 60 + sec) - offset;
+    Ok(secs * 1_000_000 + micros)
+}
+
+/// The last date a column read: rows of a batch mostly share their day.
+#[derive(Default)]
+struct LastDate {
+    text: [u8; 10],
+    days: Option<i32>,
+}
+
+impl LastDate {
+    /// [`date_days`] of a 10-byte date.
+    fn days(&mut self, s: &[u8]) -> Step<i32> {
+        match self.days {
+            Some(d) if self.text == s => Ok(d),
+            _ => {
+                let d = date_days(s)?;
+                self.text.copy_from_slice(s);
+                self.days = Some(d);
+                Ok(d)
+            }
+        }
+    }
+}
+
+/// One column being built: its values and validity.
+struct ColumnBuf {
+    nulls: NullBufferBuilder,
+    values: Values,
+}
+
+enum Values {
+    Bool(BooleanBufferBuilder),
+    Int(Vec<i64>),
+    Double(Vec<f64>),
+    Date(Vec<i32>, LastDate),
+    Timestamp(Vec<i64>, LastDate),
+    Str { offsets: Vec<i32>, bytes: Vec<u8> },
+}
+
+impl ColumnBuf {
+    fn new(kind: Kind, rows: usize, bytes: usize) -> Self {
+        let values = match kind {
+            Kind::Bool => Values::Bool(BooleanBufferBuilder::new(rows)),
+            Kind::Int => Values::Int(Vec::with_capacity(rows)),
+            Kind::Double => Values::Double(Vec::with_capacity(rows)),
+            Kind::Date => Values::Date(Vec::with_capacity(rows), LastDate::default()),
+            Kind::Timestamp => Values::Timestamp(Vec::with_capacity(rows), LastDate::default()),
+            Kind::Str => {
+                let mut offsets = Vec::with_capacity(rows + 1);
+                offsets.push(0);
+                Values::Str { offsets, bytes: Vec::with_capacity(bytes) }
+            }
+        };
+        ColumnBuf { nulls: NullBufferBuilder::new(rows), values }
+    }
+
+    fn push_null(&mut self) {
+        self.nulls.append_null();
+        match &mut self.values {
+            Values::Bool(v) => v.append(false),
+            Values::Int(v) | Values::Timestamp(v, _) => v.push(0),
+            Values::Double(v) => v.push(0.0),
+            Values::Date(v, _) => v.push(0),
+            Values::Str { offsets, bytes } => offsets.push(bytes.len() as i32),
+        }
+    }
+
+    /// Reads one value for this column at the cursor.
+    fn value(&mut self, p: &mut Cursor<'_>, max_field_bytes: usize) -> Step<()> {
+        if p.peek() == Some(b'n') {
+            p.literal(b"null")?;
+            self.push_null();
+            return Ok(());
+        }
+        match &mut self.values {
+            Values::Bool(v) => match p.peek() {
+                Some(b't') => p.literal(b"true").map(|_| v.append(true))?,
+                Some(b'f') => p.literal(b"false").map(|_| v.append(false))?,
+                _ => return Err(Decline),
+            },
+            Values::Int(v) => match p.number()? {
+                (tok, true) => v.push(int_value(tok)?),
+                _ => return Err(Decline),
+            },
+            Values::Double(v) => {
+                let x = match p.number()? {
+                    // Exact for every i64 and rounded to nearest as a decimal parse would be.
+                    (tok, true) => int_value(tok)? as f64,
+                    (tok, false) => std::str::from_utf8(tok).map_err(|_| Decline)?.parse::<f64>().map_err(|_| Decline)?,
+                };
+                if !x.is_finite() {
+                    return Err(Decline);
+                }
+                v.push(x);
+            }
+            Values::Date(v, last) => {
+                p.eat(b'"')?;
+                let s = p.plain_string()?;
+                if s.len() != 10 {
+                    return Err(Decline);
+                }
+                v.push(last.days(s)?);
+            }
+            Values::Timestamp(v, last) => {
+                p.eat(b'"')?;
+                v.push(timestamp_micros(p.plain_string()?, last)?);
+            }
+            Values::Str { offsets, bytes } => {
+                p.eat(b'"')?;
+                let start = bytes.len();
+                p.string_into(bytes)?;
+                if bytes.len() - start > max_field_bytes {
+                    return Err(Decline);
+                }
+                offsets.push(i32::try_from(bytes.len()).map_err(|_| Decline)?);
+            }
+        }
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Option<ArrayRef> {
+        let nulls = self.nulls.finish();
+        Some(match self.values {
+            Values::Bool(mut v) => Arc::new(BooleanArray::new(v.finish(), nulls)),
+            Values::Int(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Double(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Date(v, _) => Arc::new(Date32Array::new(ScalarBuffer::from(v), nulls)),
+            Values::Timestamp(v, _) => Arc::new(TimestampMicrosecondArray::new(ScalarBuffer::from(v), nulls).with_timezone(UTC)),
+            Values::Str { offsets, bytes } => {
+                // UTF-8 is checked once for the whole column, offsets on character boundaries.
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+                Arc::new(StringArray::try_new(offsets, Buffer::from_vec(bytes), nulls).ok()?)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode_values;
+    use crate::sample::{Rng, customer};
+    use crate::shape::{self, Shape};
+
+    fn schema_of(records: &[&[u8]]) -> TableSchema {
+        let opts = ShapeOptions::default();
+        let mut shape = Shape::Object(Vec::new());
+        for r in records {
+            shape::absorb(&mut shape, &shape::infer_record(r, &opts).unwrap());
+        }
+        let mut schema = TableSchema::default();
+        schema.evolve(&shape);
+        schema
+    }
+
+    /// What the full path makes of a batch when it writes every record: `None` if it refuses one
+    /// or would change the schema.
+    fn full(schema: &TableSchema, values: &[&[u8]]) -> Option<RecordBatch> {
+        let opts = ShapeOptions::default();
+        let mut batch_shape = Shape::Object(Vec::new());
+        for v in values {
+            let s = shape::infer_record(v, &opts).ok()?;
+            schema.admit(&s, false).ok()?;
+            shape::absorb(&mut batch_shape, &s);
+        }
+        if schema.clone().evolve(&batch_shape) {
+            return None;
+        }
+        let d = decode_values(schema, values).unwrap();
+        d.failed.is_empty().then_some(())?;
+        d.data
+    }
+
+    fn agree(schema: &TableSchema, values: &[&[u8]]) -> bool {
+        let flat = FlatDecoder::new(schema, &ShapeOptions::default()).unwrap().decode(values);
+        if let Some(f) = &flat {
+            let full = full(schema, values);
+            assert_eq!(
+                Some(f),
+                full.as_ref(),
+                "flat accepted {:?}",
+                values.iter().map(|v| String::from_utf8_lossy(v)).collect::<Vec<_>>()
+            );
+        }
+        flat.is_some()
+    }
+
+    fn customers(n: u64) -> Vec<String> {
+        let mut rng = Rng::new(7);
+        (0..n).map(|i| customer(&mut rng, i % 4)).collect()
+    }
+
+    #[test]
+    fn customer_data_takes_the_flat_path_and_agrees() {
+        let recs = customers(2000);
+        let values: Vec<&[u8]> = recs.iter().map(|r| r.as_bytes()).collect();
+        let schema = schema_of(&values[..10]);
+        assert!(agree(&schema, &values));
+    }
+
+    #[test]
+    fn edge_values_agree_or_decline() {
+        let schema = schema_of(&[br#"{"s":"x","i":1,"d":1.5,"b":true,"dt":"2020-01-01","ts":"2020-01-01T00:00:00Z"}"#]);
+        let accepted = [
+            r#"{}"#,
+            r#" { "s" : "a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00\u0000" , "i" : -9223372036854775808 } "#,
+            r#"{"i":9223372036854775807,"d":-0.0,"b":false,"s":null,"dt":null,"ts":null}"#,
+            r#"{"d":1e-400,"i":0}"#,
+            r#"{"d":123456789012345678,"dt":"2024-02-29"}"#,
+            r#"{"d":0.1,"ts":"1999-12-31 23:59:59.999999999-05:30"}"#,
+            r#"{"ts":"2020-01-01T00:00:00.5+0130"}"#,
+            r#"{"ts":"1969-12-31T23:59:59.0000001"}"#,
+            r#"{"ts":"2020-06-30T12:00:00+23:59","s":"2020-01-01"}"#,
+            "{\"s\":\"caf\u{e9} \u{1F600}\"}",
+        ];
+        for r in accepted {
+            assert!(agree(&schema, &[r.as_bytes()]), "declined {r}");
+        }
+        let declined: [&[u8]; 30] = [
+            br#"[]"#,
+            br#"{"s":"x"} x"#,
+            br#"{"s":"x","s":"y"}"#,
+            br#"{"new":1}"#,
+            br#"{"i":1.0}"#,
+            br#"{"i":-0}"#,
+            br#"{"i":9223372036854775808}"#,
+            br#"{"d":1e400}"#,
+            br#"{"d":92233720368547758080}"#,
+            br#"{"d":01}"#,
+            br#"{"d":1.}"#,
+            br#"{"b":1}"#,
+            br#"{"s":1}"#,
+            br#"{"s":{"a":1}}"#,
+            br#"{"s":"\ud800"}"#,
+            br#"{"s":"\udc00x"}"#,
+            br#"{"s":"\x"}"#,
+            b"{\"s\":\"a\tb\"}",
+            b"{\"s\":\"\xff\"}",
+            b"\xef\xbb\xbf{}",
+            br#"{"dt":"2023-02-29"}"#,
+            br#"{"dt":"0999-01-01"}"#,
+            br#"{"ts":"2020-01-01"}"#,
+            br#"{"ts":"2020-01-01T24:00:00"}"#,
+            br#"{"ts":"2020-01-01T00:00"}"#,
+            br#"{"ts":"2020-01-01T00:00:60"}"#,
+            br#"{"ts":"2020-01-01T00:00:00.1234567890"}"#,
+            br#"{"ts":"2020-01-01T00:00:00+24:00"}"#,
+            br#"{"ts":"2020-01-01T00:00:00z"}"#,
+            br#"{"s":"x",}"#,
+        ];
+        for r in declined {
+            assert!(!agree(&schema, &[r]), "accepted {}", String::from_utf8_lossy(r));
+        }
+        // Bytes that are UTF-8 only together, split across two records.
+        assert!(!agree(&schema, &[b"{\"s\":\"\xc3\"}", b"{\"s\":\"\xa9\"}"]));
+        // A field over the size limit.
+        let opts = ShapeOptions { max_field_bytes: 3, ..ShapeOptions::default() };
+        let d = FlatDecoder::new(&schema, &opts).unwrap();
+        assert!(d.decode(&[br#"{"s":"abc"}"#]).is_some());
+        assert!(d.decode(&[br#"{"s":"abcd"}"#]).is_none());
+    }
+
+    #[test]
+    fn mutated_records_agree_whenever_accepted() {
+        const ALPHABET: &[u8] = b"\"\\{}[],:. -+0123456789eEtfnulZT\x00\x1f\xc3\xa9\xff";
+        let recs = customers(50);
+        let values: Vec<&[u8]> = recs.iter().map(|r| r.as_bytes()).collect();
+        let schema = schema_of(&values);
+        let mut rng = Rng::new(11);
+        let (mut accepted, mut tried) = (0, 0);
+        for round in 0..20_000 {
+            let mut v = values[round % values.len()].to_vec();
+            for _ in 0..=rng.below(3) {
+                let at = rng.below(v.len() as u64 + 1) as usize;
+                let c = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
+                match rng.below(3) {
+                    0 if at < v.len() => v[at] = c,
+                    1 if at < v.len() => {
+                        v.remove(at);
+                    }
+                    _ => v.insert(at, c),
+                }
+            }
+            tried += 1;
+            accepted += usize::from(agree(&schema, &[&v]));
+        }
+        // Many mutations land inside string values and stay valid rows.
+        assert!(accepted > tried / 20, "{accepted} of {tried} accepted");
+        assert!(accepted < tried, "{accepted} of {tried} accepted");
+    }
+
+    #[test]
+    fn schemas_it_does_not_read() {
+        let nested = schema_of(&[br#"{"a":{"b":1}}"#]);
+        assert!(FlatDecoder::new(&nested, &ShapeOptions::default()).is_none());
+        assert!(FlatDecoder::new(&TableSchema::default(), &ShapeOptions::default()).is_none());
+        let temporal = schema_of(&[br#"{"d":"2020-01-01"}"#]);
+        let plain = ShapeOptions { infer_temporal: false, ..ShapeOptions::default() };
+        assert!(FlatDecoder::new(&temporal, &plain).is_none());
+        // Keys the full path renames (a partition key, upper case) still map one to one.
+        let renamed = schema_of(&[br#"{"dt":"x","Name":"y"}"#]);
+        assert!(FlatDecoder::new(&renamed, &ShapeOptions::default()).is_some());
+    }
+}
