@@ -13,6 +13,9 @@ source scripts/env.sh
 deny=("$TOOLS/bin/cargo-deny" --config scripts/deny.toml)
 [[ -x "${deny[0]}" ]] || { echo "audit: cargo-deny missing: run scripts/install-test-deps.sh" >&2; exit 1; }
 
+# cargo-deny reads the metadata of every platform's dependencies: a fresh machine has only
+# downloaded the host's (cargo build fetches what it compiles), so fetch the rest first.
+cargo fetch --locked --quiet
 echo "audit: licenses, sources, bans"
 "${deny[@]}" --offline check bans licenses sources
 
