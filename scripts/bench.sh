@@ -47,6 +47,11 @@ compaction() { # name files rows hex
   "$bin/tributary-bench" compact-gen "$work/$1" "$2" "$3" "$4" > "$work/gen-$1.json"
   step "compaction ($1): tributary"
   "$bin/tributary-bench" compact "$work/$1" > "$work/compact-$1-tributary.json"
+  if [[ "$1" == small ]]; then
+    # The compactor's own work, without the embedded S3 server: at the policy's zstd level, and at 1.
+    "$bin/tributary-bench" compact-memory "$work/$1" > "$work/compact-$1-tributary_memory.json"
+    "$bin/tributary-bench" compact-memory "$work/$1" 1 > "$work/compact-$1-tributary_memory_zstd1.json"
+  fi
   for engine in duckdb polars pyarrow; do
     step "compaction ($1): $engine"
     "$py" scripts/bench/peers.py compact "$engine" "$work/$1/$partition" "$work/$1-$engine.parquet" > "$work/compact-$1-$engine.json"
@@ -74,6 +79,8 @@ print(json.dumps({
     "ingest": {"tributary_core": load("ingest-core.json"), "tributary_handler": load("ingest-handler.json"),
                **{e: load(f"ingest-{e}.json") for e in ("duckdb", "polars", "pyarrow")}},
     "compact_small": {"tributary": load("compact-small-tributary.json"),
+                      "tributary_memory": load("compact-small-tributary_memory.json"),
+                      "tributary_memory_zstd1": load("compact-small-tributary_memory_zstd1.json"),
                       **{e: load(f"compact-small-{e}.json") for e in ("duckdb", "polars", "pyarrow")}},
     "compact_medium": {"tributary": load("compact-medium-tributary.json"),
                        **{e: load(f"compact-medium-{e}.json") for e in ("duckdb", "polars", "pyarrow")}},

@@ -78,9 +78,10 @@ def plot(r, path):
     a.set_ylabel("MB/s of JSON Lines")
     a.tick_params(axis="x", rotation=20)
     cs = r["compact_small"]
-    names = ["tributary", "duckdb", "polars", "pyarrow"]
+    names = ["tributary_memory", "tributary", "duckdb", "polars", "pyarrow"]
     vals = [cs[n]["rows_per_second"] / 1e6 for n in names]
-    b.bar(names, vals, color=["#1f77b4", "#7f7f7f", "#7f7f7f", "#7f7f7f"])
+    b.bar(["tributary\n(memory store)", "tributary\n(embedded S3)", "duckdb", "polars", "pyarrow"], vals,
+          color=["#1f77b4", "#1f77b4", "#7f7f7f", "#7f7f7f", "#7f7f7f"])
     b.set_title("Compaction: 200 files x 5,000 rows -> 1, one thread")
     b.set_ylabel("million rows/s")
     fig.tight_layout()
@@ -96,12 +97,16 @@ def main():
     handler = ing["tributary_handler"]["jsonl_mb_per_second"]
     fastest_peer = max(("duckdb", "polars", "pyarrow"), key=lambda n: cs[n]["rows_per_second"])
     comp_ratio = ratio(cs["tributary"]["rows_per_second"], cs[fastest_peer]["rows_per_second"])
+    comp_mem_ratio = ratio(cs["tributary_memory"]["rows_per_second"], cs[fastest_peer]["rows_per_second"])
     rss_medium, rss_large = cm["tributary"]["peak_rss_mb"], cl["tributary"]["peak_rss_mb"]
     size_ratio = cl["tributary"]["input_bytes"] / cm["tributary"]["input_bytes"]
     targets = [
         ("ingest core >= 1.5x DuckDB MB/s", f"{ratio(core, duck):.2f}x", ratio(core, duck) >= 1.5),
         ("ingest handler >= 1.0x DuckDB MB/s (on the JSON Lines)", f"{ratio(handler, duck):.2f}x", ratio(handler, duck) >= 1.0),
-        (f"compaction >= 1.5x the fastest peer ({fastest_peer}) rows/s", f"{comp_ratio:.2f}x", comp_ratio >= 1.5),
+        (f"compaction >= 1.5x the fastest peer ({fastest_peer}) rows/s: the compactor, in-memory store",
+         f"{comp_mem_ratio:.2f}x", comp_mem_ratio >= 1.5),
+        (f"compaction >= 1.5x the fastest peer ({fastest_peer}) rows/s: through the embedded S3 server",
+         f"{comp_ratio:.2f}x", comp_ratio >= 1.5),
         ("compaction peak RSS flat as input grows (within 25 %)",
          f"{rss_medium:.0f} MiB at {cm['tributary']['input_bytes'] / 1e6:.0f} MB in, {rss_large:.0f} MiB at "
          f"{cl['tributary']['input_bytes'] / 1e6:.0f} MB in ({size_ratio:.1f}x the input)", rss_large <= 1.25 * rss_medium),
@@ -129,8 +134,9 @@ def main():
     w("| engine | what is measured | MB/s of JSON Lines | records/s | output MB | peak RSS MiB | vs DuckDB |")
     w("|---|---|---|---|---|---|---|")
     rows = [
-        ("tributary ingest core", "screening, schema inference, arrow-json decode, partitioning, Parquet (zstd level "
-         f"{ing['tributary_core']['zstd_level']}), per 64 Ki records", ing["tributary_core"], core),
+        ("tributary ingest core", "per 64 Ki records: the first screened (schema inference, arrow-json), the other "
+         f"{ing['tributary_core'].get('flat_batches', 0)} by the one-pass flat decoder; partitioning; Parquet (zstd level "
+         f"{ing['tributary_core']['zstd_level']})", ing["tributary_core"], core),
         ("tributary ingest handler", "MSK events of 6 MB (base64): the full Lambda path, in-memory store",
          ing["tributary_handler"], handler),
         ("DuckDB", "`COPY (SELECT * FROM read_json(...)) TO ... (COMPRESSION zstd)`", ing["duckdb"], duck),
@@ -152,9 +158,12 @@ def main():
         total = sum(ph.values())
         w("Where the ingest core's time goes (same run): " + ", ".join(
             f"{name} {secs:.2f} s ({secs / total:.0%})" for name, secs in
-            (("record envelope (copying values)", ph["envelope"]), ("screening (serde_json, per record)", ph["screening"]),
-             ("arrow-json decoding and partitioning", ph["decoding"]), ("Parquet encoding", ph["encoding"]))) +
-          ". Every value is parsed twice, once to screen it and once to decode it.\n")
+            (("record envelope (slicing values)", ph["envelope"]), ("screening (the first batch)", ph["screening"]),
+             ("decoding (flat; arrow-json for the first batch) and partitioning", ph["decoding"]),
+             ("Parquet encoding", ph["encoding"]))) +
+          ". A batch whose records are flat objects of fields the table has is read once, straight into Arrow "
+          "buffers (`functions/core/src/flat.rs`); anything else is screened record by record and decoded by "
+          "arrow-json.\n")
     w("## Compaction\n")
     blocks = (("200 files x 5,000 rows -> one file", cs),
               (f"{cm['tributary']['input_bytes'] / 1e9:.2f} GB of input (200 files, random payload)", cm),
@@ -162,16 +171,23 @@ def main():
     for label, block in blocks:
         w(f"### {label}\n")
         w("| engine | rows/s | MB/s of input | seconds | peak RSS MiB | vs tributary |\n|---|---|---|---|---|---|")
-        for name in ("tributary", "duckdb", "polars", "pyarrow"):
+        for name in ("tributary_memory", "tributary_memory_zstd1", "tributary", "duckdb", "polars", "pyarrow"):
             if name not in block:
                 continue
             m = block[name]
             w(f"| {name} | {m['rows_per_second']:,.0f} | {m['input_mb_per_second']:.1f} | {m['seconds']:.2f} | "
               f"{m['peak_rss_mb']:.0f} | {ratio(m['rows_per_second'], block['tributary']['rows_per_second']):.2f}x |")
         w("")
-    w("Tributary's compaction reads the files through the S3 API (an embedded s3s-fs store, in process), "
-      "deduplicates by Kafka offset, sorts, and streams the output through a multipart upload, as in Lambda; "
-      "the peers read local files and only concatenate.\n")
+    w("Tributary's compaction reads the files through the S3 API, deduplicates by Kafka offset, and streams the "
+      "output through a multipart upload, as in Lambda; the peers read local files and only concatenate. "
+      "`tributary` runs it against an embedded s3s-fs server in the same process (its HTTP, checksums and disk "
+      "writes run on the one measured core; in AWS they run on S3's side); `tributary_memory` runs the same "
+      "compactor against an in-memory store, which isolates the compactor's own work. "
+      f"Compacted files are written at zstd level {cs['tributary']['zstd_level']}, chosen deliberately: they "
+      "live on and Athena bills every scan by the byte. At level 1 (`tributary_memory_zstd1`) the compactor is "
+      f"{ratio(cs['tributary_memory_zstd1']['rows_per_second'], cs['tributary_memory']['rows_per_second']):.2f}x "
+      f"as fast and the file {ratio(cs['tributary_memory_zstd1']['output_bytes'], cs['tributary_memory']['output_bytes']):.3f}x "
+      "the size. Ingest files are short-lived (compaction replaces them) and are written at level 1.\n")
     w("## Start-up\n")
     w(f"The release `ingest` binary ({st['binary_bytes'] / 1e6:.1f} MB) under a Lambda Runtime API stand-in on "
       f"127.0.0.1 (`scripts/bench/startup.py`), S3 on moto, {st['rounds']} cold starts: process start until it asks "
@@ -197,6 +213,14 @@ def main():
       "S3 storage, MSK itself and Athena scans cost the same either way and are left out; S3 event delivery to "
       "EventBridge is free (AWS service events). The S3 requests are most of the bill: fewer, larger batches "
       "(the ESM's batching window) lower it further.\n")
+    goal = FIREHOSE_PER_GB / 50
+    floor = cost["invocations"] * S3_PUT_OR_LIST
+    w(f"The 50x goal (${goal:.5f}/GB) is out of reach of any design that lands each 6 MB event as its own "
+      f"object: the one data-file PUT per invocation alone costs {cost['invocations']:.0f} x $0.000005 = "
+      f"**${floor:.5f}/GB**, {'over' if floor > goal else 'under'} the goal before any compute. Everything else "
+      f"(compute, the state and listing requests, catalog, compaction) is ${cost['total'] - floor:.5f}/GB here. "
+      "Only fewer objects per GB would lower the floor, and the 6 MB synchronous payload limit of Lambda caps "
+      "the event size.\n")
     open(os.path.join(docs, "benchmarks.md"), "w").write("\n".join(out) + "\n")
     for name, got, ok in targets:
         print(f"{'met' if ok else 'NOT met'}: {name}: {got}")
