@@ -88,7 +88,12 @@ fn whole_timestamp(record: &mut serde_json::Value) -> Result<(), &'static str> {
 
 /// An integer, as a JSON number or a string of digits.
 fn json_int(v: &serde_json::Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_i64().or_else(|| v.as_str().and_then(|s| int_text(s).ok()))
+}
+
+/// The integer a string names (surrounding spaces allowed).
+fn int_text(s: &str) -> Result<i64, std::num::ParseIntError> {
+    s.trim().parse()
 }
 
 /// Splits `"<topic>-<partition>"`; the partition is after the last `-`.
@@ -153,7 +158,7 @@ fn whole_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error>
             i64::try_from(v).map_err(E::custom)
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
-            v.trim().parse().map_err(E::custom)
+            int_text(v).map_err(E::custom)
         }
     }
     d.deserialize_any(Millis)

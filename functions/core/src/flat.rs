@@ -24,7 +24,7 @@ use arrow_schema::{Schema, SchemaRef};
 use crate::config::PARTITION_KEYS;
 use crate::naming;
 use crate::schema::{ColumnType, TableSchema, UTC};
-use crate::shape::ShapeOptions;
+use crate::shape::{self, ShapeOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -330,15 +330,11 @@ fn two(b: &[u8], at: usize) -> Step<u32> {
 
 /// `YYYY-MM-DD` (years 1000 to 9999, a real calendar date) as days since 1970-01-01.
 fn date_days(s: &[u8]) -> Step<i32> {
-    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
-        return Err(Decline);
+    use chrono::Datelike;
+    match shape::calendar_date(s) {
+        Some(d) if s.len() == 10 && d.year() >= 1000 => Ok(d.num_days_from_ce() - 719_163),
+        _ => Err(Decline),
     }
-    let year = two(s, 0)? * 100 + two(s, 2)?;
-    if year < 1000 {
-        return Err(Decline);
-    }
-    let d = chrono::NaiveDate::from_ymd_opt(year as i32, two(s, 5)?, two(s, 8)?).ok_or(Decline)?;
-    Ok(chrono::Datelike::num_days_from_ce(&d) - 719_163)
 }
 
 /// `YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|±HH:MM|±HHMM]` as UTC microseconds (floored, as

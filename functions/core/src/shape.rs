@@ -249,15 +249,20 @@ fn is_digits(b: &[u8]) -> bool {
     b.iter().all(u8::is_ascii_digit)
 }
 
+/// The `YYYY-MM-DD` that `b` starts with, if it is a real calendar date.
+pub(crate) fn calendar_date(b: &[u8]) -> Option<chrono::NaiveDate> {
+    if b.len() < 10 || !(is_digits(&b[0..4]) && b[4] == b'-' && is_digits(&b[5..7]) && b[7] == b'-' && is_digits(&b[8..10])) {
+        return None;
+    }
+    // Digits already checked: read them as numbers, no format parsing.
+    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    chrono::NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10))
+}
+
 /// Classifies a string as a date, a timestamp or plain text.
 pub fn classify(s: &str) -> StrKind {
     let b = s.as_bytes();
-    if b.len() < 10 || !(is_digits(&b[0..4]) && b[4] == b'-' && is_digits(&b[5..7]) && b[7] == b'-' && is_digits(&b[8..10])) {
-        return StrKind::Plain;
-    }
-    // A real calendar date (digits already checked: read them as numbers, no format parsing).
-    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-    if chrono::NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10)).is_none() {
+    if calendar_date(b).is_none() {
         return StrKind::Plain;
     }
     if b.len() == 10 {
