@@ -100,8 +100,16 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
                 .collect(),
         };
         split(0);
-        // As ingest does: the flat one-pass decoder once the schema is known, else screening.
-        let built = match plan::build_flat(&cfg, &[&batch], &schema)? {
+        // As ingest does: one flat pass with the known schema, or with one learned from the
+        // batch's first records; else screening.
+        let flat = match plan::build_flat(&cfg, &[&batch], &schema)? {
+            Some(built) => Some(built),
+            None => plan::build_learned(&cfg, &[&batch], &schema)?.map(|l| {
+                schema = l.schema;
+                l.built
+            }),
+        };
+        let built = match flat {
             Some(built) => {
                 flat_batches += 1;
                 built

@@ -294,6 +294,58 @@ pub fn build_flat(cfg: &Config, batches: &[&TopicPartitionBatch], schema: &Table
     Ok(Some(out))
 }
 
+/// Records read to learn a schema in [`build_learned`]: enough to meet every field of a
+/// regular stream, a small part of a batch's screening.
+pub const LEARN_SAMPLE: usize = 1024;
+
+/// A schema learned from a batch's first records, and the batch built with it in one pass.
+#[derive(Debug)]
+pub struct Learned {
+    /// The shape of the sample, to commit (it evolves the table's schema into `schema`).
+    pub shape: Shape,
+    pub schema: TableSchema,
+    pub built: Built,
+}
+
+/// For a batch the table's schema does not describe yet (the first batch of a table, a new
+/// field): learns the schema its first [`LEARN_SAMPLE`] records ask for, and builds the batch
+/// with it by [`build_flat`]. `None` when the sample brings nothing new, or any record of the
+/// batch does not fit the learned schema: then [`screen`] and [`build`] decide.
+///
+/// When it returns a result, it is the one screening the whole batch would have given: every
+/// record fits the learned schema as it is, so the whole batch's shape evolves the schema no
+/// further (numbers already decimal stay decimal, strings stay strings), and the sample, read in
+/// the same order as screening reads, puts the columns in the same order.
+pub fn build_learned(
+    cfg: &Config,
+    batches: &[&TopicPartitionBatch],
+    schema: &TableSchema,
+) -> Result<Option<Learned>, ArrowError> {
+    learn_from(cfg, batches, schema, LEARN_SAMPLE)
+}
+
+fn learn_from(
+    cfg: &Config,
+    batches: &[&TopicPartitionBatch],
+    schema: &TableSchema,
+    sample_records: usize,
+) -> Result<Option<Learned>, ArrowError> {
+    let opts = shape_options(cfg);
+    let mut shape = Shape::Object(Vec::new());
+    let sample = batches.iter().flat_map(|b| &b.records).filter(|r| r.invalid.is_none()).filter_map(|r| r.value.as_ref());
+    for v in sample.take(sample_records) {
+        match shape::infer_record(v, &opts) {
+            Ok(s) => shape::absorb(&mut shape, &s),
+            Err(_) => return Ok(None),
+        }
+    }
+    let mut learned = schema.clone();
+    if !learned.evolve(&shape) {
+        return Ok(None);
+    }
+    Ok(build_flat(cfg, batches, &learned)?.map(|built| Learned { shape, schema: learned, built }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +446,70 @@ mod tests {
         values[8] = Some(recs[8].as_bytes());
         let strict = Config { tombstones: TombstonePolicy::DeadLetter, ..Config::default() };
         assert!(build_flat(&strict, &by_table(&cfg, &event_batches(&values))["cust_data"], &schema).unwrap().is_none());
+    }
+
+    /// What screening the whole batch, evolving and building give, next to what learning from
+    /// a sample and one flat pass give, on random batches of mixed and mutated records.
+    #[test]
+    fn a_learned_schema_builds_what_screening_the_whole_batch_builds() {
+        const ALPHABET: &[u8] = b"\"\\{}[],:. -+0123456789eEtfnulZT\x00\xc3\xa9";
+        let cfg = Config::default();
+        let mut rng = crate::sample::Rng::new(5);
+        let mut pool: Vec<String> = (0..6).map(|i| crate::sample::customer(&mut rng, i % 4)).collect();
+        pool.extend(
+            [
+                r#"{"a":1,"b":"2020-01-01","c":"x","d":true}"#,
+                r#"{"a":1.5,"b":"hello","c":"2020-01-01T00:00:00Z"}"#,
+                r#"{"a":null,"d":false,"e":"2021-02-03"}"#,
+                r#"{"b":"2020-01-02","a":-3,"e":"2021-02-03 04:05:06"}"#,
+                r#"{"a":{"x":1}}"#,
+                r#"{"c":"y","f":[1]}"#,
+            ]
+            .map(String::from),
+        );
+        let (mut learned, mut rounds) = (0, 0);
+        for round in 0..4000 {
+            let len = 1 + rng.below(8) as usize;
+            let mut values: Vec<Option<Vec<u8>>> = Vec::new();
+            for _ in 0..len {
+                let mut v = pool[rng.below(pool.len() as u64) as usize].clone().into_bytes();
+                if rng.below(4) == 0 {
+                    let at = rng.below(v.len() as u64) as usize;
+                    let c = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
+                    if rng.below(2) == 0 { v[at] = c } else { v.insert(at, c) }
+                }
+                values.push((rng.below(12) > 0).then_some(v));
+            }
+            let values: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
+            let b = event_batches(&values);
+            let tables = by_table(&cfg, &b);
+            let tbs = &tables["cust_data"];
+            // From an empty table, or one that already has the first pool record's columns.
+            let mut schema = TableSchema::default();
+            if round % 2 == 1 {
+                schema.evolve(&shape::infer_record(pool[round % pool.len()].as_bytes(), &shape_options(&cfg)).unwrap());
+            }
+            let sample = 1 + rng.below(len as u64) as usize;
+            rounds += 1;
+            let Some(l) = learn_from(&cfg, tbs, &schema, sample).unwrap() else { continue };
+            learned += 1;
+            let s = screen(&cfg, "cust_data", tbs);
+            let mut full = schema.clone();
+            full.evolve(&s.batch_shape);
+            assert_eq!(l.schema, full, "{values:?}");
+            let slow = build(&cfg, &s, &full).unwrap();
+            let fast = &l.built;
+            assert_eq!(
+                (fast.records_in, fast.tombstones, fast.dead_lettered()),
+                (slow.records_in, slow.tombstones, slow.dead_lettered())
+            );
+            assert_eq!(fast.files.len(), slow.files.len());
+            for (f, s) in fast.files.iter().zip(&slow.files) {
+                assert_eq!((&f.partition, &f.range, &f.rows), (&s.partition, &s.range, &s.rows), "{values:?}");
+            }
+        }
+        // Both ways are exercised: learned batches, and batches screening must decide.
+        assert!(learned > rounds / 10, "{learned} of {rounds}");
+        assert!(learned < rounds, "{learned} of {rounds}");
     }
 }

@@ -165,11 +165,23 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         let pinned = tbs.iter().find_map(|b| cfg.pinned_schema(&b.topic).transpose()).transpose()?;
         // The common batch (flat records, every field known) in one pass; anything else is
         // screened record by record, may evolve the schema, and is decided by `build`.
-        let flat = match self.registry.current(&self.store, cfg, table, pinned.as_ref()).await? {
-            Some(schema) => plan::build_flat(cfg, tbs, &schema)?,
+        let current = self.registry.current(&self.store, cfg, table, pinned.as_ref()).await?;
+        let mut built = match &current {
+            Some(schema) => plan::build_flat(cfg, tbs, schema)?,
             None => None,
         };
-        let built = match flat {
+        // A table's first batch, or one with a new field: the schema its first records ask for,
+        // committed only if one flat pass with it takes the whole batch (and no other writer
+        // changed the schema meanwhile).
+        if built.is_none()
+            && pinned.is_none()
+            && let Some(schema) = &current
+            && let Some(learned) = plan::build_learned(cfg, tbs, schema)?
+            && self.registry.evolve(&self.store, cfg, table, None, &learned.shape).await? == learned.schema
+        {
+            built = Some(learned.built);
+        }
+        let built = match built {
             Some(built) => built,
             None => {
                 let screened = plan::screen(cfg, table, tbs);
