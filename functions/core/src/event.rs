@@ -6,7 +6,7 @@
 //! A value that is not valid base64 is kept (its text as bytes) and marked, so it reaches the
 //! dead-letter area instead of failing the batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
@@ -92,7 +92,7 @@ fn json_int(v: &serde_json::Value) -> Option<i64> {
 }
 
 /// The integer a string names (surrounding spaces allowed).
-fn int_text(s: &str) -> Result<i64, std::num::ParseIntError> {
+pub(crate) fn int_text(s: &str) -> Result<i64, std::num::ParseIntError> {
     s.trim().parse()
 }
 
@@ -110,22 +110,19 @@ fn base64_reject(field: &str, e: base64::DecodeError) -> Reject {
 }
 
 /// A record as the event carries it (base64 still encoded), borrowed from the event's bytes when
-/// read by [`batches_from_slice`]. It reads what [`KafkaRecord`] reads, except the timestamp,
-/// which it keeps exact: that type goes through `f64` and can lose a millisecond.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireRecord<'a> {
-    #[serde(default)]
-    topic: Option<&'a str>,
-    partition: i64,
-    offset: i64,
-    #[serde(deserialize_with = "whole_millis")]
-    timestamp: i64,
-    #[serde(default)]
-    timestamp_type: Option<&'a str>,
-    key: Option<&'a str>,
-    value: Option<&'a str>,
-    headers: Vec<HashMap<String, Vec<i8>>>,
+/// read by [`batches_from_slice`]. It holds what [`KafkaRecord`] holds, except the timestamp,
+/// which it keeps exact (that type goes through `f64` and can lose a millisecond), and the
+/// headers, as (name, bytes) pairs.
+#[derive(Debug)]
+pub(crate) struct WireRecord<'a> {
+    pub(crate) topic: Option<&'a str>,
+    pub(crate) partition: i64,
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) timestamp_type: Option<&'a str>,
+    pub(crate) key: Option<&'a str>,
+    pub(crate) value: Option<&'a str>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
 }
 
 impl<'a> WireRecord<'a> {
@@ -138,36 +135,21 @@ impl<'a> WireRecord<'a> {
             timestamp_type: r.timestamp_type.as_deref(),
             key: r.key.as_deref(),
             value: r.value.as_deref(),
-            headers: r.headers.clone(),
+            headers: r.headers.iter().flatten().map(|(k, v)| (k.clone(), v.iter().map(|b| *b as u8).collect())).collect(),
         }
     }
 }
 
-/// A timestamp as [`whole_timestamp`] takes it: an integer, or a string of one.
-fn whole_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    struct Millis;
-    impl serde::de::Visitor<'_> for Millis {
-        type Value = i64;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("whole milliseconds")
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<i64, E> {
-            Ok(v)
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
-            i64::try_from(v).map_err(E::custom)
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
-            int_text(v).map_err(E::custom)
-        }
+/// Appends the bytes `text` encodes in standard, padded base64 to `out`. The SIMD decoder takes
+/// what it accepts (only canonical encodings, as the `base64` crate's strict engine: the tests
+/// check it); anything it refuses, that engine decides, with its error.
+fn decode_base64(text: &str, out: &mut Vec<u8>) -> Result<(), base64::DecodeError> {
+    let start = out.len();
+    if base64_simd::STANDARD.decode_append(text, out).is_ok() {
+        return Ok(());
     }
-    d.deserialize_any(Millis)
-}
-
-#[derive(Debug, Deserialize)]
-struct WireEvent<'a> {
-    #[serde(borrow)]
-    records: BTreeMap<&'a str, Vec<WireRecord<'a>>>,
+    out.truncate(start);
+    STANDARD.decode_vec(text, out)
 }
 
 /// A record, and where its value is in the event's buffer of decoded values.
@@ -177,17 +159,20 @@ type Placed = (RawRecord, Option<Range<usize>>);
 /// and its range there returned.
 fn raw_record(r: WireRecord<'_>, arena: &mut Vec<u8>) -> Placed {
     let mut invalid = None;
-    let key = r.key.map(|text| match STANDARD.decode(text) {
-        Ok(b) => b,
-        Err(e) => {
-            invalid = Some(base64_reject("key", e));
-            text.as_bytes().to_vec()
+    let key = r.key.map(|text| {
+        let mut key = Vec::with_capacity(text.len() / 4 * 3);
+        match decode_base64(text, &mut key) {
+            Ok(()) => key,
+            Err(e) => {
+                invalid = Some(base64_reject("key", e));
+                text.as_bytes().to_vec()
+            }
         }
     });
     let (mut value, mut range) = (None, None);
     if let Some(text) = r.value {
         let start = arena.len();
-        match STANDARD.decode_vec(text, arena) {
+        match decode_base64(text, arena) {
             Ok(()) => range = Some(start..arena.len()),
             Err(e) => {
                 arena.truncate(start);
@@ -196,15 +181,13 @@ fn raw_record(r: WireRecord<'_>, arena: &mut Vec<u8>) -> Placed {
             }
         }
     }
-    let headers =
-        r.headers.into_iter().flat_map(|h| h.into_iter()).map(|(k, v)| (k, v.into_iter().map(|b| b as u8).collect())).collect();
     let record = RawRecord {
         offset: r.offset,
         timestamp_ms: r.timestamp,
         timestamp_type: r.timestamp_type.map(str::to_string),
         key,
         value,
-        headers,
+        headers: r.headers,
         invalid,
     };
     (record, range)
@@ -331,12 +314,8 @@ pub fn batches_from_json(event: serde_json::Value) -> Result<Vec<TopicPartitionB
 /// anywhere (a record off the format, an escaped string, a timestamp out of the usual range) is
 /// read again by the lenient one, which decides: both give the same batches when both read it.
 pub fn batches_from_slice(bytes: &[u8]) -> Result<Vec<TopicPartitionBatch>, EventError> {
-    let strict = serde_json::from_slice::<WireEvent<'_>>(bytes).ok().filter(|e| {
-        // Beyond year 33658, or before 1970, the lenient reader's timestamp type may refuse it.
-        e.records.values().flatten().all(|r| (0..=1_000_000_000_000_000).contains(&r.timestamp))
-    });
-    match strict {
-        Some(e) => Ok(into_batches(by_topic_partition(e.records)?)),
+    match crate::event_scan::scan(bytes) {
+        Some(groups) => Ok(into_batches(by_topic_partition(groups)?)),
         None => batches_from_json(serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?),
     }
 }
@@ -496,7 +475,7 @@ mod tests {
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
             assert_eq!(batches_from_slice(&bytes), lenient(&bytes), "{}", f.display());
-            strict += usize::from(serde_json::from_slice::<WireEvent<'_>>(&bytes).is_ok());
+            strict += usize::from(crate::event_scan::scan(&bytes).is_some());
         }
         assert!(strict >= 3, "only {strict} events took the strict reader");
         // Built events, with keys, headers and tombstones, and a millisecond the record type drops.
@@ -508,7 +487,7 @@ mod tests {
             &[(7, 1_763_780_400_001, Some(b"k"), Some(b"{}"), h), (8, 1_000, None, None, &[]), (3, 2_000, None, Some(b"x"), &[])],
         );
         let bytes = serde_json::to_vec(&e).unwrap();
-        assert!(serde_json::from_slice::<WireEvent<'_>>(&bytes).is_ok());
+        assert!(crate::event_scan::scan(&bytes).is_some());
         let b = batches_from_slice(&bytes).unwrap();
         assert_eq!(b, lenient(&bytes).unwrap());
         assert_eq!(b[0].records.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 7, 8]);
@@ -516,5 +495,102 @@ mod tests {
         assert_eq!(b[0].records[1].headers[0].1, b"abc");
         assert!(matches!(batches_from_slice(b"\xff"), Err(EventError::Json(_))));
         assert!(matches!(batches_from_slice(b"{}"), Err(EventError::Json(_))));
+    }
+
+    /// What [`decode_base64`] gives, appended after two bytes already in the buffer.
+    fn decoded(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+        let mut out = b"ab".to_vec();
+        decode_base64(text, &mut out)?;
+        assert_eq!(&out[..2], b"ab", "appends, after what is there");
+        Ok(out.split_off(2))
+    }
+
+    #[test]
+    fn the_simd_decoder_accepts_only_what_the_strict_engine_accepts() {
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let check = |t: &str| assert_eq!(decoded(t), STANDARD.decode(t), "{t:?}");
+        // Every string of up to three characters: the alphabet, padding, and what is outside it.
+        let chars: Vec<char> = format!("{alphabet}=-_ \n\0\u{7f}é").chars().collect();
+        let mut longest = vec![String::new()];
+        check("");
+        for _ in 0..3 {
+            longest = longest.iter().flat_map(|t| chars.iter().map(move |c| format!("{t}{c}"))).collect();
+            longest.iter().for_each(|t| check(t));
+        }
+        // Every padded last quantum (where the unused bits must be zero), alone and after a
+        // prefix long enough for the vector loop.
+        let a: Vec<char> = alphabet.chars().collect();
+        for prefix in ["", &"QUJD".repeat(24)] {
+            for (x, y) in a.iter().flat_map(|x| a.iter().map(move |y| (x, y))) {
+                check(&format!("{prefix}{x}{y}=="));
+                a.iter().for_each(|z| check(&format!("{prefix}{x}{y}{z}=")));
+            }
+        }
+        // Encodings of random bytes, as they are (the SIMD decoder must take every one) and with
+        // a few characters replaced, removed or inserted.
+        let mut rng = crate::sample::Rng::new(9);
+        let edits = format!("{alphabet}= -_\n\0");
+        for round in 0..20_000 {
+            let bytes: Vec<u8> = (0..rng.below(300)).map(|_| rng.next_u64() as u8).collect();
+            let text = STANDARD.encode(&bytes);
+            assert_eq!(base64_simd::STANDARD.decode_to_vec(&text).ok(), Some(bytes), "the fast path takes {text:?}");
+            let mut t = text.into_bytes();
+            for _ in 0..round % 3 {
+                rng.mutate(&mut t, edits.as_bytes());
+            }
+            check(std::str::from_utf8(&t).unwrap());
+        }
+    }
+
+    /// Events as the event source mapping and the Kafka record type write them, pretty and
+    /// compact, and one by hand with every optional field missing or null in turn.
+    fn sample_events() -> Vec<Vec<u8>> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let h: &[(&str, &[u8])] = &[("trace", b"abc"), ("bin", &[0, 255, 128])];
+        let built = build_event(
+            "aws:kafka",
+            "orders-v1",
+            3,
+            &[
+                (7, 1_763_780_400_001, Some(b"k"), Some(br#"{"a":1}"#), h),
+                (8, 1_000, None, None, &[]),
+                (3, 2_000, None, Some(b"xy"), &[]),
+            ],
+        );
+        let by_hand = br#" {"eventSource":"SelfManagedKafka","n":-1.5e3,"t":true,"f":false,"z":null,"records":{
+          "t-1":[{"partition":1,"offset":4,"timestamp":5,"headers":[]},
+                 {"topic":null,"partition":1,"offset":5,"timestamp":"6","timestampType":null,"key":null,"value":"e30=","headers":[{}]}],
+          "other-0":[{"topic":"t","partition":1,"offset":4,"timestamp":7,"key":"eA==","value":"@@","headers":[{"h":[-128,127]}]}],
+          "empty-0":[]}}
+        "#;
+        let mut events = vec![serde_json::to_vec(&built).unwrap(), serde_json::to_vec_pretty(&built).unwrap(), by_hand.to_vec()];
+        for f in ["events/msk-batch.json", "events/self-managed-kafka-batch.json", "events/bad-records.json"] {
+            events.push(std::fs::read(root.join(f)).unwrap());
+        }
+        events
+    }
+
+    #[test]
+    fn mutated_events_read_as_the_lenient_reader_reads_them() {
+        let events = sample_events();
+        for e in &events {
+            assert!(crate::event_scan::scan(e).is_some(), "the strict reader reads {}", String::from_utf8_lossy(e));
+            assert_eq!(batches_from_slice(e), lenient(e));
+        }
+        const ALPHABET: &[u8] = b"\"\\{}[],:. -+0123456789eEtfnulAQ=_\x00\x1f\xc3\xa9\xff";
+        let mut rng = crate::sample::Rng::new(3);
+        let (mut strict, mut tried) = (0, 0);
+        for round in 0..20_000 {
+            let mut e = events[round % events.len()].clone();
+            for _ in 0..=rng.below(2) {
+                rng.mutate(&mut e, ALPHABET);
+            }
+            tried += 1;
+            strict += usize::from(crate::event_scan::scan(&e).is_some());
+            // When the strict reader reads it, its batches are the lenient reader's (errors too).
+            assert_eq!(batches_from_slice(&e), lenient(&e), "{}", String::from_utf8_lossy(&e));
+        }
+        // Many edits land in whitespace, numbers or base64 text and leave an event it reads.
+        assert!(strict > tried / 20 && strict < tried, "{strict} of {tried} read strictly");
     }
 }

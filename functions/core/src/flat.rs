@@ -22,6 +22,7 @@ use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBufferBuilder, OffsetBuffer
 use arrow_schema::{Schema, SchemaRef};
 
 use crate::config::PARTITION_KEYS;
+use crate::json_lex::{Cursor, Decline, STRING_STOP, Step, int_value};
 use crate::naming;
 use crate::schema::{ColumnType, TableSchema, UTC};
 use crate::shape::{self, ShapeOptions};
@@ -46,13 +47,6 @@ pub struct FlatDecoder {
     data_schema: SchemaRef,
     max_field_bytes: usize,
 }
-
-/// Why the decoder gave a batch back to the full path (never shown to users: the full path
-/// gives the record's real reason).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Decline;
-
-type Step<T> = Result<T, Decline>;
 
 impl FlatDecoder {
     /// A decoder for this schema, if every column is one it reads: scalar, named as the full
@@ -166,181 +160,6 @@ impl FlatDecoder {
         p.ws();
         if p.i == b.len() { Ok(fields) } else { Err(Decline) }
     }
-}
-
-/// Bytes that end the plain run of a JSON string: the quote, the escape, control characters.
-const STRING_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-/// Whether any of the eight bytes in `w` is one of [`STRING_STOP`], tested all at once: a byte
-/// is zero after XOR with the quote or the backslash, or below 0x20, exactly when the classic
-/// "(x - 0x01..) & !x & 0x80.." test sets its high bit (no byte is missed, none is invented).
-fn stops_run(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
-    (below(w ^ (ONES * b'"' as u64), 1) | below(w ^ (ONES * b'\\' as u64), 1) | below(w, 0x20)) != 0
-}
-
-struct Cursor<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-    fn eat(&mut self, c: u8) -> Step<()> {
-        if self.next() == Some(c) { Ok(()) } else { Err(Decline) }
-    }
-    fn literal(&mut self, lit: &[u8]) -> Step<()> {
-        if self.b[self.i..].starts_with(lit) {
-            self.i += lit.len();
-            Ok(())
-        } else {
-            Err(Decline)
-        }
-    }
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.i += 1;
-        }
-    }
-    /// The plain run of a string from here (after its opening quote): eight bytes at a time
-    /// while none of them ends it, then byte by byte.
-    fn run(&mut self) -> &'a [u8] {
-        let start = self.i;
-        while let Some(w) = self.b.get(self.i..self.i + 8) {
-            if stops_run(u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])) {
-                break;
-            }
-            self.i += 8;
-        }
-        while self.i < self.b.len() && !STRING_STOP[self.b[self.i] as usize] {
-            self.i += 1;
-        }
-        &self.b[start..self.i]
-    }
-    /// The rest of a string without escapes, after its opening quote; consumes the closing one.
-    fn plain_string(&mut self) -> Step<&'a [u8]> {
-        let s = self.run();
-        self.eat(b'"')?;
-        Ok(s)
-    }
-    /// A number token, checked against the JSON grammar. Returns it and whether it is integral.
-    fn number(&mut self) -> Step<(&'a [u8], bool)> {
-        let start = self.i;
-        if self.peek() == Some(b'-') {
-            self.i += 1;
-        }
-        match self.next() {
-            Some(b'0') => {}
-            Some(b'1'..=b'9') => self.digits(),
-            _ => return Err(Decline),
-        }
-        let mut integral = true;
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            self.some_digits()?;
-            integral = false;
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            self.some_digits()?;
-            integral = false;
-        }
-        Ok((&self.b[start..self.i], integral))
-    }
-    fn digits(&mut self) {
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
-            self.i += 1;
-        }
-    }
-    fn some_digits(&mut self) -> Step<()> {
-        let start = self.i;
-        self.digits();
-        if self.i > start { Ok(()) } else { Err(Decline) }
-    }
-    /// A JSON string (after its opening quote) appended to `out`, escapes resolved.
-    fn string_into(&mut self, out: &mut Vec<u8>) -> Step<()> {
-        loop {
-            out.extend_from_slice(self.run());
-            match self.next() {
-                Some(b'"') => return Ok(()),
-                Some(b'\\') => {}
-                _ => return Err(Decline), // a control character or the end
-            }
-            let c = match self.next().ok_or(Decline)? {
-                b'"' => '"',
-                b'\\' => '\\',
-                b'/' => '/',
-                b'b' => '\u{8}',
-                b'f' => '\u{c}',
-                b'n' => '\n',
-                b'r' => '\r',
-                b't' => '\t',
-                b'u' => {
-                    let hi = self.hex4()?;
-                    let code = match hi {
-                        0xD800..=0xDBFF => {
-                            self.literal(b"\\u")?;
-                            let lo = self.hex4()?;
-                            if !(0xDC00..=0xDFFF).contains(&lo) {
-                                return Err(Decline);
-                            }
-                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                        }
-                        0xDC00..=0xDFFF => return Err(Decline),
-                        _ => hi,
-                    };
-                    char::from_u32(code).ok_or(Decline)?
-                }
-                _ => return Err(Decline),
-            };
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-        }
-    }
-    fn hex4(&mut self) -> Step<u32> {
-        let h = self.b.get(self.i..self.i + 4).ok_or(Decline)?;
-        self.i += 4;
-        h.iter().try_fold(0u32, |n, d| Ok(n * 16 + (*d as char).to_digit(16).ok_or(Decline)?))
-    }
-}
-
-/// An integer token (grammar-checked, integral) as an `i64`; `-0` declines (serde_json reads it
-/// as a float).
-fn int_value(tok: &[u8]) -> Step<i64> {
-    let (neg, digits) = match tok.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, tok),
-    };
-    if neg && digits == b"0" {
-        return Err(Decline);
-    }
-    let mut n: u64 = 0;
-    for d in digits {
-        n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))).ok_or(Decline)?;
-    }
-    if neg { 0i64.checked_sub_unsigned(n).ok_or(Decline) } else { i64::try_from(n).map_err(|_| Decline) }
 }
 
 fn two(b: &[u8], at: usize) -> Step<u32> {
@@ -671,15 +490,7 @@ mod tests {
         for round in 0..20_000 {
             let mut v = values[round % values.len()].to_vec();
             for _ in 0..=rng.below(3) {
-                let at = rng.below(v.len() as u64 + 1) as usize;
-                let c = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
-                match rng.below(3) {
-                    0 if at < v.len() => v[at] = c,
-                    1 if at < v.len() => {
-                        v.remove(at);
-                    }
-                    _ => v.insert(at, c),
-                }
+                rng.mutate(&mut v, ALPHABET);
             }
             tried += 1;
             accepted += usize::from(agree(&schema, &[&v]));
@@ -687,25 +498,6 @@ mod tests {
         // Many mutations land inside string values and stay valid rows.
         assert!(accepted > tried / 20, "{accepted} of {tried} accepted");
         assert!(accepted < tried, "{accepted} of {tried} accepted");
-    }
-
-    #[test]
-    fn word_test_finds_exactly_the_bytes_that_end_a_run() {
-        // Every byte value in every position, among bytes that do not stop a run.
-        for pos in 0..8 {
-            for b in 0..=255u8 {
-                let mut w = *b"abcdefgh";
-                w[pos] = b;
-                assert_eq!(stops_run(u64::from_le_bytes(w)), STRING_STOP[b as usize], "byte {b:#x} at {pos}");
-            }
-        }
-        // Neighbours that borrow in the subtraction (0x00, 0x01, 0x80, 0xff) neither hide nor invent one.
-        let mut rng = Rng::new(1);
-        let pick = [0x00u8, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff, b'a'];
-        for _ in 0..100_000 {
-            let w: [u8; 8] = std::array::from_fn(|_| pick[rng.below(pick.len() as u64) as usize]);
-            assert_eq!(stops_run(u64::from_le_bytes(w)), w.iter().any(|b| STRING_STOP[*b as usize]), "{w:?}");
-        }
     }
 
     #[test]

@@ -474,9 +474,7 @@ mod tests {
             for _ in 0..len {
                 let mut v = pool[rng.below(pool.len() as u64) as usize].clone().into_bytes();
                 if rng.below(4) == 0 {
-                    let at = rng.below(v.len() as u64) as usize;
-                    let c = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
-                    if rng.below(2) == 0 { v[at] = c } else { v.insert(at, c) }
+                    rng.mutate(&mut v, ALPHABET);
                 }
                 values.push((rng.below(12) > 0).then_some(v));
             }

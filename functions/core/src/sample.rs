@@ -22,6 +22,19 @@ impl Rng {
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
     }
+    /// One random edit of `v`, for the tests that feed decoders broken input: a byte drawn from
+    /// `alphabet` replaces one of `v`'s, or is inserted, or one of `v`'s bytes is removed.
+    pub fn mutate(&mut self, v: &mut Vec<u8>, alphabet: &[u8]) {
+        let at = self.below(v.len() as u64 + 1) as usize;
+        let c = alphabet[self.below(alphabet.len() as u64) as usize];
+        match self.below(3) {
+            0 if at < v.len() => v[at] = c,
+            1 if at < v.len() => {
+                v.remove(at);
+            }
+            _ => v.insert(at, c),
+        }
+    }
 }
 
 const FIRST: &[&str] = &["Anna", "Boris", "Chloe", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Katya", "Liam"];
