@@ -22,14 +22,16 @@ pub(crate) const STRING_STOP: [bool; 256] = {
     t
 };
 
-/// Whether any of the eight bytes in `w` is one of [`STRING_STOP`], tested all at once: a byte
-/// is zero after XOR with the quote or the backslash, or below 0x20, exactly when the classic
-/// "(x - 0x01..) & !x & 0x80.." test sets its high bit (no byte is missed, none is invented).
-fn stops_run(w: u64) -> bool {
+/// The first of the eight bytes in `w` (little-endian) that is one of [`STRING_STOP`], all
+/// tested at once: a byte is zero after XOR with the quote or the backslash, or below 0x20,
+/// when the classic "(x - 0x01..) & !x & 0x80.." test sets its high bit. That test may also
+/// flag a byte above a flagged one (a borrow), never one below: the lowest flag is exact.
+fn first_stop(w: u64) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
-    (below(w ^ (ONES * b'"' as u64), 1) | below(w ^ (ONES * b'\\' as u64), 1) | below(w, 0x20)) != 0
+    let flags = below(w ^ (ONES * b'"' as u64), 1) | below(w ^ (ONES * b'\\' as u64), 1) | below(w, 0x20);
+    (flags != 0).then(|| flags.trailing_zeros() as usize / 8)
 }
 
 /// Bytes of a string run read eight at a time before [`Cursor::run`] searches the rest.
@@ -68,12 +70,13 @@ impl<'a> Cursor<'a> {
     /// The plain run of a string from here (after its opening quote), up to the first byte of
     /// [`STRING_STOP`]: eight bytes at a time for the first [`SHORT_RUN`] bytes (most keys and
     /// values end there), then a vector search for the quote and the backslash and one pass
-    /// for control characters before it.
+    /// for control characters before it; the last few bytes of the input one by one.
     pub(crate) fn run(&mut self) -> &'a [u8] {
         let start = self.i;
         while let Some(w) = self.b.get(self.i..self.i + 8) {
-            if stops_run(u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])) {
-                break;
+            if let Some(at) = first_stop(u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])) {
+                self.i += at;
+                return &self.b[start..self.i];
             }
             self.i += 8;
             if self.i - start == SHORT_RUN {
@@ -205,13 +208,14 @@ mod tests {
     use crate::sample::Rng;
 
     #[test]
-    fn word_test_finds_exactly_the_bytes_that_end_a_run() {
+    fn word_test_finds_exactly_the_first_byte_that_ends_a_run() {
+        let first = |w: &[u8; 8]| w.iter().position(|b| STRING_STOP[*b as usize]);
         // Every byte value in every position, among bytes that do not stop a run.
         for pos in 0..8 {
             for b in 0..=255u8 {
                 let mut w = *b"abcdefgh";
                 w[pos] = b;
-                assert_eq!(stops_run(u64::from_le_bytes(w)), STRING_STOP[b as usize], "byte {b:#x} at {pos}");
+                assert_eq!(first_stop(u64::from_le_bytes(w)), first(&w), "byte {b:#x} at {pos}");
             }
         }
         // Neighbours that borrow in the subtraction (0x00, 0x01, 0x80, 0xff) neither hide nor invent one.
@@ -219,7 +223,7 @@ mod tests {
         let pick = [0x00u8, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff, b'a'];
         for _ in 0..100_000 {
             let w: [u8; 8] = std::array::from_fn(|_| pick[rng.below(pick.len() as u64) as usize]);
-            assert_eq!(stops_run(u64::from_le_bytes(w)), w.iter().any(|b| STRING_STOP[*b as usize]), "{w:?}");
+            assert_eq!(first_stop(u64::from_le_bytes(w)), first(&w), "{w:?}");
         }
     }
 

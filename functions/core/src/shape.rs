@@ -249,14 +249,33 @@ fn is_digits(b: &[u8]) -> bool {
     b.iter().all(u8::is_ascii_digit)
 }
 
-/// The `YYYY-MM-DD` that `b` starts with, if it is a real calendar date.
-pub(crate) fn calendar_date(b: &[u8]) -> Option<chrono::NaiveDate> {
+/// The `YYYY-MM-DD` that `b` starts with, if it is a real (proleptic Gregorian) calendar date,
+/// as days since 1970-01-01.
+pub(crate) fn calendar_date(b: &[u8]) -> Option<i32> {
     if b.len() < 10 || !(is_digits(&b[0..4]) && b[4] == b'-' && is_digits(&b[5..7]) && b[7] == b'-' && is_digits(&b[8..10])) {
         return None;
     }
     // Digits already checked: read them as numbers, no format parsing.
-    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-    chrono::NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10))
+    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0i32, |n, d| n * 10 + i32::from(d - b'0'));
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&d) {
+        return None;
+    }
+    // Days from civil (H. Hinnant): years start in March, so the leap day ends the year.
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let year_of_era = y.rem_euclid(400);
+    let day_of_year = (153 * m + 2) / 5 + d - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// Classifies a string as a date, a timestamp or plain text.
@@ -505,5 +524,25 @@ mod tests {
         let mut acc = ok(r#"{"a":1,"o":{"x":1}}"#);
         absorb(&mut acc, &ok(r#"{"a":"x","b":true,"o":{"x":"s","y":2}}"#));
         assert_eq!(acc, ok(r#"{"a":1,"o":{"x":1,"y":2},"b":true}"#));
+    }
+
+    #[test]
+    fn calendar_dates_are_chronos() {
+        use chrono::{Datelike, NaiveDate};
+        // Every year, month and day number from 0 to past the last, valid or not.
+        for y in 0..=9999 {
+            for m in 0..=13 {
+                for d in 0..=32 {
+                    let text = format!("{y:04}-{m:02}-{d:02}");
+                    let chrono = NaiveDate::from_ymd_opt(y, m, d).map(|d| d.num_days_from_ce() - 719_163);
+                    assert_eq!(calendar_date(text.as_bytes()), chrono, "{text}");
+                }
+            }
+        }
+        assert_eq!(calendar_date(b"1970-01-01"), Some(0));
+        assert_eq!(calendar_date(b"2026-11-22T03:00"), Some(20_779));
+        for bad in [&b"2026-1-22"[..], b"2026/11/22", b"+026-11-22", b"2026-11-2"] {
+            assert_eq!(calendar_date(bad), None);
+        }
     }
 }
