@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::event::{WireRecord, int_text};
-use crate::json_lex::{Cursor, Decline, Step, int_value};
+use crate::json_lex::{Cursor, Decline, Step};
 
 /// The records of an event under their group key (`"<topic>-<partition>"`), in key order.
 pub(crate) type Groups<'a> = BTreeMap<&'a str, Vec<WireRecord<'a>>>;
@@ -83,8 +83,8 @@ fn record<'a>(p: &mut Doc<'a>) -> Step<WireRecord<'a>> {
     let (mut timestamp_type, mut key, mut value, mut headers) = (None, None, None, None);
     object(p, |p, field| match field {
         "topic" => set(&mut topic, nullable_text(p)?),
-        "partition" => set(&mut partition, int(p)?),
-        "offset" => set(&mut offset, int(p)?),
+        "partition" => set(&mut partition, p.int()?),
+        "offset" => set(&mut offset, p.int()?),
         "timestamp" => set(&mut timestamp, millis(p)?),
         "timestampType" => set(&mut timestamp_type, nullable_text(p)?),
         "key" => set(&mut key, nullable_text(p)?),
@@ -117,7 +117,7 @@ fn header_list(p: &mut Doc<'_>) -> Step<Vec<(String, Vec<u8>)>> {
             p.eat(b'[')?;
             let mut bytes = Vec::new();
             array(p, |p| {
-                bytes.push(i8::try_from(int(p)?).map_err(|_| Decline)? as u8);
+                bytes.push(i8::try_from(p.int()?).map_err(|_| Decline)? as u8);
                 Ok(())
             })?;
             set(&mut header, (name.to_string(), bytes))
@@ -135,32 +135,26 @@ fn set<T>(slot: &mut Option<T>, v: T) -> Step<()> {
 
 /// The members of an object (after its `{`, through its `}`): `member` reads each value.
 fn object<'a>(p: &mut Doc<'a>, mut member: impl FnMut(&mut Doc<'a>, &'a str) -> Step<()>) -> Step<()> {
-    p.ws();
-    if p.peek() == Some(b'}') {
-        p.i += 1;
-        return Ok(());
-    }
-    loop {
-        p.ws();
+    items(p, b'}', |p| {
         p.eat(b'"')?;
         let key = text(p)?;
         p.ws();
         p.eat(b':')?;
         p.ws();
-        member(p, key)?;
-        p.ws();
-        match p.next() {
-            Some(b',') => {}
-            Some(b'}') => return Ok(()),
-            _ => return Err(Decline),
-        }
-    }
+        member(p, key)
+    })
 }
 
 /// The items of a list (after its `[`, through its `]`): `item` reads each.
-fn array<'a>(p: &mut Doc<'a>, mut item: impl FnMut(&mut Doc<'a>) -> Step<()>) -> Step<()> {
+fn array<'a>(p: &mut Doc<'a>, item: impl FnMut(&mut Doc<'a>) -> Step<()>) -> Step<()> {
+    items(p, b']', item)
+}
+
+/// Comma-separated items, each read by `item`, through `close`; none at all is allowed, a
+/// trailing comma is not.
+fn items<'a>(p: &mut Doc<'a>, close: u8, mut item: impl FnMut(&mut Doc<'a>) -> Step<()>) -> Step<()> {
     p.ws();
-    if p.peek() == Some(b']') {
+    if p.peek() == Some(close) {
         p.i += 1;
         return Ok(());
     }
@@ -170,7 +164,7 @@ fn array<'a>(p: &mut Doc<'a>, mut item: impl FnMut(&mut Doc<'a>) -> Step<()>) ->
         p.ws();
         match p.next() {
             Some(b',') => {}
-            Some(b']') => return Ok(()),
+            Some(c) if c == close => return Ok(()),
             _ => return Err(Decline),
         }
     }
@@ -192,14 +186,6 @@ fn nullable_text<'a>(p: &mut Doc<'a>) -> Step<Option<&'a str>> {
     }
 }
 
-/// A whole number that fits 64 bits.
-fn int(p: &mut Doc<'_>) -> Step<i64> {
-    match p.number()? {
-        (tok, true) => int_value(tok),
-        _ => Err(Decline),
-    }
-}
-
 /// A timestamp in milliseconds: a whole number, or a string of one (as the Kafka record type
 /// writes it), within [`TIMESTAMPS`].
 fn millis(p: &mut Doc<'_>) -> Step<i64> {
@@ -207,7 +193,7 @@ fn millis(p: &mut Doc<'_>) -> Step<i64> {
         p.i += 1;
         int_text(text(p)?).map_err(|_| Decline)?
     } else {
-        int(p)?
+        p.int()?
     };
     if TIMESTAMPS.contains(&ms) { Ok(ms) } else { Err(Decline) }
 }

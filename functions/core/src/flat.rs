@@ -294,10 +294,7 @@ impl ColumnBuf {
                 Some(b'f') => p.literal(b"false").map(|_| v.append(false))?,
                 _ => return Err(Decline),
             },
-            Values::Int(v) => match p.number()? {
-                (tok, true) => v.push(int_value(tok)?),
-                _ => return Err(Decline),
-            },
+            Values::Int(v) => v.push(p.int()?),
             Values::Double(v) => {
                 let x = match p.number()? {
                     // Exact for every i64 and rounded to nearest as a decimal parse would be.

@@ -128,6 +128,13 @@ impl<'a> Cursor<'a> {
         }
         Ok((&self.b[start..self.i], integral))
     }
+    /// A whole number that fits 64 bits ([`int_value`] of an integral token).
+    pub(crate) fn int(&mut self) -> Step<i64> {
+        match self.number()? {
+            (tok, true) => int_value(tok),
+            _ => Err(Decline),
+        }
+    }
     fn digits(&mut self) {
         while matches!(self.peek(), Some(b'0'..=b'9')) {
             self.i += 1;
