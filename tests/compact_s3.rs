@@ -116,6 +116,30 @@ async fn small_files_become_one_file_that_glue_points_at() {
 }
 
 #[tokio::test]
+async fn pages_copied_by_the_compactor_read_back_in_pyarrow_and_duckdb() {
+    let e = env().await;
+    let ing = Ingest::new(e.store.clone(), e.config.clone()).with_metrics_sink(|_| {});
+    for i in 0..3 {
+        ingest(&ing, 0, i * 400, 400).await;
+    }
+    ingest(&ing, 1, 0, 400).await;
+    let c = Compactor::new(e.store.clone(), e.catalog.clone(), e.config.clone()).with_clock(later).with_metrics_sink(|_| {});
+    let Outcome::Compacted(r) = c.compact_partition("t", &tp(), "req-1").await.unwrap().0 else { panic!() };
+    assert_eq!(r.copied_columns, ["n", "s", "_kafka_offset", "_kafka_timestamp"]);
+    assert_eq!((r.files_in, r.files_out, r.rows_out), (4, 1, 1600));
+    let after = read_visible(&e).await;
+    assert_eq!(after["files"], 1);
+    assert_eq!((after["pyarrow"]["rows"].as_u64(), after["duckdb"]["rows"].as_u64()), (Some(1600), Some(1600)));
+    assert_eq!(after["duckdb"]["distinct_offsets"], 1600);
+    assert_eq!(after["duckdb"]["n_is_offset"], 1600, "every row's columns belong together");
+    // Offsets 100..=299 of both Kafka partitions: found through the merged statistics.
+    assert_eq!(after["duckdb"]["filtered"], 400);
+    assert_eq!(after["parquet"]["offset_statistics_match"], true);
+    assert_eq!(after["parquet"]["physical"]["timestamp"], serde_json::Value::Null, "no column the inputs lack");
+    assert_eq!(after["parquet"]["logical"]["_kafka_timestamp"].as_str().map(|t| t.contains("isAdjustedToUTC=true")), Some(true));
+}
+
+#[tokio::test]
 async fn crash_after_the_switch_then_recovery_with_late_data() {
     let e = env().await;
     let ing = Ingest::new(e.store.clone(), e.config.clone()).with_metrics_sink(|_| {});

@@ -190,7 +190,13 @@ def main():
       "live on and Athena bills every scan by the byte. At level 1 (`tributary_memory_zstd1`) the compactor is "
       f"{ratio(cs['tributary_memory_zstd1']['rows_per_second'], cs['tributary_memory']['rows_per_second']):.2f}x "
       f"as fast and the file {ratio(cs['tributary_memory_zstd1']['output_bytes'], cs['tributary_memory']['output_bytes']):.3f}x "
-      "the size. Ingest files are short-lived (compaction replaces them) and are written at level 1.\n")
+      "the size (the dictionary columns are encoded at that level; copied pages keep their own). Ingest files are "
+      "short-lived (compaction replaces them) and are written at level 1.\n")
+    copied = cs["tributary_memory"].get("copied_columns") or []
+    w("The compactor copies the compressed pages of columns without a dictionary from the inputs as they are, "
+      "and decodes and encodes only the dictionary columns again (docs/compaction.md, *Copying pages*). "
+      f"Copied in this run: {', '.join(f'`{c}`' for c in copied) if copied else 'none'}. "
+      "The copied pages stay at the ingest files' zstd level 1 and one page per input file.\n")
     w("## Start-up\n")
     w(f"The release `ingest` binary ({st['binary_bytes'] / 1e6:.1f} MB) under a Lambda Runtime API stand-in on "
       f"127.0.0.1 (`scripts/bench/startup.py`), S3 on moto, {st['rounds']} cold starts: process start until it asks "

@@ -23,6 +23,7 @@ pub struct MemoryStore {
     failing_puts: AtomicUsize,
     lost_answer: AtomicUsize,
     puts: AtomicUsize,
+    deletes: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -53,6 +54,11 @@ impl MemoryStore {
     /// How many puts succeeded so far.
     pub fn put_count(&self) -> usize {
         self.puts.load(Ordering::SeqCst)
+    }
+
+    /// How many deletes were asked for so far.
+    pub fn delete_count(&self) -> usize {
+        self.deletes.load(Ordering::SeqCst)
     }
 
     /// All keys, in order.
@@ -139,6 +145,7 @@ impl ObjectWrite for MemoryStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
         self.lock().remove(key);
         lock(&self.tags).remove(key);
         Ok(())

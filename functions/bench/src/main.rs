@@ -231,7 +231,7 @@ async fn compact_gen(dir: &Path, files: usize, rows: usize, hex: usize) -> Resul
     Ok(json!({"files": files, "rows": offset, "bytes": bytes, "seconds": started.elapsed().as_secs_f64()}))
 }
 
-/// The compactor merges the partition's ingest files into one (deduplicated, sorted by offset),
+/// The compactor merges the partition's ingest files into one (deduplicated, pages copied where it can),
 /// streaming through multipart upload, as in Lambda. `zstd_level` overrides the policy's. With
 /// `in_memory` the files are first copied into an in-memory store (untimed), so the figure is
 /// the compactor's own work without the embedded S3 server's HTTP and disk costs.
@@ -280,7 +280,7 @@ where
     Ok(json!({
         "input_files": r.files_in, "rows": r.rows_out, "output_bytes": r.bytes_out,
         "duplicates_removed": r.duplicates_removed, "seconds": secs, "rows_per_second": r.rows_out as f64 / secs,
-        "peak_rss_mb": peak_rss_mb(), "zstd_level": level,
+        "peak_rss_mb": peak_rss_mb(), "zstd_level": level, "copied_columns": r.copied_columns,
     }))
 }
 

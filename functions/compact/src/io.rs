@@ -14,9 +14,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
 use tributary_aws::{MultipartWrite, ObjectRead, StoreError};
+use tributary_core::splice::{Piece, SplicePlan, Splicer};
 
 /// One object as a Parquet source.
 pub struct ObjectReader<S> {
@@ -61,8 +62,13 @@ impl<S: ObjectRead + Send + Sync> AsyncFileReader for ObjectReader<S> {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
-            // One ranged read usually gets the footer and the metadata together.
-            let meta = ParquetMetaDataReader::new().with_prefetch_hint(Some(64 * 1024)).load_and_finish(&mut *self, size).await?;
+            // One ranged read usually gets the footer, the metadata and the page indexes (just
+            // before the footer, and needed for copying pages) together.
+            let meta = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(64 * 1024))
+                .with_page_index_policy(PageIndexPolicy::Optional)
+                .load_and_finish(&mut *self, size)
+                .await?;
             Ok(Arc::new(meta))
         }
         .boxed()
@@ -74,46 +80,98 @@ pub const PART_BYTES: usize = 8 << 20;
 /// A row group is flushed once its encoded size passes this, whatever its row count.
 pub const ROW_GROUP_BYTES: usize = 128 << 20;
 
+/// How an output file is encoded: row by row from Arrow batches, or by copying input pages.
+pub enum Encoder {
+    Rows(ArrowWriter<Vec<u8>>),
+    Pages(Splicer<Vec<u8>>),
+}
+
+impl Encoder {
+    pub fn rows(schema: SchemaRef, props: WriterProperties) -> Result<Self, ParquetError> {
+        Ok(Encoder::Rows(ArrowWriter::try_new(Vec::with_capacity(PART_BYTES + (1 << 20)), schema, Some(props))?))
+    }
+
+    pub fn pages(plan: &SplicePlan, props: WriterProperties, row_group_rows: usize) -> Result<Self, ParquetError> {
+        let sink = Vec::with_capacity(PART_BYTES + (1 << 20));
+        Ok(Encoder::Pages(Splicer::try_new(sink, plan, props, row_group_rows, ROW_GROUP_BYTES)?))
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Encoder::Rows(w) => w.bytes_written() + w.in_progress_size(),
+            Encoder::Pages(w) => w.bytes_written() + w.in_progress_size(),
+        }
+    }
+
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        match self {
+            Encoder::Rows(w) => w.inner_mut(),
+            Encoder::Pages(w) => w.inner_mut(),
+        }
+    }
+
+    fn finish(self) -> Result<Vec<u8>, ParquetError> {
+        match self {
+            Encoder::Rows(w) => w.into_inner(),
+            Encoder::Pages(w) => w.into_inner(),
+        }
+    }
+}
+
 /// A Parquet file written to the store as a multipart upload.
 pub struct PartWriter<'s, S> {
     store: &'s S,
     pub key: String,
     upload_id: String,
-    writer: ArrowWriter<Vec<u8>>,
+    encoder: Encoder,
     parts: Vec<(i32, String)>,
     pub rows: usize,
     uploaded: usize,
 }
 
 impl<'s, S: MultipartWrite + Sync> PartWriter<'s, S> {
-    pub async fn start(
-        store: &'s S,
-        key: String,
-        schema: SchemaRef,
-        props: WriterProperties,
-    ) -> Result<Self, crate::CompactError> {
-        let writer = ArrowWriter::try_new(Vec::with_capacity(PART_BYTES + (1 << 20)), schema, Some(props))?;
+    pub async fn start(store: &'s S, key: String, encoder: Encoder) -> Result<Self, crate::CompactError> {
         let upload_id = store.start_upload(&key).await?;
-        Ok(PartWriter { store, key, upload_id, writer, parts: Vec::new(), rows: 0, uploaded: 0 })
+        Ok(PartWriter { store, key, upload_id, encoder, parts: Vec::new(), rows: 0, uploaded: 0 })
     }
 
     /// Bytes of the file so far (uploaded, buffered and in the open row group).
     pub fn size(&self) -> usize {
-        self.writer.bytes_written() + self.writer.in_progress_size()
+        self.encoder.size()
     }
 
+    /// Adds rows (a file started with [`Encoder::rows`]).
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), crate::CompactError> {
-        self.writer.write(batch)?;
-        self.rows += batch.num_rows();
-        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
-            self.writer.flush()?;
+        let Encoder::Rows(w) = &mut self.encoder else {
+            return Err(crate::CompactError::State("rows written to a page-copying file".into()));
+        };
+        w.write(batch)?;
+        if w.in_progress_size() >= ROW_GROUP_BYTES {
+            w.flush()?;
         }
-        if self.writer.inner().len() >= PART_BYTES {
+        self.rows += batch.num_rows();
+        self.ship().await
+    }
+
+    /// Adds an input row group (a file started with [`Encoder::pages`]); `batches` are its
+    /// decoded columns.
+    pub async fn push(&mut self, piece: Piece, batches: &[RecordBatch]) -> Result<(), crate::CompactError> {
+        let Encoder::Pages(w) = &mut self.encoder else {
+            return Err(crate::CompactError::State("pages copied into a row-encoded file".into()));
+        };
+        self.rows += piece.rows();
+        w.push(piece, batches)?;
+        self.ship().await
+    }
+
+    /// Uploads what the sink holds in whole parts.
+    async fn ship(&mut self) -> Result<(), crate::CompactError> {
+        if self.encoder.buffer().len() >= PART_BYTES {
             // A flushed row group arrives in the sink whole: hand it to the uploads as slices of
             // one buffer (no copies), keeping only the tail below a part.
-            let buf = Bytes::from(std::mem::take(self.writer.inner_mut()));
+            let buf = Bytes::from(std::mem::take(self.encoder.buffer()));
             let whole = buf.len() / PART_BYTES * PART_BYTES;
-            self.writer.inner_mut().extend_from_slice(&buf[whole..]);
+            self.encoder.buffer().extend_from_slice(&buf[whole..]);
             let mut at = 0;
             while at < whole {
                 self.upload(buf.slice(at..at + PART_BYTES)).await?;
@@ -133,8 +191,8 @@ impl<'s, S: MultipartWrite + Sync> PartWriter<'s, S> {
 
     /// Closes the file and completes the upload; the object appears whole, at once.
     pub async fn finish(self) -> Result<(String, usize, usize), crate::CompactError> {
-        let PartWriter { store, key, upload_id, writer, mut parts, rows, uploaded } = self;
-        let tail = Bytes::from(writer.into_inner()?);
+        let PartWriter { store, key, upload_id, encoder, mut parts, rows, uploaded } = self;
+        let tail = Bytes::from(encoder.finish()?);
         let mut size = uploaded;
         let mut at = 0;
         while at < tail.len() {

@@ -13,6 +13,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{BooleanArray, RecordBatch};
 use futures::StreamExt;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use serde::Serialize;
 use serde_json::Value;
@@ -23,12 +24,14 @@ use tributary_core::Config;
 use tributary_core::compaction::{
     self, Closing, Lease, PartitionState, Ranges, Seen, conform, due, is_compacted_file, is_ingest_file, union_schema,
 };
+use tributary_core::decode::{COL_OFFSET, COL_PARTITION, COL_TOPIC};
 use tributary_core::layout::{FileRange, object_created_keys, schemas_prefix, table_of_schema_key};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::parquet_io::writer_properties_for;
 use tributary_core::partition::TimePartition;
+use tributary_core::splice::{Piece, SplicePlan};
 
-use crate::io::{ObjectReader, PartWriter};
+use crate::io::{Encoder, ObjectReader, PartWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompactError {
@@ -95,8 +98,13 @@ pub struct PartitionReport {
     pub location: String,
     /// Replaced files the store would not tag for expiry (they stay until removed by hand).
     pub untagged: usize,
+    /// Columns whose compressed pages were copied from the inputs as they are (empty: every
+    /// column was decoded and encoded again).
+    pub copied_columns: Vec<String>,
 }
 
+// One per partition compacted: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     NotDue,
@@ -472,30 +480,113 @@ where
     }
 
     /// Streams the inputs into new files at `location`; returns the inputs merged, the outputs,
-    /// and the offsets they hold.
+    /// and the offsets they hold. Pages are copied where the inputs allow it ([`SplicePlan`]);
+    /// if a duplicate row turns up on the way, the outputs are dropped and the merge is done
+    /// again row by row.
     async fn merge(&self, inputs: &[ObjectMeta], location: &str, report: &mut PartitionReport) -> Result<Merged, CompactError> {
-        let policy = &self.config.compaction;
         // Footers first: the union schema, and which files conflict with it.
-        let mut builders = Vec::with_capacity(inputs.len());
+        let mut metas = Vec::with_capacity(inputs.len());
         for m in inputs {
-            let reader = ObjectReader { store: self.store.clone(), key: m.key.clone(), size: m.size };
-            builders.push(ParquetRecordBatchStreamBuilder::new(reader).await?);
+            let mut reader = ObjectReader { store: self.store.clone(), key: m.key.clone(), size: m.size };
+            metas.push(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?);
         }
-        let schemas: Vec<_> = builders.iter().map(|b| b.schema().clone()).collect();
+        if let Some(plan) = SplicePlan::new(&metas, &[COL_TOPIC, COL_PARTITION, COL_OFFSET]) {
+            let before = report.clone();
+            if let Some(merged) = self.merge_pages(inputs, &metas, &plan, location, report).await? {
+                report.copied_columns = plan.copied();
+                return Ok(merged);
+            }
+            tracing::info!(partition = %report.partition, "duplicate rows: merging row by row");
+            *report = before;
+        }
+        self.merge_rows(inputs, metas, location, report).await
+    }
+
+    /// The page-copying merge; `None` (and nothing left behind) if an input row is a duplicate.
+    async fn merge_pages(
+        &self,
+        inputs: &[ObjectMeta],
+        metas: &[ArrowReaderMetadata],
+        plan: &SplicePlan,
+        location: &str,
+        report: &mut PartitionReport,
+    ) -> Result<Option<Merged>, CompactError> {
+        let policy = &self.config.compaction;
+        let mut seen = Seen::default();
+        let mut outputs = Vec::new();
+        let mut writer: Option<PartWriter<'_, S>> = None;
+        let mut duplicate = false;
+        'inputs: for (m, meta) in inputs.iter().zip(metas) {
+            for rg in 0..meta.metadata().num_row_groups() {
+                let bytes = self.store.get_range(&m.key, Piece::range(meta.metadata(), rg)).await?;
+                let piece = Piece::new(meta.clone(), rg, bytes)?;
+                let batches = plan.decode(&piece, 64 * 1024)?;
+                for b in &batches {
+                    if dedup_mask(b, &mut seen)?.false_count() > 0 {
+                        duplicate = true;
+                        break 'inputs;
+                    }
+                }
+                report.rows_in += piece.rows();
+                self.close_if_full(&mut writer, &mut outputs, report).await?;
+                if writer.is_none() {
+                    let key = format!("{location}{}", compaction::output_name(outputs.len()));
+                    let sample = batches.first().ok_or_else(|| CompactError::State("an empty row group".into()))?;
+                    let props = writer_properties_for(sample, policy.zstd_level, policy.row_group_rows, Vec::new())?;
+                    writer =
+                        Some(PartWriter::start(&self.store, key, Encoder::pages(plan, props, policy.row_group_rows)?).await?);
+                }
+                if let Some(w) = writer.as_mut()
+                    && let Err(e) = w.push(piece, &batches).await
+                {
+                    if let Some(w) = writer.take() {
+                        w.abort().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if duplicate {
+            if let Some(w) = writer.take() {
+                w.abort().await;
+            }
+            for k in &outputs {
+                self.store.delete(k).await?;
+            }
+            return Ok(None);
+        }
+        if let Some(w) = writer.take() {
+            outputs.push(self.close(w, report).await?);
+        }
+        Ok(Some(Merged { inputs: inputs.iter().map(|m| m.key.clone()).collect(), outputs, covered: seen.ranges() }))
+    }
+
+    /// The row-by-row merge: schemas unified, rows de-duplicated, everything encoded again.
+    async fn merge_rows(
+        &self,
+        inputs: &[ObjectMeta],
+        metas: Vec<ArrowReaderMetadata>,
+        location: &str,
+        report: &mut PartitionReport,
+    ) -> Result<Merged, CompactError> {
+        let policy = &self.config.compaction;
+        let schemas: Vec<_> = metas.iter().map(|b| b.schema().clone()).collect();
         let (union, verdicts) = union_schema(&schemas);
         let mut merged_inputs = Vec::new();
         let mut seen = Seen::default();
         let mut outputs = Vec::new();
         let mut writer: Option<PartWriter<'_, S>> = None;
         let props = |sample: &RecordBatch| writer_properties_for(sample, policy.zstd_level, policy.row_group_rows, Vec::new());
-        for ((m, verdict), builder) in inputs.iter().zip(&verdicts).zip(builders) {
+        for ((m, verdict), meta) in inputs.iter().zip(&verdicts).zip(metas) {
             if let Some(why) = verdict {
                 tracing::warn!(key = %m.key, reason = %why, "incompatible schema: file left as it is");
                 report.incompatible.push(m.key.clone());
                 continue;
             }
             merged_inputs.push(m.key.clone());
-            let mut stream = builder.with_batch_size(64 * 1024).build()?;
+            let reader = ObjectReader { store: self.store.clone(), key: m.key.clone(), size: m.size };
+            let mut stream =
+                ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta).with_batch_size(64 * 1024).build()?;
             while let Some(batch) = stream.next().await {
                 let batch = conform(&batch?, &union)?;
                 report.rows_in += batch.num_rows();
@@ -509,14 +600,10 @@ where
                 if batch.num_rows() == 0 {
                     continue;
                 }
-                if writer.as_ref().is_some_and(|w| w.size() as u64 >= policy.max_file_bytes)
-                    && let Some(w) = writer.take()
-                {
-                    outputs.push(self.close(w, report).await?);
-                }
+                self.close_if_full(&mut writer, &mut outputs, report).await?;
                 if writer.is_none() {
                     let key = format!("{location}{}", compaction::output_name(outputs.len()));
-                    writer = Some(PartWriter::start(&self.store, key, union.clone(), props(&batch)?).await?);
+                    writer = Some(PartWriter::start(&self.store, key, Encoder::rows(union.clone(), props(&batch)?)?).await?);
                 }
                 if let Some(w) = writer.as_mut()
                     && let Err(e) = w.write(&batch).await
@@ -532,6 +619,21 @@ where
             outputs.push(self.close(w, report).await?);
         }
         Ok(Merged { inputs: merged_inputs, outputs, covered: seen.ranges() })
+    }
+
+    /// Closes the open output once it has reached the size cap (the next rows start another).
+    async fn close_if_full<'s>(
+        &'s self,
+        writer: &mut Option<PartWriter<'s, S>>,
+        outputs: &mut Vec<String>,
+        report: &mut PartitionReport,
+    ) -> Result<(), CompactError> {
+        if writer.as_ref().is_some_and(|w| w.size() as u64 >= self.config.compaction.max_file_bytes)
+            && let Some(w) = writer.take()
+        {
+            outputs.push(self.close(w, report).await?);
+        }
+        Ok(())
     }
 
     async fn close(&self, w: PartWriter<'_, S>, report: &mut PartitionReport) -> Result<String, CompactError> {

@@ -35,10 +35,15 @@ fn tp() -> TimePartition {
 }
 
 fn world(min_files: usize, clock: fn() -> i64) -> World {
+    world_with(min_files, clock, |_| {})
+}
+
+fn world_with(min_files: usize, clock: fn() -> i64, change: impl FnOnce(&mut Config)) -> World {
     let store = Arc::new(MemoryStore::new());
     let catalog = Arc::new(MemoryCatalog::new());
     let mut config = Config { bucket: "b".into(), ..Default::default() };
     config.compaction.min_files = min_files;
+    change(&mut config);
     catalog.register("t", &tp().values(), "s3://b/tables/t/dt=2026-11-22/hr=03/");
     let ingest = Ingest::new(store.clone(), config.clone()).with_metrics_sink(|_| {});
     let compactor = Compactor::new(store.clone(), catalog.clone(), config).with_clock(clock).with_metrics_sink(|_| {});
@@ -130,6 +135,67 @@ async fn duplicates_are_removed() {
     let Outcome::Compacted(r) = w.compact("c").await.unwrap().0 else { panic!() };
     assert_eq!((r.rows_in, r.rows_out, r.duplicates_removed), (20, 10, 10));
     assert_eq!(w.visible().await, expected(&[(0, 0..10)]));
+}
+
+/// What the partition's current location holds: its Parquet keys.
+async fn current_files(w: &World) -> Vec<String> {
+    let s = w.state().await;
+    w.store.list(&s.location).await.unwrap().into_iter().map(|m| m.key).filter(|k| k.ends_with(".parquet")).collect()
+}
+
+#[tokio::test]
+async fn files_of_distinct_values_are_merged_by_copying_their_pages() {
+    let w = world(4, at_t0);
+    for i in 0..3 {
+        w.ingest(0, i * 300, 300).await;
+    }
+    w.ingest(1, 0, 300).await;
+    let before = w.visible().await;
+    let Outcome::Compacted(r) = w.compact("c").await.unwrap().0 else { panic!() };
+    assert_eq!(
+        r.copied_columns,
+        ["n", "_kafka_offset", "_kafka_timestamp"],
+        "distinct values are copied, repeated ones encoded again"
+    );
+    assert_eq!((r.rows_in, r.rows_out, r.files_out, r.duplicates_removed), (1200, 1200, 1, 0));
+    assert_eq!(w.visible().await, before);
+    let s = w.state().await;
+    assert_eq!((s.covered.0["t~0"].clone(), s.covered.0["t~1"].clone()), (vec![(0, 899)], vec![(0, 299)]));
+    // Each row's own value came with it: n is the offset the record was ingested at.
+    for k in current_files(&w).await {
+        for b in tributary_core::parquet_io::decode(w.store.get(&k).await.unwrap().unwrap().body).unwrap() {
+            assert_eq!(b.column_by_name("n").unwrap(), b.column_by_name("_kafka_offset").unwrap());
+        }
+    }
+    assert_eq!(w.store.open_uploads(), 0);
+}
+
+#[tokio::test]
+async fn a_duplicate_met_while_copying_pages_drops_those_outputs_and_merges_row_by_row() {
+    // Each input row group becomes an output file of its own, so some are complete when the
+    // duplicate turns up.
+    let w = world_with(2, at_t0, |c| c.compaction.max_file_bytes = 1);
+    for i in 0..3 {
+        w.ingest(0, i * 300, 300).await;
+    }
+    // The first file again, under a name that sorts last.
+    let keys = w.store.keys();
+    let src = keys.iter().find(|k| k.contains("~00000000000000000000~")).unwrap();
+    w.store.copy(src, "tables/t/dt=2026-11-22/hr=03/part-t~0~00000000000000000900~00000000000000000999.parquet").await.unwrap();
+    let Outcome::Compacted(r) = w.compact("c").await.unwrap().0 else { panic!() };
+    assert!(r.copied_columns.is_empty());
+    assert_eq!((r.rows_in, r.rows_out, r.duplicates_removed), (1200, 900, 300));
+    assert_eq!(w.visible().await, expected(&[(0, 0..900)]));
+    let mut files = current_files(&w).await;
+    files.sort();
+    let mut outputs = w.state().await.compacted;
+    outputs.sort();
+    assert_eq!(files, outputs, "no output of the abandoned copy is left where readers look");
+    assert_eq!(r.files_out, files.len());
+    // The first two inputs' outputs were complete (the third's upload was open) when the
+    // duplicate turned up: both were deleted before the row-by-row merge wrote its own.
+    assert_eq!(w.store.delete_count(), 2);
+    assert_eq!(w.store.open_uploads(), 0);
 }
 
 #[tokio::test]

@@ -16,6 +16,9 @@
 //! doing steps 2 to 4 at once; anything else it gives back to them.
 //!
 //! 7. [`parquet_io`]: Parquet encoding with Athena-safe types.
+//!
+//! Compaction: [`compaction`] decides when and where, [`splice`] merges files by copying the
+//! compressed pages of columns that need no re-encoding.
 
 pub mod catalog;
 pub mod compaction;
@@ -37,5 +40,6 @@ pub mod plan;
 pub mod sample;
 pub mod schema;
 pub mod shape;
+pub mod splice;
 
 pub use config::Config;
