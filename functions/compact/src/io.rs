@@ -153,15 +153,24 @@ impl<'s, S: MultipartWrite + Sync> PartWriter<'s, S> {
         self.ship().await
     }
 
-    /// Adds an input row group (a file started with [`Encoder::pages`]); `batches` are its
-    /// decoded columns.
-    pub async fn push(&mut self, piece: Piece, batches: &[RecordBatch]) -> Result<(), crate::CompactError> {
+    /// Adds an input row group (a file started with [`Encoder::pages`]): its copied pages, and
+    /// its decoded `batches`, each shown to `keep` first. `false` when `keep` refused one: the
+    /// file is incomplete and must be aborted.
+    pub async fn push(
+        &mut self,
+        piece: &Piece,
+        batches: impl IntoIterator<Item = parquet::errors::Result<RecordBatch>>,
+        keep: impl FnMut(&RecordBatch) -> parquet::errors::Result<bool>,
+    ) -> Result<bool, crate::CompactError> {
         let Encoder::Pages(w) = &mut self.encoder else {
             return Err(crate::CompactError::State("pages copied into a row-encoded file".into()));
         };
+        if !w.push(piece, batches, keep)? {
+            return Ok(false);
+        }
         self.rows += piece.rows();
-        w.push(piece, batches)?;
-        self.ship().await
+        self.ship().await?;
+        Ok(true)
     }
 
     /// Uploads what the sink holds in whole parts.

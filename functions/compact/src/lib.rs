@@ -502,7 +502,9 @@ where
         self.merge_rows(inputs, metas, location, report).await
     }
 
-    /// The page-copying merge; `None` (and nothing left behind) if an input row is a duplicate.
+    /// The page-copying merge. `None`, with nothing left behind, when it cannot finish: an input
+    /// row is a duplicate, or an input is one the page copy cannot read (the row-by-row merge
+    /// may: it decides). A storage failure fails the compaction, for a retry.
     async fn merge_pages(
         &self,
         inputs: &[ObjectMeta],
@@ -511,54 +513,85 @@ where
         location: &str,
         report: &mut PartitionReport,
     ) -> Result<Option<Merged>, CompactError> {
-        let policy = &self.config.compaction;
         let mut seen = Seen::default();
         let mut outputs = Vec::new();
         let mut writer: Option<PartWriter<'_, S>> = None;
-        let mut duplicate = false;
-        'inputs: for (m, meta) in inputs.iter().zip(metas) {
-            for rg in 0..meta.metadata().num_row_groups() {
-                let bytes = self.store.get_range(&m.key, Piece::range(meta.metadata(), rg)).await?;
-                let piece = Piece::new(meta.clone(), rg, bytes)?;
-                let batches = plan.decode(&piece, 64 * 1024)?;
-                for b in &batches {
-                    if dedup_mask(b, &mut seen)?.false_count() > 0 {
-                        duplicate = true;
-                        break 'inputs;
-                    }
-                }
-                report.rows_in += piece.rows();
-                self.close_if_full(&mut writer, &mut outputs, report).await?;
-                if writer.is_none() {
-                    let key = format!("{location}{}", compaction::output_name(outputs.len()));
-                    let sample = batches.first().ok_or_else(|| CompactError::State("an empty row group".into()))?;
-                    let props = writer_properties_for(sample, policy.zstd_level, policy.row_group_rows, Vec::new())?;
-                    writer =
-                        Some(PartWriter::start(&self.store, key, Encoder::pages(plan, props, policy.row_group_rows)?).await?);
-                }
-                if let Some(w) = writer.as_mut()
-                    && let Err(e) = w.push(piece, &batches).await
-                {
-                    if let Some(w) = writer.take() {
-                        w.abort().await;
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        if duplicate {
-            if let Some(w) = writer.take() {
-                w.abort().await;
-            }
-            for k in &outputs {
-                self.store.delete(k).await?;
-            }
-            return Ok(None);
-        }
-        if let Some(w) = writer.take() {
+        let copied = self.copy_pages(inputs, metas, plan, location, report, &mut seen, &mut writer, &mut outputs).await;
+        if let Ok(true) = copied
+            && let Some(w) = writer.take()
+        {
             outputs.push(self.close(w, report).await?);
         }
-        Ok(Some(Merged { inputs: inputs.iter().map(|m| m.key.clone()).collect(), outputs, covered: seen.ranges() }))
+        if let Ok(true) = copied {
+            return Ok(Some(Merged { inputs: inputs.iter().map(|m| m.key.clone()).collect(), outputs, covered: seen.ranges() }));
+        }
+        // Abandoned: nothing points at the new location yet, so removing its files is enough.
+        if let Some(w) = writer.take() {
+            w.abort().await;
+        }
+        for k in &outputs {
+            self.store.delete(k).await?;
+        }
+        match copied {
+            Err(CompactError::Store(e)) => Err(CompactError::Store(e)),
+            Err(e) => {
+                tracing::warn!(partition = %report.partition, error = %e, "pages not copied: merging row by row");
+                Ok(None)
+            }
+            _ => {
+                tracing::info!(partition = %report.partition, "duplicate rows: merging row by row");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Copies the inputs' pieces into outputs; `false` at the first duplicate row.
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_pages<'s>(
+        &'s self,
+        inputs: &[ObjectMeta],
+        metas: &[ArrowReaderMetadata],
+        plan: &SplicePlan,
+        location: &str,
+        report: &mut PartitionReport,
+        seen: &mut Seen,
+        writer: &mut Option<PartWriter<'s, S>>,
+        outputs: &mut Vec<String>,
+    ) -> Result<bool, CompactError> {
+        let policy = &self.config.compaction;
+        for (m, meta) in inputs.iter().zip(metas) {
+            for rg in 0..meta.metadata().num_row_groups() {
+                if meta.metadata().row_group(rg).num_rows() == 0 {
+                    continue;
+                }
+                let bytes = self.store.get_range(&m.key, Piece::range(meta.metadata(), rg)).await?;
+                let piece = Piece::new(meta.clone(), rg, bytes)?;
+                let mut batches = plan.decode(&piece, 64 * 1024)?.peekable();
+                self.close_if_full(writer, outputs, report).await?;
+                if writer.is_none() {
+                    // The writer's dictionary choices follow the first rows it is given.
+                    let sample = match batches.peek() {
+                        Some(Ok(b)) => b.clone(),
+                        _ => return Err(CompactError::State("a row group decoded to nothing".into())),
+                    };
+                    let props = writer_properties_for(&sample, policy.zstd_level, policy.row_group_rows, Vec::new())?;
+                    let key = format!("{location}{}", compaction::output_name(outputs.len()));
+                    *writer =
+                        Some(PartWriter::start(&self.store, key, Encoder::pages(plan, props, policy.row_group_rows)?).await?);
+                }
+                let Some(w) = writer.as_mut() else { continue };
+                let keep = |b: &RecordBatch| {
+                    dedup_mask(b, seen)
+                        .map(|mask| mask.false_count() == 0)
+                        .map_err(|e| parquet::errors::ParquetError::General(e.to_string()))
+                };
+                if !w.push(&piece, batches, keep).await? {
+                    return Ok(false);
+                }
+                report.rows_in += piece.rows();
+            }
+        }
+        Ok(true)
     }
 
     /// The row-by-row merge: schemas unified, rows de-duplicated, everything encoded again.

@@ -178,10 +178,10 @@ async fn a_duplicate_met_while_copying_pages_drops_those_outputs_and_merges_row_
     for i in 0..3 {
         w.ingest(0, i * 300, 300).await;
     }
-    // The first file again, under a name that sorts last.
+    // The last file again, under a name that sorts just before it (and claims no offset it lacks).
     let keys = w.store.keys();
-    let src = keys.iter().find(|k| k.contains("~00000000000000000000~")).unwrap();
-    w.store.copy(src, "tables/t/dt=2026-11-22/hr=03/part-t~0~00000000000000000900~00000000000000000999.parquet").await.unwrap();
+    let src = keys.iter().find(|k| k.contains("~00000000000000000600~")).unwrap();
+    w.store.copy(src, "tables/t/dt=2026-11-22/hr=03/part-t~0~00000000000000000600~00000000000000000898.parquet").await.unwrap();
     let Outcome::Compacted(r) = w.compact("c").await.unwrap().0 else { panic!() };
     assert!(r.copied_columns.is_empty());
     assert_eq!((r.rows_in, r.rows_out, r.duplicates_removed), (1200, 900, 300));
@@ -192,10 +192,18 @@ async fn a_duplicate_met_while_copying_pages_drops_those_outputs_and_merges_row_
     outputs.sort();
     assert_eq!(files, outputs, "no output of the abandoned copy is left where readers look");
     assert_eq!(r.files_out, files.len());
-    // The first two inputs' outputs were complete (the third's upload was open) when the
-    // duplicate turned up: both were deleted before the row-by-row merge wrote its own.
-    assert_eq!(w.store.delete_count(), 2);
+    // The first three inputs' outputs were complete (the fourth's upload was open) when the
+    // duplicate turned up: all three were deleted before the row-by-row merge wrote its own.
+    assert_eq!(w.store.delete_count(), 3);
     assert_eq!(w.store.open_uploads(), 0);
+    // The row-by-row merge kept the Kafka columns required, as ingest writes them: the next
+    // compaction copies pages from its outputs and new ingest files alike.
+    for i in 3..5 {
+        w.ingest(0, i * 300, 300).await;
+    }
+    let Outcome::Compacted(r) = w.compact("c2").await.unwrap().0 else { panic!() };
+    assert_eq!(r.copied_columns, ["n", "_kafka_offset", "_kafka_timestamp"]);
+    assert_eq!(w.visible().await, expected(&[(0, 0..1500)]));
 }
 
 #[tokio::test]

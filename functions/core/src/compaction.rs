@@ -231,7 +231,8 @@ impl Seen {
 }
 
 /// The union of file schemas: data columns in order of first appearance, then the Kafka
-/// metadata columns. A file whose column conflicts in type is reported, not merged.
+/// metadata columns, nullable unless every merged file has them non-nullable. A file whose
+/// column conflicts in type is reported, not merged.
 pub fn union_schema(schemas: &[SchemaRef]) -> (SchemaRef, Vec<Option<String>>) {
     let mut data: Vec<Field> = Vec::new();
     let mut meta: Vec<Field> = Vec::new();
@@ -259,7 +260,15 @@ pub fn union_schema(schemas: &[SchemaRef]) -> (SchemaRef, Vec<Option<String>>) {
         verdicts.push(conflict);
     }
     data.extend(meta);
-    (Arc::new(Schema::new(data)), verdicts)
+    // A column stays non-nullable (required in Parquet) where every merged file has it so: the
+    // Kafka coordinates, as ingest writes them. The next compaction can then copy pages from
+    // this one's output and the new ingest files alike.
+    let merged: Vec<&SchemaRef> = schemas.iter().zip(&verdicts).filter(|(_, v)| v.is_none()).map(|(s, _)| s).collect();
+    let fields = data.into_iter().map(|f| {
+        let nullable = merged.iter().any(|s| s.field_with_name(f.name()).map_or(true, |x| x.is_nullable()));
+        f.with_nullable(nullable)
+    });
+    (Arc::new(Schema::new(fields.collect::<Vec<_>>())), verdicts)
 }
 
 /// A batch in the union schema: missing columns become nulls, columns take the union's order.
@@ -512,6 +521,8 @@ mod tests {
         let (u, verdicts) = union_schema(&[a.clone(), b, c]);
         let names: Vec<&str> = u.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["x", "y", "_kafka_offset"]);
+        let nullable: Vec<bool> = u.fields().iter().map(|f| f.is_nullable()).collect();
+        assert_eq!(nullable, [true, true, false], "required where every merged file has it required");
         assert!(verdicts[0].is_none() && verdicts[1].is_none());
         assert!(verdicts[2].as_ref().unwrap().contains("\"x\""));
         let batch = RecordBatch::try_new(

@@ -180,7 +180,9 @@ impl SplicePlan {
                         && Some(c.compression_codec()) == codec
                         // (A chunk of nulls only reads back as "deprecated": it has no bounds.)
                         && c.statistics().is_some_and(|s| {
-                            s.null_count_opt().is_some() && (!s.is_min_max_deprecated() || s.min_bytes_opt().is_none())
+                            s.null_count_opt().is_some()
+                                && s.min_bytes_opt().is_some() == s.max_bytes_opt().is_some()
+                                && (!s.is_min_max_deprecated() || s.min_bytes_opt().is_none())
                         })
                         && meta.offset_index().and_then(|o| o.get(rg)?.get(leaf)).is_some()
                 })
@@ -216,28 +218,38 @@ impl SplicePlan {
         (0..self.copy.len()).filter(|&l| self.copy[l]).map(|l| self.descr.column(l).path().string()).collect()
     }
 
-    /// The piece's rows of the columns encoded again and of the columns named by `read`.
-    pub fn decode(&self, piece: &Piece, batch_size: usize) -> Result<Vec<RecordBatch>> {
+    /// The piece's rows of the columns encoded again and of the columns named by `read`, in
+    /// batches of up to `batch_size` rows.
+    pub fn decode(&self, piece: &Piece, batch_size: usize) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(piece.clone(), piece.input.clone())
             .with_row_groups(vec![piece.row_group])
             .with_projection(self.projection.clone())
             .with_batch_size(batch_size)
             .build()?;
-        reader.map(|b| b.map_err(ParquetError::from)).collect()
+        Ok(reader.map(|b| b.map_err(ParquetError::from)))
     }
 }
 
+/// The output row group being written.
 struct Group {
-    /// Per leaf column: its writer, `None` for copied columns.
-    writers: Vec<Option<ArrowColumnWriter>>,
-    pieces: Vec<Piece>,
+    /// Per leaf column: its encoder, or the copied pages so far.
+    columns: Vec<Column>,
     rows: usize,
+    /// Input bytes of the pieces taken in.
     bytes: usize,
+}
+
+// One per leaf column of the open row group: their sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Column {
+    Encoded(ArrowColumnWriter),
+    Copied(CopiedChunk),
 }
 
 /// Writes one Parquet file from pieces: copied columns page by page, the others encoded again.
 /// Pieces are whole input row groups; an output row group closes before a piece that would take
-/// it past `row_group_rows` rows or `row_group_bytes` bytes of input.
+/// it past `row_group_rows` rows or `row_group_bytes` bytes of input. A piece's copied pages are
+/// taken in at once and its bytes let go; its decoded rows are encoded batch by batch.
 pub struct Splicer<W: Write + Send> {
     file: SerializedFileWriter<W>,
     factory: ArrowRowGroupWriterFactory,
@@ -260,12 +272,16 @@ impl<W: Write + Send> Splicer<W> {
         Ok(Splicer { file, factory, plan: plan.clone(), group: None, row_group_rows, row_group_bytes })
     }
 
-    /// Adds a piece; `batches` are its rows as [`SplicePlan::decode`] gave them.
-    pub fn push(&mut self, piece: Piece, batches: &[RecordBatch]) -> Result<()> {
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if rows != piece.rows() {
-            return Err(err(format!("{rows} rows decoded from a row group of {}", piece.rows())));
-        }
+    /// Adds a piece. `batches` are its rows as [`SplicePlan::decode`] gives them; each is shown to
+    /// `keep` before it is encoded. When `keep` says no, nothing more is added and `false` comes
+    /// back: the file is then incomplete and must be abandoned.
+    pub fn push(
+        &mut self,
+        piece: &Piece,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+        mut keep: impl FnMut(&RecordBatch) -> Result<bool>,
+    ) -> Result<bool> {
+        let rows = piece.rows();
         if self
             .group
             .as_ref()
@@ -277,34 +293,54 @@ impl<W: Write + Send> Splicer<W> {
             Some(g) => g,
             None => {
                 let writers = self.factory.create_column_writers(self.file.flushed_row_groups().len())?;
-                let writers = writers.into_iter().zip(&self.plan.copy).map(|(w, &copy)| (!copy).then_some(w)).collect();
-                self.group.insert(Group { writers, pieces: Vec::new(), rows: 0, bytes: 0 })
+                let columns = writers
+                    .into_iter()
+                    .zip(&self.plan.copy)
+                    .map(|(w, &copy)| if copy { Column::Copied(CopiedChunk::default()) } else { Column::Encoded(w) })
+                    .collect();
+                self.group.insert(Group { columns, rows: 0, bytes: 0 })
             }
         };
+        let mut decoded = 0;
         for batch in batches {
+            let batch = batch?;
+            if !keep(&batch)? {
+                return Ok(false);
+            }
+            decoded += batch.num_rows();
             for (root, leaves) in &self.plan.encoded {
                 let field = self.plan.schema.field(*root);
                 let array = batch.column_by_name(field.name()).ok_or_else(|| err(format!("{} not decoded", field.name())))?;
                 for (leaf, column) in leaves.clone().zip(compute_leaves(field, array)?) {
-                    group.writers[leaf].as_mut().ok_or_else(|| err("no writer for an encoded column"))?.write(&column)?;
+                    match &mut group.columns[leaf] {
+                        Column::Encoded(w) => w.write(&column)?,
+                        Column::Copied(_) => return Err(err("an encoded column planned as copied")),
+                    }
                 }
+            }
+        }
+        if decoded != rows {
+            return Err(err(format!("{decoded} rows decoded from a row group of {rows}")));
+        }
+        for (leaf, column) in group.columns.iter_mut().enumerate() {
+            if let Column::Copied(chunk) = column {
+                chunk.add(piece, leaf)?;
             }
         }
         group.rows += rows;
         group.bytes += piece.len();
-        group.pieces.push(piece);
-        Ok(())
+        Ok(true)
     }
 
     /// Closes the open row group, if any.
     pub fn flush(&mut self) -> Result<()> {
         let Some(group) = self.group.take() else { return Ok(()) };
         let mut rg = self.file.next_row_group()?;
-        for (leaf, writer) in group.writers.into_iter().enumerate() {
-            match writer {
-                Some(w) => w.close()?.append_to_row_group(&mut rg)?,
-                None => {
-                    let (bytes, close) = splice_column(&self.plan.descr, leaf, &group.pieces)?;
+        for (leaf, column) in group.columns.into_iter().enumerate() {
+            match column {
+                Column::Encoded(w) => w.close()?.append_to_row_group(&mut rg)?,
+                Column::Copied(chunk) => {
+                    let (bytes, close) = chunk.finish(&self.plan.descr, leaf)?;
                     rg.append_column(&bytes, close)?;
                 }
             }
@@ -313,11 +349,13 @@ impl<W: Write + Send> Splicer<W> {
         Ok(())
     }
 
-    /// Bytes in the open row group: the pieces held for copying and the encoders' buffers.
+    /// Bytes held for the open row group: the copied pages and the encoders' buffers.
     pub fn in_progress_size(&self) -> usize {
-        self.group
-            .as_ref()
-            .map_or(0, |g| g.bytes + g.writers.iter().flatten().map(ArrowColumnWriter::get_estimated_total_bytes).sum::<usize>())
+        let column = |c: &Column| match c {
+            Column::Encoded(w) => w.get_estimated_total_bytes(),
+            Column::Copied(chunk) => chunk.buf.len(),
+        };
+        self.group.as_ref().map_or(0, |g| g.columns.iter().map(column).sum())
     }
 
     pub fn bytes_written(&self) -> usize {
@@ -336,80 +374,122 @@ impl<W: Write + Send> Splicer<W> {
     }
 }
 
-/// One column chunk made of the pieces' chunks of column `leaf`, with their metadata merged.
-fn splice_column(descr: &SchemaDescPtr, leaf: usize, pieces: &[Piece]) -> Result<(Bytes, ColumnCloseResult)> {
-    let col = descr.column(leaf);
-    let total: u64 = pieces.iter().map(|p| p.input.metadata().row_group(p.row_group).column(leaf).compressed_size() as u64).sum();
-    let mut buf = BytesMut::with_capacity(total as usize);
-    let mut locations = Vec::new();
-    let mut unencoded_pages: Option<Vec<i64>> = Some(Vec::new());
-    let mut index = Some(ColumnIndexBuilder::new(col.physical_type()));
-    let mut stats: Option<Option<Statistics>> = None;
-    let (mut rows, mut values, mut uncompressed) = (0i64, 0i64, 0i64);
-    let mut unencoded: Option<i64> = Some(0);
-    let mut encodings = 0;
-    let mut codec = None;
-    for p in pieces {
+/// One output column chunk made of input chunks of one leaf column, and its merged metadata.
+struct CopiedChunk {
+    buf: BytesMut,
+    locations: Vec<PageLocation>,
+    unencoded_pages: Option<Vec<i64>>,
+    index: Option<ColumnIndexBuilder>,
+    /// `None` before the first chunk; then `Some(None)` once the bounds are unknown.
+    stats: Option<Option<Statistics>>,
+    rows: i64,
+    values: i64,
+    uncompressed: i64,
+    unencoded: Option<i64>,
+    encodings: i32,
+    codec: Option<parquet::basic::CompressionCodec>,
+}
+
+impl Default for CopiedChunk {
+    fn default() -> Self {
+        CopiedChunk {
+            buf: BytesMut::new(),
+            locations: Vec::new(),
+            unencoded_pages: Some(Vec::new()),
+            index: None,
+            stats: None,
+            rows: 0,
+            values: 0,
+            uncompressed: 0,
+            unencoded: Some(0),
+            encodings: 0,
+            codec: None,
+        }
+    }
+}
+
+impl CopiedChunk {
+    /// Appends the piece's chunk of column `leaf`: its pages, page locations, column index and
+    /// statistics.
+    fn add(&mut self, p: &Piece, leaf: usize) -> Result<()> {
         let meta = p.input.metadata();
         let rg = meta.row_group(p.row_group);
         let c = rg.column(leaf);
         let (start, len) = c.byte_range();
-        let base = buf.len() as i64;
-        buf.extend_from_slice(&p.at(start, len as usize)?);
+        let base = self.buf.len() as i64;
+        self.buf.extend_from_slice(&p.at(start, len as usize)?);
         let offsets = meta
             .offset_index()
             .and_then(|o| o.get(p.row_group)?.get(leaf))
             .ok_or_else(|| err("an input without an offset index"))?;
         for loc in offsets.page_locations() {
-            locations.push(PageLocation {
+            self.locations.push(PageLocation {
                 offset: loc.offset - start as i64 + base,
                 compressed_page_size: loc.compressed_page_size,
-                first_row_index: loc.first_row_index + rows,
+                first_row_index: loc.first_row_index + self.rows,
             });
         }
-        unencoded_pages = unencoded_pages.zip(offsets.unencoded_byte_array_data_bytes.as_ref()).map(|(mut a, b)| {
-            a.extend(b);
-            a
-        });
+        self.unencoded_pages =
+            self.unencoded_pages.take().zip(offsets.unencoded_byte_array_data_bytes.as_ref()).map(|(mut a, b)| {
+                a.extend(b);
+                a
+            });
+        let first = self.codec.is_none();
+        if first {
+            self.index = Some(ColumnIndexBuilder::new(c.column_type()));
+        }
         let pages = offsets.page_locations().len();
-        if let Some(b) = index.as_mut()
+        if let Some(b) = self.index.as_mut()
             && !append_pages(b, meta.column_index().and_then(|ci| ci.get(p.row_group)?.get(leaf)), pages)
         {
-            index = None;
+            self.index = None;
         }
-        // Bounds are known for a chunk that has them or holds only nulls.
-        let own = c.statistics().filter(|s| s.min_bytes_opt().is_some() || s.null_count_opt() == Some(c.num_values() as u64));
-        stats = Some(match stats {
+        // Bounds are known for a chunk that has both or holds only nulls.
+        let own = c.statistics().filter(|s| {
+            (s.min_bytes_opt().is_some() && s.max_bytes_opt().is_some()) || s.null_count_opt() == Some(c.num_values() as u64)
+        });
+        self.stats = Some(match self.stats.take() {
             None => own.cloned(),
             Some(acc) => acc.zip(own).and_then(|(a, b)| merge_statistics(a, b)),
         });
-        rows += rg.num_rows();
-        values += c.num_values();
-        uncompressed += c.uncompressed_size();
-        unencoded = unencoded.zip(c.unencoded_byte_array_data_bytes()).map(|(a, b)| a + b);
-        encodings |= c.encodings_mask().as_i32();
-        codec = Some(c.compression_codec());
+        self.rows += rg.num_rows();
+        self.values += c.num_values();
+        self.uncompressed += c.uncompressed_size();
+        self.unencoded = self.unencoded.zip(c.unencoded_byte_array_data_bytes()).map(|(a, b)| a + b);
+        self.encodings |= c.encodings_mask().as_i32();
+        match self.codec {
+            Some(codec) if codec != c.compression_codec() => return Err(err("copied chunks of different codecs")),
+            _ => self.codec = Some(c.compression_codec()),
+        }
+        Ok(())
     }
-    let mut b = ColumnChunkMetaData::builder(col)
-        .set_compression_codec(codec.ok_or_else(|| err("no pieces to splice"))?)
-        .set_encodings_mask(EncodingMask::try_new(encodings)?)
-        .set_total_compressed_size(buf.len() as i64)
-        .set_total_uncompressed_size(uncompressed)
-        .set_num_values(values)
-        .set_data_page_offset(0)
-        .set_unencoded_byte_array_data_bytes(unencoded);
-    if let Some(Some(s)) = stats {
-        b = b.set_statistics(s);
+
+    /// The chunk's bytes and what the row group writer needs to splice them in.
+    fn finish(self, descr: &SchemaDescPtr, leaf: usize) -> Result<(Bytes, ColumnCloseResult)> {
+        let mut b = ColumnChunkMetaData::builder(descr.column(leaf))
+            .set_compression_codec(self.codec.ok_or_else(|| err("no pieces to splice"))?)
+            .set_encodings_mask(EncodingMask::try_new(self.encodings)?)
+            .set_total_compressed_size(self.buf.len() as i64)
+            .set_total_uncompressed_size(self.uncompressed)
+            .set_num_values(self.values)
+            .set_data_page_offset(0)
+            .set_unencoded_byte_array_data_bytes(self.unencoded);
+        if let Some(Some(s)) = self.stats {
+            b = b.set_statistics(s);
+        }
+        let close = ColumnCloseResult {
+            bytes_written: self.buf.len() as u64,
+            rows_written: self.rows as u64,
+            metadata: b.build()?,
+            bloom_filter: None,
+            column_index: self.index.map(ColumnIndexBuilder::build).transpose()?,
+            offset_index: Some(OffsetIndexMetaData {
+                page_locations: self.locations,
+                unencoded_byte_array_data_bytes: self.unencoded_pages,
+            }),
+        };
+        Ok((self.buf.freeze(), close))
     }
-    let close = ColumnCloseResult {
-        bytes_written: buf.len() as u64,
-        rows_written: rows as u64,
-        metadata: b.build()?,
-        bloom_filter: None,
-        column_index: index.map(ColumnIndexBuilder::build).transpose()?,
-        offset_index: Some(OffsetIndexMetaData { page_locations: locations, unencoded_byte_array_data_bytes: unencoded_pages }),
-    };
-    Ok((buf.freeze(), close))
 }
 
 /// Appends an input chunk's column index (`pages` pages) to `b`; false when it has none.
@@ -553,9 +633,15 @@ mod tests {
             for rg in 0..m.metadata().num_row_groups() {
                 let r = Piece::range(m.metadata(), rg);
                 let piece = Piece::new(m.clone(), rg, f.slice(r.start as usize..r.end as usize)).unwrap();
-                let batches = plan.decode(&piece, 1000).unwrap();
-                assert!(batches.iter().all(|b| b.column_by_name("offset").is_some()), "the columns asked for are decoded");
-                w.push(piece, &batches).unwrap();
+                let mut seen = 0;
+                let kept = w.push(&piece, plan.decode(&piece, 400).unwrap(), |b| {
+                    assert!(b.column_by_name("offset").is_some(), "the columns asked for are decoded");
+                    assert!(b.num_rows() <= 400);
+                    seen += b.num_rows();
+                    Ok(true)
+                });
+                assert!(kept.unwrap());
+                assert_eq!(seen, piece.rows());
             }
         }
         (plan, Bytes::from(w.into_inner().unwrap()))
@@ -636,6 +722,13 @@ mod tests {
             .collect::<std::result::Result<_, _>>()
             .unwrap();
         assert_eq!(concat_batches(&schema(), &some).unwrap(), want.slice(1000, 1500));
+
+        // A batch the caller refuses stops the piece.
+        let m0 = meta(&files[0], PageIndexPolicy::Optional);
+        let r = Piece::range(m0.metadata(), 0);
+        let piece = Piece::new(m0.clone(), 0, files[0].slice(r.start as usize..r.end as usize)).unwrap();
+        let mut w = Splicer::try_new(Vec::new(), &plan, writer_properties(3, 2048, Vec::new()).unwrap(), 2048, 1 << 30).unwrap();
+        assert!(!w.push(&piece, plan.decode(&piece, 400).unwrap(), |_| Ok(false)).unwrap());
     }
 
     #[test]
