@@ -86,14 +86,18 @@ pub enum Encoder {
     Pages(Splicer<Vec<u8>>),
 }
 
+/// The buffer an encoder writes into: a part, and room for what passes it before it is shipped.
+fn sink() -> Vec<u8> {
+    Vec::with_capacity(PART_BYTES + (1 << 20))
+}
+
 impl Encoder {
     pub fn rows(schema: SchemaRef, props: WriterProperties) -> Result<Self, ParquetError> {
-        Ok(Encoder::Rows(ArrowWriter::try_new(Vec::with_capacity(PART_BYTES + (1 << 20)), schema, Some(props))?))
+        Ok(Encoder::Rows(ArrowWriter::try_new(sink(), schema, Some(props))?))
     }
 
     pub fn pages(plan: &SplicePlan, props: WriterProperties, row_group_rows: usize) -> Result<Self, ParquetError> {
-        let sink = Vec::with_capacity(PART_BYTES + (1 << 20));
-        Ok(Encoder::Pages(Splicer::try_new(sink, plan, props, row_group_rows, ROW_GROUP_BYTES)?))
+        Ok(Encoder::Pages(Splicer::try_new(sink(), plan, props, row_group_rows, ROW_GROUP_BYTES)?))
     }
 
     fn size(&self) -> usize {

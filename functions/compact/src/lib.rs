@@ -496,7 +496,7 @@ where
                 report.copied_columns = plan.copied();
                 return Ok(merged);
             }
-            tracing::info!(partition = %report.partition, "duplicate rows: merging row by row");
+            // merge_pages logged why.
             *report = before;
         }
         self.merge_rows(inputs, metas, location, report).await
@@ -517,12 +517,10 @@ where
         let mut outputs = Vec::new();
         let mut writer: Option<PartWriter<'_, S>> = None;
         let copied = self.copy_pages(inputs, metas, plan, location, report, &mut seen, &mut writer, &mut outputs).await;
-        if let Ok(true) = copied
-            && let Some(w) = writer.take()
-        {
-            outputs.push(self.close(w, report).await?);
-        }
         if let Ok(true) = copied {
+            if let Some(w) = writer.take() {
+                outputs.push(self.close(w, report).await?);
+            }
             return Ok(Some(Merged { inputs: inputs.iter().map(|m| m.key.clone()).collect(), outputs, covered: seen.ranges() }));
         }
         // Abandoned: nothing points at the new location yet, so removing its files is enough.

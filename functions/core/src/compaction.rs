@@ -253,7 +253,7 @@ pub fn union_schema(schemas: &[SchemaRef]) -> (SchemaRef, Vec<Option<String>>) {
             for f in s.fields() {
                 let list = if f.name().starts_with(META_PREFIX) { &mut meta } else { &mut data };
                 if !list.iter().any(|e| e.name() == f.name()) {
-                    list.push(f.as_ref().clone().with_nullable(true));
+                    list.push(f.as_ref().clone());
                 }
             }
         }

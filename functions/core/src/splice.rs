@@ -208,11 +208,6 @@ impl SplicePlan {
         Some(SplicePlan { schema, descr, copy, encoded, projection })
     }
 
-    /// The schema of the output (the inputs' own).
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
     /// Names of the columns whose pages are copied.
     pub fn copied(&self) -> Vec<String> {
         (0..self.copy.len()).filter(|&l| self.copy[l]).map(|l| self.descr.column(l).path().string()).collect()
