@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `sam build` from a fresh clone: installs the Lambda toolchain idempotently (cargo-lambda and zig
-# from PyPI into the project's venv, the aarch64 Rust target through rustup), then builds the three
+# from PyPI into the project's venv, the aarch64 Rust target through rustup), then builds the four
 # functions for arm64 (BuildMethod rust-cargolambda) into .aws-sam/build and checks each artifact
 # is an aarch64 executable named bootstrap. Arguments go to `sam build`.
 set -euo pipefail
@@ -14,7 +14,7 @@ export PATH="$VENV/bin:$PATH"
 cargo lambda --version
 
 sam build "$@"
-for fn in IngestFunction CompactFunction CatalogFunction; do
+for fn in IngestFunction CompactFunction CatalogFunction WatchFunction; do
   f=".aws-sam/build/$fn/bootstrap"
   [[ -x "$f" ]] || { echo "sam-build: $f missing" >&2; exit 1; }
   file "$f" | grep -q "ARM aarch64" || { echo "sam-build: $f is not an aarch64 executable: $(file "$f")" >&2; exit 1; }

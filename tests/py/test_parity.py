@@ -1,29 +1,119 @@
 """The SAM and the CDK stacks define the same functions, triggers, alarms and permissions.
 Run by scripts/validate-template.sh with TRANSFORMED (the SAM-transformed template.yaml) and
-CDK_TEMPLATE (infra's `cdk synth`, MSK source) pointing at the two templates."""
+CDK_TEMPLATE (infra's `cdk synth`, MSK source, stack Tributary) pointing at the two templates."""
 import json
 import os
+import re
 
 import pytest
 
 SAM = json.load(open(os.environ["TRANSFORMED"]))
 CDK = json.load(open(os.environ["CDK_TEMPLATE"]))
+STACK = "Tributary"  # the CDK stack's name: SAM's ${AWS::StackName} in the comparisons
+ROLES = ["ingest", "compact", "catalog", "watch"]
 # What CDK adds by itself: X-Ray tracing grants, and queue lookups with every SendMessage grant.
 CDK_EXTRA_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 
 
+# The SAM template's parameters as validate-template.sh synthesizes the CDK app: defaults, and
+# the same cluster and topic.
+GIVEN = {"MskClusterArn": "arn:aws:kafka:us-east-1:123456789012:cluster/tributary/0a1b2c3d-1", "KafkaTopic": "customer_data"}
+NO_VALUE = object()
+
+
+def kind(t, lid):
+    """A resource of ours by what it is, not by its logical id (CDK's carry hashes)."""
+    r = t["Resources"][lid]
+    if r["Type"] == "AWS::Lambda::Function":
+        return fn_name(t, {"Ref": lid}) or lid
+    if r["Type"] == "AWS::Events::Rule":
+        pattern = json.dumps(r["Properties"].get("EventPattern", {}))
+        return "failed-batch-rule" if "aws/lambda/" in pattern else lid
+    return {"AWS::S3::Bucket": "bucket", "AWS::SQS::Queue": "trigger-queue", "AWS::SNS::Topic": "topic",
+            "AWS::KMS::Key": "topic-key", "AWS::Glue::Database": "database", "AWS::Athena::WorkGroup": "workgroup",
+            "AWS::Lambda::EventSourceMapping": "event-source"}.get(r["Type"], lid)
+
+
+def parameter(t, name):
+    p = t["Parameters"][name]
+    v = GIVEN.get(name, p.get("Default"))
+    return int(v) if p["Type"] == "Number" else v
+
+
+def condition(t, name):
+    def ev(x):
+        (fn, arg), = x.items()
+        if fn == "Condition":
+            return condition(t, arg)
+        if fn == "Fn::Equals":
+            return resolve(t, arg[0]) == resolve(t, arg[1])
+        if fn == "Fn::Not":
+            return not ev(arg[0])
+        if fn == "Fn::And":
+            return all(ev(a) for a in arg)
+        if fn == "Fn::Or":
+            return any(ev(a) for a in arg)
+        raise AssertionError(fn)
+    return ev(t["Conditions"][name])
+
+
+def exists(t, r):
+    return "Condition" not in r or condition(t, r["Condition"])
+
+
 def resolve(t, v):
-    """A property's value with parameters at their defaults (SAM) and Fn::If at its first branch."""
-    if isinstance(v, dict) and "Ref" in v and v["Ref"] in t.get("Parameters", {}):
-        d = t["Parameters"][v["Ref"]].get("Default")
-        return int(d) if t["Parameters"][v["Ref"]]["Type"] == "Number" else d
-    if isinstance(v, dict) and "Fn::If" in v:
-        return resolve(t, v["Fn::If"][1])
-    return v
+    """A value as deployed with the parameters above: conditions evaluated, ${AWS::StackName} the CDK
+    stack's name, other pseudo parameters left as ${AWS::...}, and references to resources named by
+    what they are ("bucket", "topic.Arn", "ingest", ...)."""
+    if isinstance(v, list):
+        return [x for x in (resolve(t, x) for x in v) if x is not NO_VALUE]
+    if not isinstance(v, dict):
+        return v
+    if "Ref" in v:
+        ref = v["Ref"]
+        if ref in t.get("Parameters", {}):
+            return parameter(t, ref)
+        if ref == "AWS::StackName":
+            return STACK
+        if ref == "AWS::NoValue":
+            return NO_VALUE
+        if ref in t["Resources"]:
+            return kind(t, ref)
+        return "${" + ref + "}"
+    if "Fn::GetAtt" in v:
+        lid, att = v["Fn::GetAtt"]
+        return f"{kind(t, lid)}.{att}" if lid in t["Resources"] else v
+    if "Fn::If" in v:
+        cond, yes, no = v["Fn::If"]
+        return resolve(t, yes if condition(t, cond) else no)
+    if "Fn::Join" in v:
+        sep, parts = v["Fn::Join"]
+        return sep.join(str(x) for x in resolve(t, parts))
+    if "Fn::Split" in v:
+        sep, text = v["Fn::Split"]
+        text = resolve(t, text)
+        return [f"split({sep},{text})"] if "${AWS::" in text else text.split(sep)
+    if "Fn::Select" in v:
+        i, items = v["Fn::Select"]
+        items = resolve(t, items)
+        return f"select({i},{items[0]})" if len(items) == 1 and items[0].startswith("split(") else items[int(i)]
+    if "Fn::Sub" in v:
+        text, names = (v["Fn::Sub"], {}) if isinstance(v["Fn::Sub"], str) else v["Fn::Sub"]
+
+        def one(m):
+            name = m.group(1)
+            if name in names:
+                return str(resolve(t, names[name]))
+            if "." in name:
+                lid, att = name.split(".", 1)
+                return str(resolve(t, {"Fn::GetAtt": [lid, att]}))
+            return str(resolve(t, {"Ref": name}))
+        return re.sub(r"\$\{([^}!]+)\}", one, text)
+    return {k: x for k, x in ((k, resolve(t, x)) for k, x in v.items()) if x is not NO_VALUE}
 
 
 def functions(t):
-    """Tributary's functions by name (ingest, compact, catalog) -> (logical id, properties)."""
+    """Tributary's functions by role (ingest, compact, catalog, watch) -> (logical id, properties)."""
     out = {}
     for lid, r in t["Resources"].items():
         if r["Type"] != "AWS::Lambda::Function" or r["Properties"].get("Handler") != "bootstrap":
@@ -38,7 +128,7 @@ SAM_FN, CDK_FN = functions(SAM), functions(CDK)
 
 
 def fn_name(t, value):
-    """The function a Ref/GetAtt points at, by name."""
+    """The function a Ref/GetAtt points at, by role."""
     lid = value.get("Ref") if isinstance(value, dict) else None
     lid = lid or (value.get("Fn::GetAtt", [None])[0] if isinstance(value, dict) else None)
     for name, (l, _) in functions(t).items():
@@ -47,89 +137,166 @@ def fn_name(t, value):
     return None
 
 
-def test_the_same_three_functions():
-    assert set(SAM_FN) == set(CDK_FN) == {"ingest", "compact", "catalog"}
+def test_the_same_four_functions():
+    assert set(SAM_FN) == set(CDK_FN) == set(ROLES)
 
 
-@pytest.mark.parametrize("name", ["ingest", "compact", "catalog"])
+@pytest.mark.parametrize("name", ROLES)
 def test_function_settings_match(name):
     s, c = SAM_FN[name][1], CDK_FN[name][1]
     for prop in ("Runtime", "Architectures", "Handler", "Timeout", "TracingConfig"):
         assert resolve(SAM, s.get(prop)) == c.get(prop), prop
     assert resolve(SAM, s["MemorySize"]) == c["MemorySize"]
-    assert set(s["Environment"]["Variables"]) == set(c["Environment"]["Variables"])
     assert s["LoggingConfig"]["LogFormat"] == c["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+@pytest.mark.parametrize("name", ROLES)
+def test_the_same_environment(name):
+    s, c = (resolve(t, fns[name][1]["Environment"]["Variables"]) for t, fns in ((SAM, SAM_FN), (CDK, CDK_FN)))
+    assert set(s) == set(c), set(s) ^ set(c)
+    # The values that do not depend on how each tool names things.
+    for var in ("TRIBUTARY_METRICS_NAMESPACE", "TRIBUTARY_CONFIG", "TRIBUTARY_REPLACED_RETENTION_HOURS", "RUST_LOG",
+                "TRIBUTARY_BUCKET", "TRIBUTARY_DATABASE", "TRIBUTARY_EVENT_SOURCE_MAPPING"):
+        if var in s:
+            assert str(s[var]) == str(c[var]), (var, s[var], c[var])
+    assert s["TRIBUTARY_METRICS_NAMESPACE"] == f"Tributary/{STACK}"
 
 
 def triggers(t):
     out = set()
     for r in t["Resources"].values():
+        if not exists(t, r):
+            continue
         p = r.get("Properties", {})
         if r["Type"] == "AWS::Events::Rule":
             for target in p["Targets"]:
-                fn = fn_name(t, target["Arn"])
+                to = fn_name(t, target["Arn"]) or resolve(t, target["Arn"])
                 if "ScheduleExpression" in p:
-                    out.add((fn, "schedule", p["ScheduleExpression"], json.dumps(json.loads(target["Input"]), sort_keys=True)))
+                    out.add((to, "schedule", p["ScheduleExpression"], json.dumps(json.loads(target["Input"]), sort_keys=True)))
                 else:
-                    pat = p["EventPattern"]
-                    out.add((fn, "event", pat["detail-type"][0], json.dumps(pat["detail"]["object"]), target["RetryPolicy"]["MaximumRetryAttempts"],
-                             "DeadLetterConfig" in target))
-        if r["Type"] == "AWS::Lambda::EventSourceMapping" and r.get("Condition", "IsMsk") == "IsMsk":
+                    pat = resolve(t, p["EventPattern"])
+                    out.add((to, "event", pat["detail-type"][0], json.dumps(pat["detail"], sort_keys=True),
+                             target.get("RetryPolicy", {}).get("MaximumRetryAttempts"), "DeadLetterConfig" in target,
+                             "InputTransformer" in target))
+        if r["Type"] == "AWS::Lambda::EventSourceMapping":
             out.add((fn_name(t, p["FunctionName"]), "kafka", resolve(t, p["BatchSize"]), resolve(t, p["MaximumBatchingWindowInSeconds"]),
-                     resolve(t, p["StartingPosition"]), "OnFailure" in p["DestinationConfig"]))
+                     resolve(t, p["StartingPosition"]), resolve(t, p["DestinationConfig"]["OnFailure"]["Destination"])))
         if r["Type"] == "AWS::Lambda::EventInvokeConfig":
-            out.add((fn_name(t, p["FunctionName"]), "async", p["MaximumRetryAttempts"], "OnFailure" in p["DestinationConfig"]))
+            out.add((fn_name(t, p["FunctionName"]), "async", p["MaximumRetryAttempts"],
+                     resolve(t, p["DestinationConfig"]["OnFailure"]["Destination"])))
     return out
 
 
 def test_the_same_triggers():
-    assert triggers(SAM) == triggers(CDK)
-    assert len(triggers(SAM)) == 7  # one Kafka source, two event rules, two schedules, two async configs
+    assert triggers(SAM) == triggers(CDK), triggers(SAM) ^ triggers(CDK)
+    # one Kafka source, two ingest-file rules, three schedules, two async configs, the failed-batch rule
+    assert len(triggers(SAM)) == 9
+    assert ("ingest", "kafka", 10000, 30, "TRIM_HORIZON", "bucket.Arn") in triggers(SAM)
 
 
 def alarms(t):
-    queues = {lid: ("ingest-failures" if "Ingest" in lid else "trigger-failures")
-              for lid, r in t["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
     out = set()
     for r in t["Resources"].values():
         if r["Type"] != "AWS::CloudWatch::Alarm":
             continue
         p = r["Properties"]
-        dim = p["Dimensions"][0]["Value"]
-        if p["Namespace"] == "AWS/Lambda":
-            dim = fn_name(t, dim)
-        elif p["Namespace"] == "AWS/SQS":
-            dim = queues[dim["Fn::GetAtt"][0]]
-        out.add((p["Namespace"], p["MetricName"], dim, p["Statistic"], p["EvaluationPeriods"], p["TreatMissingData"]))
+        (d,) = p["Dimensions"]
+        dim = fn_name(t, d["Value"]) if p["Namespace"] == "AWS/Lambda" else resolve(t, d["Value"])
+        if isinstance(dim, str) and dim.endswith(".QueueName"):
+            dim = dim.removesuffix(".QueueName")
+        out.add((resolve(t, p["Namespace"]), p["MetricName"], d["Name"], dim, p["Statistic"], p["Period"], p["EvaluationPeriods"],
+                 resolve(t, p["Threshold"]), p["TreatMissingData"], "OKActions" in p))
     return out
 
 
 def test_the_same_alarms():
-    assert alarms(SAM) == alarms(CDK)
-    assert len(alarms(SAM)) == 16
+    assert alarms(SAM) == alarms(CDK), alarms(SAM) ^ alarms(CDK)
+    assert len(alarms(SAM)) == 21
 
 
-def actions(t, name):
-    """Every IAM action the function's role is granted by statements of its own (inline or attached)."""
-    lid, props = (SAM_FN if t is SAM else CDK_FN)[name]
-    role = props["Role"]["Fn::GetAtt"][0]
+def policy_documents(t, role):
     docs = [p for p in t["Resources"][role]["Properties"].get("Policies", [])]
     docs += [r["Properties"] for r in t["Resources"].values()
              if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]]
+    return docs
+
+
+def grants(t, name):
+    """(action, resource, condition) of the statements of the function's role, as deployed."""
+    lid, props = (SAM_FN if t is SAM else CDK_FN)[name]
     out = set()
-    for d in docs:
+    for d in policy_documents(t, props["Role"]["Fn::GetAtt"][0]):
         d = resolve(t, d)
+        if d is NO_VALUE:
+            continue
         for s in d["PolicyDocument"]["Statement"]:
-            s = resolve(t, s)
-            out.update(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+            for a in s["Action"] if isinstance(s["Action"], list) else [s["Action"]]:
+                for res in s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]:
+                    out.add((a, json.dumps(res), json.dumps(s.get("Condition"), sort_keys=True)))
     return out
 
 
-@pytest.mark.parametrize("name", ["ingest", "compact", "catalog"])
+@pytest.mark.parametrize("name", ROLES)
 def test_the_same_permissions(name):
-    sam, cdk = actions(SAM, name), actions(CDK, name)
-    # The KMS and Secrets Manager grants are conditional in SAM and absent from this CDK synth.
-    sam -= {"kms:Decrypt", "kms:GenerateDataKey", "secretsmanager:GetSecretValue"}
+    # Actions, resources (the bucket's prefixes, the Glue database, the cluster, the mapping) and
+    # conditions alike; CDK adds X-Ray and queue lookups by itself.
+    sam, cdk = grants(SAM, name), grants(CDK, name)
     assert sam, name
-    assert sam <= cdk, sam - cdk
-    assert cdk - sam <= CDK_EXTRA_ACTIONS, cdk - sam
+    extra = {g for g in cdk - sam if g[0] in CDK_EXTRA_ACTIONS}
+    assert sam == cdk - extra, (sorted(sam - cdk), sorted(cdk - sam - extra))
+
+
+def test_list_bucket_without_a_condition_in_both():
+    for t in (SAM, CDK):
+        for name in ("ingest", "compact", "catalog"):
+            listed = [g for g in grants(t, name) if g[0] == "s3:ListBucket"]
+            assert listed == [("s3:ListBucket", '"bucket.Arn"', "null")], (name, listed)
+
+
+def service_statements(t, rtype, path):
+    out = set()
+    for r in t["Resources"].values():
+        if r["Type"] == rtype:
+            doc = r["Properties"]
+            for k in path:
+                doc = doc[k]
+            for s in doc["Statement"]:
+                s = resolve(t, s)
+                who = s["Principal"].get("Service") or s["Principal"].get("AWS")
+                actions = tuple(sorted(s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+                out.add((json.dumps(who), actions, json.dumps(s.get("Condition"), sort_keys=True)))
+    return out
+
+
+def test_the_same_alarm_topic_key_and_topic_policies():
+    for rtype, path in (("AWS::KMS::Key", ["KeyPolicy"]), ("AWS::SNS::TopicPolicy", ["PolicyDocument"])):
+        assert service_statements(SAM, rtype, path) == service_statements(CDK, rtype, path), rtype
+    for t in (SAM, CDK):
+        (topic,) = [r["Properties"] for r in t["Resources"].values() if r["Type"] == "AWS::SNS::Topic"]
+        assert resolve(t, topic["KmsMasterKeyId"]) == "topic-key.Arn"
+
+
+def single(t, rtype):
+    (r,) = [r for r in t["Resources"].values() if r["Type"] == rtype]
+    return r
+
+
+def test_the_same_workgroup_named_query_and_database():
+    for t in (SAM, CDK):
+        wg = resolve(t, single(t, "AWS::Athena::WorkGroup")["Properties"])
+        assert wg["RecursiveDeleteOption"] is True
+        assert wg["WorkGroupConfiguration"]["PublishCloudWatchMetricsEnabled"] is True
+        assert wg["Name"] == STACK
+        assert wg["WorkGroupConfiguration"]["ResultConfiguration"]["OutputLocation"] == "s3://bucket/athena-results/"
+        assert single(t, "AWS::Glue::Database").get("DeletionPolicy", "Delete") == "Delete"
+    sam_q, cdk_q = (resolve(t, single(t, "AWS::Athena::NamedQuery")["Properties"]) for t in (SAM, CDK))
+    assert sam_q == cdk_q
+    assert sam_q["QueryString"] == 'SELECT * FROM "database"."customer_data" ORDER BY _kafka_timestamp DESC LIMIT 100'
+    sam_db, cdk_db = (resolve(t, single(t, "AWS::Glue::Database")["Properties"]["DatabaseInput"]["Name"]) for t in (SAM, CDK))
+    assert sam_db == cdk_db == "tributary_select(0,split(-,select(2,split(/,${AWS::StackId}))))"
+
+
+def test_the_same_bucket_lifecycle():
+    for t in (SAM, CDK):
+        rules = single(t, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+        assert {r["Id"] for r in rules} == {"abort-incomplete-multipart-uploads", "expire-athena-results"}
