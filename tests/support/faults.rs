@@ -174,9 +174,6 @@ impl<T: ObjectWrite + Sync> ObjectWrite for Faulty<T> {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
         self.call("CopyObject", to, store_error, self.inner.copy(from, to)).await
     }
-    async fn tag(&self, key: &str, name: &str, value: &str) -> Result<(), StoreError> {
-        self.call("PutObjectTagging", key, store_error, self.inner.tag(key, name, value)).await
-    }
 }
 
 impl<T: MultipartWrite + Sync> MultipartWrite for Faulty<T> {

@@ -7,6 +7,7 @@ mod athena;
 pub mod embedded;
 mod glue;
 mod json;
+mod lambda;
 pub mod logging;
 mod memory;
 mod s3;
@@ -19,7 +20,8 @@ use bytes::Bytes;
 pub use athena::AthenaQueries;
 pub use glue::GlueCatalog;
 pub use json::{Versioned, get_json, put_json_if};
-pub use memory::{MemoryCatalog, MemoryStore};
+pub use lambda::LambdaMappings;
+pub use memory::{MemoryCatalog, MemoryMappings, MemoryStore};
 pub use s3::S3Store;
 
 /// An object as a listing shows it.
@@ -83,10 +85,8 @@ pub trait ObjectRead {
 pub trait ObjectWrite {
     fn put(&self, key: &str, body: Bytes, when: Precondition) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Copies an object within the bucket (server-side).
+    /// Copies an object within the bucket (server-side), without the source's tags.
     fn copy(&self, from: &str, to: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Sets one tag on an object (lifecycle rules expire objects by tag).
-    fn tag(&self, key: &str, name: &str, value: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Writes one large object in parts, so it never has to be in memory whole. Nothing is visible
@@ -204,6 +204,30 @@ pub trait PartitionLocation {
     ) -> impl Future<Output = Result<bool, CatalogError>> + Send;
 }
 
+/// An event source mapping's state, as `GetEventSourceMapping` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MappingStatus {
+    /// `Creating`, `Enabling`, `Enabled`, `Disabling`, `Disabled`, `Updating` or `Deleting`.
+    pub state: String,
+    /// Who changed the state last: `User initiated` or `Lambda initiated`, with a cause.
+    pub state_transition_reason: Option<String>,
+    /// The result of the mapping's last poll (for Kafka: `OK`, `PROBLEM: …`, `No records processed`).
+    pub last_processing_result: Option<String>,
+}
+
+/// The mapping could not be read, after the SDK's retries.
+#[derive(Debug, thiserror::Error)]
+#[error("GetEventSourceMapping {uuid}: {message}")]
+pub struct MappingError {
+    pub uuid: String,
+    pub message: String,
+}
+
+/// Reads event source mappings (Lambda).
+pub trait MappingRead {
+    fn status(&self, uuid: &str) -> impl Future<Output = Result<MappingStatus, MappingError>> + Send;
+}
+
 /// Shared handles: two handlers (two "processes" in a test, or two functions in the local
 /// pipeline) can use one store.
 impl<T: ObjectRead + Send + Sync> ObjectRead for std::sync::Arc<T> {
@@ -227,9 +251,6 @@ impl<T: ObjectWrite + Send + Sync> ObjectWrite for std::sync::Arc<T> {
     }
     fn copy(&self, from: &str, to: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.as_ref().copy(from, to)
-    }
-    fn tag(&self, key: &str, name: &str, value: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.as_ref().tag(key, name, value)
     }
 }
 

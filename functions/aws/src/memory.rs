@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 
 use crate::{
-    CatalogError, MultipartWrite, Object, ObjectMeta, ObjectRead, ObjectWrite, PartitionLocation, Precondition, PutOutcome,
-    StoreError,
+    CatalogError, MappingError, MappingRead, MappingStatus, MultipartWrite, Object, ObjectMeta, ObjectRead, ObjectWrite,
+    PartitionLocation, Precondition, PutOutcome, StoreError,
 };
 
 type Uploads = HashMap<String, (String, BTreeMap<i32, Bytes>)>;
@@ -17,7 +17,6 @@ type Uploads = HashMap<String, (String, BTreeMap<i32, Bytes>)>;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, (Bytes, u64)>>,
-    tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     uploads: Mutex<Uploads>,
     version: AtomicUsize,
     failing_puts: AtomicUsize,
@@ -64,11 +63,6 @@ impl MemoryStore {
     /// All keys, in order.
     pub fn keys(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
-    }
-
-    /// The tags of an object.
-    pub fn tags(&self, key: &str) -> BTreeMap<String, String> {
-        lock(&self.tags).get(key).cloned().unwrap_or_default()
     }
 
     /// Multipart uploads started and neither completed nor aborted.
@@ -147,7 +141,6 @@ impl ObjectWrite for MemoryStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.deletes.fetch_add(1, Ordering::SeqCst);
         self.lock().remove(key);
-        lock(&self.tags).remove(key);
         Ok(())
     }
 
@@ -159,14 +152,6 @@ impl ObjectWrite for MemoryStore {
         let mut map = self.lock();
         let body = map.get(from).map(|(b, _)| b.clone()).ok_or_else(|| failure("CopyObject", from, "no such key"))?;
         map.insert(to.to_string(), (body, v));
-        Ok(())
-    }
-
-    async fn tag(&self, key: &str, name: &str, value: &str) -> Result<(), StoreError> {
-        if !self.lock().contains_key(key) {
-            return Err(failure("PutObjectTagging", key, "no such key"));
-        }
-        lock(&self.tags).entry(key.to_string()).or_default().insert(name.to_string(), value.to_string());
         Ok(())
     }
 }
@@ -338,5 +323,34 @@ mod tests {
         assert!(s.put("c", Bytes::new(), Precondition::None).await.is_ok());
         s.delete("c").await.unwrap();
         assert_eq!(s.get("c").await.unwrap(), None);
+    }
+}
+
+/// Event source mappings in memory: set a mapping's status, or make reads fail.
+#[derive(Debug, Default)]
+pub struct MemoryMappings {
+    mappings: Mutex<BTreeMap<String, MappingStatus>>,
+    /// The next `n` reads fail as an unreachable Lambda API would.
+    pub failing_reads: AtomicUsize,
+}
+
+impl MemoryMappings {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(&self, uuid: &str, status: MappingStatus) {
+        lock(&self.mappings).insert(uuid.to_string(), status);
+    }
+}
+
+impl MappingRead for MemoryMappings {
+    async fn status(&self, uuid: &str) -> Result<MappingStatus, MappingError> {
+        let failing = self.failing_reads.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        let error = |message: &str| MappingError { uuid: uuid.into(), message: message.into() };
+        if failing {
+            return Err(error("injected: 503 ServiceUnavailable"));
+        }
+        lock(&self.mappings).get(uuid).cloned().ok_or_else(|| error("ResourceNotFoundException: the mapping does not exist"))
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use std::ops::Range;
 
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, TaggingDirective};
 
 use crate::{MultipartWrite, Object, ObjectMeta, ObjectRead, ObjectWrite, Precondition, PutOutcome, StoreError};
 
@@ -153,32 +153,19 @@ impl ObjectWrite for S3Store {
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
         let source = format!("{}/{}", self.bucket, percent_encode_key(from));
+        // CopyObject copies the source's tags unless told otherwise (the default directive is
+        // COPY). A copy is a new live file: it must never inherit a tag a lifecycle rule or a
+        // cleaner acts on, and COPY would also need s3:GetObjectTagging and s3:PutObjectTagging.
         self.client
             .copy_object()
             .bucket(&self.bucket)
             .key(to)
             .copy_source(source)
+            .tagging_directive(TaggingDirective::Replace)
             .send()
             .await
             .map(|_| ())
             .map_err(|e| self.error("CopyObject", to, e))
-    }
-
-    async fn tag(&self, key: &str, name: &str, value: &str) -> Result<(), StoreError> {
-        let invalid = |e: aws_sdk_s3::error::BuildError| self.failure("PutObjectTagging", key, e.to_string());
-        let tagging = Tagging::builder()
-            .tag_set(Tag::builder().key(name).value(value).build().map_err(invalid)?)
-            .build()
-            .map_err(invalid)?;
-        self.client
-            .put_object_tagging()
-            .bucket(&self.bucket)
-            .key(key)
-            .tagging(tagging)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.error("PutObjectTagging", key, e))
     }
 }
 

@@ -51,6 +51,22 @@ pub enum CompactError {
     Injected(CrashPoint),
 }
 
+/// The invocation's `errorType` as Lambda reports it (CloudWatch, failure records).
+impl From<CompactError> for lambda_runtime::Diagnostic {
+    fn from(e: CompactError) -> Self {
+        let error_type = match &e {
+            CompactError::Store(_) => "StoreError",
+            CompactError::Catalog(_) => "CatalogError",
+            CompactError::Parquet(_) => "ParquetError",
+            CompactError::Arrow(_) => "ArrowError",
+            CompactError::Event(_) => "TriggerError",
+            CompactError::State(_) => "PartitionStateError",
+            CompactError::Injected(_) => "InjectedCrash",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
 /// The steps a crash can interrupt; tests inject a failure at each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
@@ -62,7 +78,7 @@ pub enum CrashPoint {
     AfterCarry,
     /// The catalog points at the new version; the state does not say so yet.
     AfterSwitch,
-    /// The state says so; replaced files are not tagged yet.
+    /// The state says so and lists the replaced files for deletion once their retention passes.
     AfterState,
 }
 
@@ -96,8 +112,6 @@ pub struct PartitionReport {
     /// Files whose schema conflicts with the others: left as they are, carried, reported.
     pub incompatible: Vec<String>,
     pub location: String,
-    /// Replaced files the store would not tag for expiry (they stay until removed by hand).
-    pub untagged: usize,
     /// Columns whose compressed pages were copied from the inputs as they are (empty: every
     /// column was decoded and encoded again).
     pub copied_columns: Vec<String>,
@@ -123,6 +137,8 @@ pub struct CompactResponse {
     pub compacted: Vec<PartitionReport>,
     /// Age of the oldest ingest file not yet compacted, over the partitions looked at.
     pub lag_seconds: f64,
+    /// Files replaced by earlier switches, deleted now that their retention has passed.
+    pub replaced_deleted: usize,
 }
 
 /// What triggered an invocation.
@@ -224,6 +240,13 @@ where
         let mut first_error = None;
         for (table, tp) in partitions {
             resp.partitions_seen += 1;
+            match self.retire_replaced(&table, &tp).await {
+                Ok(n) => resp.replaced_deleted += n,
+                Err(e) => {
+                    tracing::error!(table, partition = %tp.path(), error = %e, "replaced files not deleted");
+                    first_error.get_or_insert(e);
+                }
+            }
             match self.compact_partition(&table, &tp, attempt).await {
                 Ok((outcome, lag)) => {
                     resp.lag_seconds = resp.lag_seconds.max(lag);
@@ -284,6 +307,24 @@ where
     ) -> Result<Option<String>, CompactError> {
         let key = compaction::state_key(&self.config, table, tp);
         Ok(put_json_if(&self.store, &key, s, etag).await?)
+    }
+
+    /// Deletes the files earlier switches replaced once their retention has passed (readers
+    /// moved on at the switch; queries that started before it have had the retention to finish).
+    /// Returns how many were deleted.
+    pub async fn retire_replaced(&self, table: &str, tp: &TimePartition) -> Result<usize, CompactError> {
+        let (state, etag) = self.load_state(table, tp).await?;
+        let retention_ms = self.config.compaction.replaced_retention_hours as i64 * 3_600_000;
+        let Some((keys, next)) = state.retire_due((self.clock)(), retention_ms) else { return Ok(0) };
+        for key in &keys {
+            self.store.delete(key).await?;
+        }
+        // A concurrent change keeps the list in its own state: deleting again is harmless.
+        if self.save_state(table, tp, &next, etag.as_deref()).await?.is_none() {
+            tracing::info!(table, partition = %tp.path(), "state changed while deleting replaced files");
+        }
+        tracing::info!(table, partition = %tp.path(), deleted = keys.len(), "replaced files deleted");
+        Ok(keys.len())
     }
 
     /// Compacts one partition if it is due. Returns the outcome and the partition's lag.
@@ -395,7 +436,7 @@ where
     }
 
     /// The switch: carry files written since the listing, point the catalog at the new version,
-    /// record it, tag what it replaced. Every step is idempotent, so whoever resumes an
+    /// record it with the files it replaced (deleted after their retention). Every step is idempotent, so whoever resumes an
     /// interrupted switch gets the same result.
     async fn finish(
         &self,
@@ -419,6 +460,7 @@ where
             report.carried += 1;
         }
         self.check(CrashPoint::AfterCarry)?;
+        let replaced: Vec<String> = old.iter().map(|m| m.key.clone()).collect();
         let location = format!("s3://{}/{}", self.config.bucket, c.next_location);
         if !self.switch_forward(table, tp, &location).await? {
             // Not registered yet: the catalog function registers it at the state's location.
@@ -427,7 +469,7 @@ where
         self.check(CrashPoint::AfterSwitch)?;
         let mut current = state;
         loop {
-            let Some(next) = current.finish_closing((self.clock)()) else {
+            let Some(next) = current.finish_closing((self.clock)(), replaced.clone()) else {
                 return Err(CompactError::State("the closing vanished".into()));
             };
             match self.save_state(table, tp, &next, etag.as_deref()).await? {
@@ -449,15 +491,6 @@ where
         // The catalog function may have registered the partition at the old location between our
         // switch and our commit: check again (a no-op when it already points here).
         self.switch_forward(table, tp, &location).await?;
-        // Replaced files stay readable for running queries; a lifecycle rule expires them. The
-        // switch is committed already, so a store that cannot tag (the local one) only leaves
-        // them in place: counted and logged, never a failure.
-        for m in &old {
-            if let Err(e) = self.store.tag(&m.key, "tributary", "replaced").await {
-                report.untagged += 1;
-                tracing::warn!(key = %m.key, error = %e, "replaced file not tagged for expiry");
-            }
-        }
         report.version = c.next_version;
         report.location = c.next_location.clone();
         if report.files_out == 0 {
@@ -676,7 +709,7 @@ where
     }
 
     fn emit(&self, r: &CompactResponse) {
-        let mut emf = Emf::new("Tributary").dimension("Function", "compact");
+        let mut emf = Emf::new(&self.config.metrics_namespace).dimension("Function", "compact");
         let sum = |f: fn(&PartitionReport) -> f64| r.compacted.iter().map(f).sum::<f64>();
         emf.metric("PartitionsCompacted", r.compacted.len() as f64, Unit::Count)
             .metric("FilesIn", sum(|p| p.files_in as f64), Unit::Count)
@@ -686,7 +719,7 @@ where
             .metric("RowsOut", sum(|p| p.rows_out as f64), Unit::Count)
             .metric("DuplicatesRemoved", sum(|p| p.duplicates_removed as f64), Unit::Count)
             .metric("IncompatibleFiles", sum(|p| p.incompatible.len() as f64), Unit::Count)
-            .metric("ReplacedNotTagged", sum(|p| p.untagged as f64), Unit::Count)
+            .metric("ReplacedFilesDeleted", r.replaced_deleted as f64, Unit::Count)
             .metric("CompactionLag", r.lag_seconds, Unit::Seconds);
         (self.metrics_sink)(&emf.to_json((self.clock)()));
     }

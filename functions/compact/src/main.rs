@@ -4,7 +4,7 @@
 // computing its layout.
 #![recursion_limit = "256"]
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use tributary_aws::{GlueCatalog, S3Store};
 use tributary_compact::Compactor;
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         compactor.handle(&event.payload, &event.context.request_id).await.map_err(|e| {
             tracing::error!(error = %e, "compaction failed; the trigger retries it");
-            Error::from(e)
+            Diagnostic::from(e)
         })
     }))
     .await

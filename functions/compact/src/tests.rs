@@ -115,13 +115,58 @@ async fn many_small_files_become_one_and_readers_switch() {
     assert_eq!(s.version, 1);
     assert!(s.location.contains("/_v/dt=2026-11-22/hr=03/v000001-"));
     assert_eq!(w.catalog.partition_location("t", &tp().values()).await.unwrap().unwrap(), format!("s3://b/{}", s.location));
-    // Replaced files stay (running queries) but are tagged for the lifecycle rule.
+    // Replaced files stay (running queries), listed in the state for deletion.
     let old: Vec<String> = w.store.keys().into_iter().filter(|k| k.starts_with("tables/t/dt=2026-11-22/hr=03/")).collect();
     assert_eq!(old.len(), 6);
-    assert!(old.iter().all(|k| w.store.tags(k).get("tributary").map(String::as_str) == Some("replaced")));
+    assert_eq!(s.history.last().map(|t| t.replaced.clone()), Some(old));
     assert_eq!(w.store.open_uploads(), 0);
     // Nothing left to do.
     assert_eq!(w.compact("c2").await.unwrap().0, Outcome::NotDue);
+}
+
+/// Replaced files are deleted by the age of their switch: kept for the retention however old the
+/// files themselves are (a lifecycle rule counts from creation), then deleted once, by whichever
+/// invocation visits the partition next; readers never lose a row.
+#[tokio::test]
+async fn replaced_files_are_deleted_after_the_retention_since_their_switch() {
+    const SWITCH: i64 = LATER + 30 * 86_400_000; // the files are a month old when re-compacted
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(SWITCH));
+    let w = world_with(4, at_t0, |c| c.compaction.replaced_retention_hours = 6);
+    let c = {
+        let clock = clock.clone();
+        Compactor::new(w.store.clone(), w.catalog.clone(), w.compactor.config.clone())
+            .with_clock(move || clock.load(std::sync::atomic::Ordering::SeqCst))
+            .with_metrics_sink(|_| {})
+    };
+    for i in 0..4 {
+        w.ingest(0, i * 10, 10).await;
+    }
+    let ev = json!({"tributary": "sweep"});
+    let key = "tables/t/dt=2026-11-22/hr=03/part-t~0~0~9.parquet";
+    let event =
+        json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"bucket": {"name": "b"}, "object": {"key": key}}});
+    let r = c.handle(&event, "c1").await.unwrap();
+    assert_eq!((r.compacted.len(), r.replaced_deleted), (1, 0));
+    let old: Vec<String> = w.store.keys().into_iter().filter(|k| k.starts_with("tables/t/dt=2026-11-22/hr=03/")).collect();
+    assert_eq!(old.len(), 4);
+    let visible = w.visible().await;
+    assert_eq!(visible, expected(&[(0, 0..40)]));
+
+    clock.store(SWITCH + 6 * 3_600_000 - 1, std::sync::atomic::Ordering::SeqCst);
+    let r = c.handle(&event, "c2").await.unwrap();
+    assert_eq!(r.replaced_deleted, 0, "kept until the retention since the switch has passed");
+    assert!(old.iter().all(|k| w.store.keys().contains(k)));
+
+    let deletes = w.store.delete_count();
+    clock.store(SWITCH + 6 * 3_600_000, std::sync::atomic::Ordering::SeqCst);
+    let r = c.handle(&event, "c3").await.unwrap();
+    assert_eq!(r.replaced_deleted, 4);
+    assert_eq!(w.store.delete_count() - deletes, 4);
+    assert!(old.iter().all(|k| !w.store.keys().contains(k)), "every replaced file is gone");
+    assert_eq!(w.visible().await, visible, "readers lost nothing");
+    assert!(w.state().await.history.iter().all(|t| t.replaced.is_empty()));
+    let r = c.handle(&ev, "c4").await.unwrap();
+    assert_eq!(r.replaced_deleted, 0, "deleted once");
 }
 
 #[tokio::test]
@@ -376,7 +421,7 @@ async fn a_retry_settles_the_file_its_dead_attempt_left_behind() {
     w.ingest(0, 20, 5).await;
     // The compactor that was switching commits, without carrying again.
     let etag = w.compactor.load_state("t", &tp()).await.unwrap().1;
-    state = state.finish_closing(LATER).unwrap();
+    state = state.finish_closing(LATER, vec![]).unwrap();
     w.compactor.save_state("t", &tp(), &state, etag.as_deref()).await.unwrap().unwrap();
     w.catalog.register("t", &tp().values(), &format!("s3://b/{}", closing.next_location));
     assert_eq!(w.visible().await, expected(&[(0, 0..25)]));

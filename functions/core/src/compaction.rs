@@ -31,9 +31,11 @@ pub struct CompactionPolicy {
     pub zstd_level: i32,
     /// How long a compactor holds a partition before another may take over.
     pub lease_seconds: u64,
-    /// Replaced files are tagged and expire this many days later (a lifecycle rule), so running
-    /// queries never lose a file under them.
-    pub replaced_expire_days: u32,
+    /// Files a switch replaced are deleted by the compactor this many hours after the switch,
+    /// so running queries never lose a file under them. Counted from the switch, not from the
+    /// file's creation as an S3 lifecycle rule would (late data can re-compact a partition of
+    /// any age, whose replaced files a lifecycle rule would expire at once).
+    pub replaced_retention_hours: u32,
     /// How far back the periodic sweep looks for partitions to close.
     pub sweep_lookback_days: u32,
 }
@@ -48,7 +50,7 @@ impl Default for CompactionPolicy {
             row_group_rows: 1 << 20,
             zstd_level: 3,
             lease_seconds: 900,
-            replaced_expire_days: 1,
+            replaced_retention_hours: 24,
             sweep_lookback_days: 2,
         }
     }
@@ -300,13 +302,24 @@ pub struct Closing {
     pub expires_ms: i64,
 }
 
-/// A finished switch, kept for a while so slow writers can tell whether their file was folded in.
+/// A finished switch, kept for a while so slow writers can tell whether their file was folded in,
+/// and until the files it replaced are deleted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     pub from_location: String,
     pub to_location: String,
     pub inputs: Vec<String>,
     pub at_ms: i64,
+    /// Files in `from_location` the switch replaced (merged or carried), not yet deleted. A
+    /// transition is kept until they are, however old.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
+}
+
+impl Transition {
+    fn kept(&self, now_ms: i64) -> bool {
+        now_ms - self.at_ms < HISTORY_MS || !self.replaced.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -345,16 +358,17 @@ impl PartitionState {
         PartitionState { location: layout::partition_prefix(cfg, table, tp), ..Default::default() }
     }
 
-    /// Moves to the closing's version. Idempotent outcome: the returned state is the same
-    /// whoever finishes the closing.
-    pub fn finish_closing(&self, now_ms: i64) -> Option<PartitionState> {
+    /// Moves to the closing's version; `replaced` are the files of `from_location` the switch
+    /// retires. Idempotent outcome: the returned state is the same whoever finishes the closing.
+    pub fn finish_closing(&self, now_ms: i64, replaced: Vec<String>) -> Option<PartitionState> {
         let c = self.closing.as_ref()?;
-        let mut history: Vec<Transition> = self.history.iter().filter(|t| now_ms - t.at_ms < HISTORY_MS).cloned().collect();
+        let mut history: Vec<Transition> = self.history.iter().filter(|t| t.kept(now_ms)).cloned().collect();
         history.push(Transition {
             from_location: c.from_location.clone(),
             to_location: c.next_location.clone(),
             inputs: c.inputs.clone(),
             at_ms: now_ms,
+            replaced,
         });
         Some(PartitionState {
             version: c.next_version,
@@ -365,6 +379,23 @@ impl PartitionState {
             closing: None,
             history,
         })
+    }
+
+    /// Replaced files whose switch is at least `retention_ms` old, and the state that no longer
+    /// lists them (`None` when nothing is due). Deleting is idempotent, so a compactor that dies
+    /// between its deletes and this state's write only deletes again next time.
+    pub fn retire_due(&self, now_ms: i64, retention_ms: i64) -> Option<(Vec<String>, PartitionState)> {
+        let due = |t: &Transition| !t.replaced.is_empty() && now_ms - t.at_ms >= retention_ms;
+        let keys: Vec<String> = self.history.iter().filter(|t| due(t)).flat_map(|t| t.replaced.iter().cloned()).collect();
+        if keys.is_empty() {
+            return None;
+        }
+        let mut next = self.clone();
+        for t in next.history.iter_mut().filter(|t| due(t)) {
+            t.replaced.clear();
+        }
+        next.history.retain(|t| t.kept(now_ms));
+        Some((keys, next))
     }
 
     /// For a writer that put `key` at `location`: where the file must also be copied to stay
@@ -535,6 +566,22 @@ mod tests {
         assert!(c.column(1).is_null(0));
     }
 
+    /// A closing from `from` to version 1 at `to`, folding in `inputs`.
+    fn closing_to(from: &PartitionState, to: &str, inputs: Vec<String>) -> PartitionState {
+        let mut closing = from.clone();
+        closing.closing = Some(Closing {
+            owner: "c".into(),
+            from_location: from.location.clone(),
+            next_version: 1,
+            next_location: to.to_string(),
+            inputs,
+            outputs: vec![format!("{to}{}", output_name(0))],
+            covered: Ranges::default(),
+            expires_ms: 0,
+        });
+        closing
+    }
+
     #[test]
     fn state_follows_writers_through_switches() {
         let cfg = Config::default();
@@ -547,23 +594,13 @@ mod tests {
         let a = format!("{}part-x~0~1~2.parquet", s0.location);
         let b = format!("{}part-x~0~3~4.parquet", s0.location);
         assert_eq!(s0.follow(&s0.location, &a), Follow::Done);
-        let mut closing = s0.clone();
-        closing.closing = Some(Closing {
-            owner: "c".into(),
-            from_location: s0.location.clone(),
-            next_version: 1,
-            next_location: v1.clone(),
-            inputs: vec![a.clone()],
-            outputs: vec![format!("{v1}{}", output_name(0))],
-            covered: Ranges::default(),
-            expires_ms: 0,
-        });
+        let closing = closing_to(&s0, &v1, vec![a.clone()]);
         assert_eq!(closing.follow(&s0.location, &a), Follow::Done);
         assert_eq!(closing.follow(&s0.location, &b), Follow::CopyTo(v1.clone()));
         assert_eq!(closing.follow(&v1, &b), Follow::Done);
-        let s1 = closing.finish_closing(1000).unwrap();
+        let s1 = closing.finish_closing(1000, vec![]).unwrap();
         assert_eq!((s1.version, s1.location.as_str()), (1, v1.as_str()));
-        assert_eq!(closing.finish_closing(1000), Some(s1.clone()), "same outcome whoever finishes");
+        assert_eq!(closing.finish_closing(1000, vec![]), Some(s1.clone()), "same outcome whoever finishes");
         assert_eq!(s1.follow(&s0.location, &a), Follow::Done);
         assert_eq!(s1.follow(&s0.location, &b), Follow::CopyTo(v1.clone()));
         assert_eq!(s1.follow(&v1, &b), Follow::Done);
@@ -572,8 +609,31 @@ mod tests {
         // History is pruned after a day.
         let mut c2 = s1.clone();
         c2.closing = closing.closing.clone();
-        let later = c2.finish_closing(1000 + HISTORY_MS + 1).unwrap();
+        let later = c2.finish_closing(1000 + HISTORY_MS + 1, vec![]).unwrap();
         assert_eq!(later.history.len(), 1);
+    }
+
+    #[test]
+    fn replaced_files_are_retired_by_the_age_of_their_switch_and_kept_in_history_until_then() {
+        let cfg = Config::default();
+        let h = tp("2026-11-22", Some("03"));
+        let s0 = PartitionState::initial(&cfg, "t", &h);
+        let v1 = version_location(&cfg, "t", &h, 1, "abc");
+        let old = format!("{}part-x~0~1~2.parquet", s0.location);
+        let closing = closing_to(&s0, &v1, vec![old.clone()]);
+        let retention = 3 * HISTORY_MS; // longer than the history is kept for writers
+        let s1 = closing.finish_closing(1000, vec![old.clone()]).unwrap();
+        assert_eq!(s1.retire_due(1000 + retention - 1, retention), None, "not before the retention has passed");
+        // A later switch prunes old history, but not a transition whose files are still there.
+        let mut c2 = s1.clone();
+        c2.closing = Some(Closing { from_location: v1.clone(), next_version: 2, ..closing.closing.clone().unwrap() });
+        let s2 = c2.finish_closing(1000 + retention - HISTORY_MS / 2, vec![]).unwrap();
+        assert_eq!(s2.history.iter().filter(|t| t.replaced == [old.clone()]).count(), 1);
+        let (keys, s3) = s2.retire_due(1000 + retention, retention).expect("due");
+        assert_eq!(keys, std::slice::from_ref(&old));
+        assert!(s3.history.iter().all(|t| t.replaced.is_empty()));
+        assert_eq!(s3.history.len(), 1, "the retired transition, older than a day, is pruned; the recent one stays");
+        assert_eq!(s3.retire_due(i64::MAX / 2, retention), None, "nothing is deleted twice");
     }
 
     #[test]
