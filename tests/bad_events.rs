@@ -17,7 +17,7 @@ use tributary_compact::Compactor;
 use tributary_core::Config;
 use tributary_core::dead_letter::DeadLetter;
 use tributary_ingest::Ingest;
-use tributary_tests::Moto;
+use tributary_tests::{Moto, Role};
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus/bad-events");
@@ -39,8 +39,8 @@ async fn every_malformed_event_gets_a_clear_error_or_the_dead_letter_area() {
     let mut seen = [0usize; 4];
     for (i, (name, bytes)) in cases.iter().enumerate() {
         let bucket = format!("case{i}");
-        let s3 = moto.bucket(&bucket).await;
-        let store = S3Store::new(s3, &bucket);
+        moto.bucket(&bucket).await;
+        let store = S3Store::new(moto.s3_as(Role::Ingest), &bucket);
         let config = Config { bucket: bucket.clone(), database: format!("case{i}"), ..Config::default() };
         let parsed: Result<serde_json::Value, _> = serde_json::from_slice(bytes);
         if name.starts_with("ingest-dead-letter--") {
@@ -71,9 +71,10 @@ async fn every_malformed_event_gets_a_clear_error_or_the_dead_letter_area() {
             let ignored = name.starts_with("trigger-ignored--");
             seen[if ignored { 2 } else { 3 }] += 1;
             let v = parsed.expect("valid JSON");
-            let catalog = GlueCatalog::new(moto.glue_client(), &config.database);
-            let compact = Compactor::new(store.clone(), catalog.clone(), config.clone()).with_metrics_sink(|_| {});
-            let cat = CatalogFn::new(store.clone(), catalog, config).with_metrics_sink(|_| {});
+            let store_of = |role| S3Store::new(moto.s3_as(role), &bucket);
+            let glue = |role| GlueCatalog::new(moto.glue_as(role), &config.database);
+            let compact = Compactor::new(store_of(Role::Compact), glue(Role::Compact), config.clone()).with_metrics_sink(|_| {});
+            let cat = CatalogFn::new(store_of(Role::Catalog), glue(Role::Catalog), config).with_metrics_sink(|_| {});
             let (rc, rk) = (compact.handle(&v, "corpus").await, cat.handle(&v).await);
             if ignored {
                 let rc = rc.unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -5,12 +5,14 @@ use std::time::Duration;
 use tributary_core::event::SampleRecord;
 
 use serde_json::json;
-use tributary_aws::{AthenaQueries, GlueCatalog, PartitionLocation, S3Store};
+use tributary_aws::{AthenaQueries, GlueCatalog, PartitionLocation, S3Store, put_json_if};
 use tributary_catalog::CatalogFn;
 use tributary_core::Config;
+use tributary_core::compaction::{PartitionState, state_key};
 use tributary_core::event::build_event;
+use tributary_core::partition::TimePartition;
 use tributary_ingest::Ingest;
-use tributary_tests::Moto;
+use tributary_tests::{Moto, Role};
 
 const T0: i64 = 1_795_316_400_000;
 
@@ -32,10 +34,11 @@ async fn ingest(ing: &Ingest<S3Store>, p: i32, offset: i64, values: &[&str], hou
 #[tokio::test]
 async fn tables_partitions_and_new_columns_appear_in_glue() {
     let moto = Moto::start();
-    let store = S3Store::new(moto.bucket("lake").await, "lake");
+    moto.bucket("lake").await;
+    let store = S3Store::new(moto.s3_as(Role::Catalog), "lake");
     let config = Config { bucket: "lake".into(), ..Default::default() };
-    let glue = GlueCatalog::new(moto.glue_client(), "tributary");
-    let ing = Ingest::new(store.clone(), config.clone()).with_metrics_sink(|_| {});
+    let glue = GlueCatalog::new(moto.glue_as(Role::Catalog), "tributary");
+    let ing = Ingest::new(S3Store::new(moto.s3_as(Role::Ingest), "lake"), config.clone()).with_metrics_sink(|_| {});
     let f = CatalogFn::new(store.clone(), glue.clone(), config.clone()).with_metrics_sink(|_| {});
 
     let mut events = ingest(&ing, 0, 0, &[r#"{"branch":"Paris","currency":"EUR","amount":-5}"#], 0).await;
@@ -81,6 +84,23 @@ async fn tables_partitions_and_new_columns_appear_in_glue() {
     assert_eq!(
         glue.partition_location("transaction", &["2026-11-22".into(), "03".into()]).await.unwrap().as_deref(),
         Some("s3://lake/tables/transaction/dt=2026-11-22/hr=03/")
+    );
+
+    // A compaction switched the partition while Glue had it registered elsewhere (its switch found
+    // no partition to update): a cold catalog function points Glue where the state says.
+    let hr03 = TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) };
+    let moved = PartitionState {
+        version: 1,
+        location: "tables/transaction/_v/dt=2026-11-22/hr=03/v000001-x/".into(),
+        ..PartitionState::initial(&config, "transaction", &hr03)
+    };
+    let setup = S3Store::new(moto.s3(), "lake");
+    put_json_if(&setup, &state_key(&config, "transaction", &hr03), &moved, None).await.unwrap().unwrap();
+    let cold = CatalogFn::new(store.clone(), glue.clone(), config.clone()).with_metrics_sink(|_| {});
+    cold.handle(&e[0]).await.unwrap();
+    assert_eq!(
+        glue.partition_location("transaction", &hr03.values()).await.unwrap().as_deref(),
+        Some("s3://lake/tables/transaction/_v/dt=2026-11-22/hr=03/v000001-x/")
     );
 }
 

@@ -3,7 +3,8 @@
 //! on randomized but seeded schedules:
 //!
 //! - the event source mapping retries failed batches, with the same or other boundaries, runs a
-//!   retry while the first attempt is still going, loses commits and delivers overlapping batches;
+//!   retry while the first attempt is still going, loses commits and delivers overlapping batches,
+//!   also two at once to two instances (a consumer-group rebalance);
 //! - S3's `Object Created` events reach the catalog and the compactor duplicated, delayed and
 //!   reordered, and failed invocations are retried;
 //! - two compactions and two catalog updates race; compactors die at every step, holding their
@@ -38,8 +39,8 @@ use tributary_core::event::{SampleRecord, build_event};
 use tributary_core::partition::TimePartition;
 use tributary_ingest::Ingest;
 use tributary_local::pipeline::object_created;
-use tributary_tests::Moto;
 use tributary_tests::faults::{Fault, Faults, Faulty};
+use tributary_tests::{Moto, Role};
 
 const T0: i64 = 1_795_316_400_000; // 2026-11-22T03:00:00Z
 const TOPIC: &str = "orders";
@@ -109,6 +110,8 @@ struct Tally {
     steps: usize,
     ingest_calls: usize,
     ingest_failures: usize,
+    /// Two invocations at once on overlapping batches of one partition.
+    rebalances: usize,
     catalog_calls: usize,
     compact_calls: usize,
     compactions: usize,
@@ -123,12 +126,35 @@ struct Tally {
     calls: u64,
 }
 
+/// The stores and catalogs of the three functions, each on clients of its own role.
+struct Functions {
+    ingest: Store,
+    compact: Store,
+    catalog: Store,
+    compact_glue: Catalog,
+    catalog_glue: Catalog,
+}
+
+impl Functions {
+    fn new(moto: &Moto, bucket: &str, database: &str, faults: &Arc<Faults>) -> Functions {
+        let store = |role| Faulty { inner: S3Store::new(moto.s3_as(role), bucket), faults: faults.clone() };
+        let glue = |role| Faulty { inner: GlueCatalog::new(moto.glue_as(role), database), faults: faults.clone() };
+        Functions {
+            ingest: store(Role::Ingest),
+            compact: store(Role::Compact),
+            catalog: store(Role::Catalog),
+            compact_glue: glue(Role::Compact),
+            catalog_glue: glue(Role::Catalog),
+        }
+    }
+}
+
 struct Schedule {
     seed: u64,
     rng: fastrand::Rng,
     config: Config,
-    store: Store,
-    catalog: Catalog,
+    /// Each function's view: its own SDK clients, recorded for the IAM check, one fault schedule.
+    fns: Functions,
     faults: Arc<Faults>,
     /// Unfaulted views, for the observer.
     clean: S3Store,
@@ -158,8 +184,7 @@ impl Schedule {
         config.granularity = Granularity::Hour;
         config.compaction.min_files = rng.usize(2..=4);
         let faults = Arc::new(Faults::new(seed, rng.u32(20..=150), &config.table_prefix));
-        let store = Faulty { inner: S3Store::new(s3.clone(), &bucket), faults: faults.clone() };
-        let catalog = Faulty { inner: GlueCatalog::new(moto.glue_client(), &config.database), faults: faults.clone() };
+        let fns = Functions::new(moto, &bucket, &config.database, &faults);
         let recs = records(&mut rng);
         let tally = Tally {
             records: recs.iter().map(Vec::len).sum(),
@@ -168,18 +193,24 @@ impl Schedule {
             tombstones: recs.iter().flatten().filter(|r| r.value.is_none()).count(),
             ..Tally::default()
         };
+        let clock = Arc::new(AtomicI64::new(T0 + rng.i64(0..3_600_000)));
+        let ingest = {
+            let clock = clock.clone();
+            Ingest::new(fns.ingest.clone(), config.clone())
+                .with_clock(move || clock.load(Ordering::SeqCst))
+                .with_metrics_sink(|_| {})
+        };
         Schedule {
-            clock: Arc::new(AtomicI64::new(T0 + rng.i64(0..3_600_000))),
+            clock,
             seed,
             committed: vec![0; recs.len()],
-            ingest: Ingest::new(store.clone(), config.clone()).with_metrics_sink(|_| {}),
-            catalog_fn: CatalogFn::new(store.clone(), catalog.clone(), config.clone()).with_metrics_sink(|_| {}),
+            ingest,
+            catalog_fn: CatalogFn::new(fns.catalog.clone(), fns.catalog_glue.clone(), config.clone()).with_metrics_sink(|_| {}),
             clean: S3Store::new(s3.clone(), &bucket),
             glue: moto.glue_client(),
             rng,
             config,
-            store,
-            catalog,
+            fns,
             faults,
             recs,
             to_catalog: Vec::new(),
@@ -191,8 +222,17 @@ impl Schedule {
         }
     }
 
+    /// An ingest instance (a cold start, or a second instance of the function) on the schedule's
+    /// clock, which its offset claims are judged by.
+    fn ingest_fn(&self) -> Ingest<Store> {
+        let clock = self.clock.clone();
+        Ingest::new(self.fns.ingest.clone(), self.config.clone())
+            .with_clock(move || clock.load(Ordering::SeqCst))
+            .with_metrics_sink(|_| {})
+    }
+
     fn compactor(&mut self) -> Compactor<Store, Catalog> {
-        let c = Compactor::new(self.store.clone(), self.catalog.clone(), self.config.clone())
+        let c = Compactor::new(self.fns.compact.clone(), self.fns.compact_glue.clone(), self.config.clone())
             .with_clock({
                 let clock = self.clock.clone();
                 move || clock.load(Ordering::SeqCst)
@@ -279,7 +319,7 @@ impl Schedule {
                 // the mapping's contract), by two instances of the function.
                 let (p, q) = (pending[0], pending[1]);
                 let (a, b) = (self.batch(p), self.batch(q));
-                let twin = Ingest::new(self.store.clone(), self.config.clone()).with_metrics_sink(|_| {});
+                let twin = self.ingest_fn();
                 let (ea, eb) = (event(&[&self.recs[p][a.clone()]]), event(&[&self.recs[q][b.clone()]]));
                 let (ra, rb) = tokio::join!(self.ingest.handle(ea), twin.handle(eb));
                 self.trace(format_args!(
@@ -290,6 +330,25 @@ impl Schedule {
                 self.tally.ingest_calls += 2;
                 self.commit(ra.is_ok(), &[(p, a)]);
                 self.commit(rb.is_ok(), &[(q, b)]);
+            }
+            30..36 if !pending.is_empty() && self.rng.bool() => {
+                // A consumer-group rebalance: two invocations at once on overlapping batches of
+                // one partition (the old poller's and the new one's). Claims keep every row
+                // visible once; the loser fails and is retried.
+                let p = pending[self.rng.usize(0..pending.len())];
+                let (a, b) = (self.batch(p), self.batch(p));
+                let twin = self.ingest_fn();
+                let (ea, eb) = (event(&[&self.recs[p][a.clone()]]), event(&[&self.recs[p][b.clone()]]));
+                let (ra, rb) = tokio::join!(self.ingest.handle(ea), twin.handle(eb));
+                self.trace(format_args!(
+                    "rebalance {p}:{a:?} {p}:{b:?}: {:?} {:?}",
+                    ra.as_ref().map(|r| &r.total.objects),
+                    rb.as_ref().map(|r| &r.total.objects)
+                ));
+                self.tally.ingest_calls += 2;
+                self.tally.rebalances += 1;
+                self.commit(ra.is_ok(), &[(p, a)]);
+                self.commit(rb.is_ok(), &[(p, b)]);
             }
             30..36 if !pending.is_empty() => {
                 // A batch delivered twice in a row (a lost answer), then with other boundaries.
@@ -305,8 +364,8 @@ impl Schedule {
                     // Two catalog updates race on events of the same table.
                     let j = self.rng.usize(0..self.to_catalog.len());
                     let ev2 = object_created(&self.config.bucket, &self.to_catalog[j]);
-                    let twin =
-                        CatalogFn::new(self.store.clone(), self.catalog.clone(), self.config.clone()).with_metrics_sink(|_| {});
+                    let twin = CatalogFn::new(self.fns.catalog.clone(), self.fns.catalog_glue.clone(), self.config.clone())
+                        .with_metrics_sink(|_| {});
                     let (ra, rb) = tokio::join!(self.catalog_fn.handle(&ev), twin.handle(&ev2));
                     self.trace(format_args!("catalog twins: {:?} {:?}", ra, rb));
                     self.tally.catalog_calls += 2;
@@ -415,9 +474,9 @@ impl Schedule {
             }
             _ => {
                 // Cold starts: the functions lose what they cached.
-                self.ingest = Ingest::new(self.store.clone(), self.config.clone()).with_metrics_sink(|_| {});
-                self.catalog_fn =
-                    CatalogFn::new(self.store.clone(), self.catalog.clone(), self.config.clone()).with_metrics_sink(|_| {});
+                self.ingest = self.ingest_fn();
+                self.catalog_fn = CatalogFn::new(self.fns.catalog.clone(), self.fns.catalog_glue.clone(), self.config.clone())
+                    .with_metrics_sink(|_| {});
                 return false;
             }
         }
@@ -428,6 +487,9 @@ impl Schedule {
     /// Faults off; every batch delivered, every event handled, windows closed, sweeps run.
     async fn settle(&mut self) {
         self.faults.per_mille.store(0, Ordering::SeqCst);
+        // Past every invocation's deadline: the claims of writers that died before their put
+        // are void (a live writer would have finished by then).
+        self.clock.fetch_add(tributary_core::claims::DEFAULT_CLAIM_MS + 1, Ordering::SeqCst);
         while !self.pending().is_empty() {
             for p in self.pending() {
                 let start = self.committed[p] as usize;
@@ -663,6 +725,7 @@ async fn campaign() {
             total.steps += t.steps;
             total.ingest_calls += t.ingest_calls;
             total.ingest_failures += t.ingest_failures;
+            total.rebalances += t.rebalances;
             total.catalog_calls += t.catalog_calls;
             total.compact_calls += t.compact_calls;
             total.compactions += t.compactions;
@@ -683,6 +746,7 @@ async fn campaign() {
         "schedules": count, "first_seed": first, "records": total.records, "good": total.good,
         "bad": total.bad, "tombstones": total.tombstones, "steps": total.steps,
         "ingest_invocations": total.ingest_calls, "ingest_failed": total.ingest_failures,
+        "rebalances": total.rebalances,
         "catalog_invocations": total.catalog_calls, "compact_invocations": total.compact_calls,
         "compactions": total.compactions, "compactor_crashes": total.crashes,
         "observations": total.observations, "aws_calls": total.calls, "faults_injected": injected,
@@ -695,4 +759,5 @@ async fn campaign() {
         std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).expect("report written");
     }
     assert!(total.compactions > 0 && injected > 0, "the campaign compacted and injected faults");
+    assert!(total.rebalances > 0 || count < 20, "the campaign ran overlapping batches of one partition at once");
 }

@@ -11,13 +11,13 @@ use tributary_core::Config;
 use tributary_core::dead_letter::from_jsonl;
 use tributary_core::event::{build_event, parse_event};
 use tributary_ingest::{Ingest, function_handler};
-use tributary_tests::{Moto, bad_values, event_file, py_json};
+use tributary_tests::{Moto, Role, bad_values, event_file, py_json};
 
 const T0: i64 = 1_795_316_400_000; // 2026-11-22T03:00:00Z
 
 async fn ingest(moto: &Moto, bucket: &str) -> Ingest<S3Store> {
-    let client = moto.bucket(bucket).await;
-    Ingest::new(S3Store::new(client, bucket), Config { bucket: bucket.into(), ..Default::default() })
+    moto.bucket(bucket).await;
+    Ingest::new(S3Store::new(moto.s3_as(Role::Ingest), bucket), Config { bucket: bucket.into(), ..Default::default() })
 }
 
 /// Downloads every object under `prefix` into a temp dir; returns the dir and file paths.
@@ -192,5 +192,7 @@ async fn unreachable_s3_fails_the_invocation() {
     let ing = Ingest::new(S3Store::new(aws_sdk_s3::Client::from_conf(conf), "lake"), Config::default());
     let event: Box<RawValue> = serde_json::from_slice(&event_file("msk-batch.json")).unwrap();
     let err = function_handler(&ing, LambdaEvent::new(event, Context::default())).await.unwrap_err();
-    assert!(err.to_string().contains("s3://lake/"), "{err}");
+    assert!(err.error_message.contains("s3://lake/"), "{err:?}");
+    // What CloudWatch and the failure records show as errorType.
+    assert_eq!(err.error_type, "StoreError");
 }

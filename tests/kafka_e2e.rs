@@ -229,7 +229,8 @@ async fn freshness_from_produced_to_visible_in_sql() {
     create_topics(&tansu.bootstrap, &[("transaction", 3)], &[]).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let consumer = Consumer::start(&tansu.bootstrap, &data, "fresh", &["--until-idle", "5"]);
+    // --until-idle counts the group join too: leave it room (joins take about 3 s here).
+    let consumer = Consumer::start(&tansu.bootstrap, &data, "fresh", &["--until-idle", "10"]);
 
     // Probes one at a time, with the event source mapping's default window (500 ms): each
     // produced, then looked for with SQL until it shows (bounded).

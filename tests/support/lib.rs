@@ -4,6 +4,7 @@
 //! The venv is made by `scripts/install-test-deps.sh` under `$TRIBUTARY_CACHE` (default
 //! `~/.cache/tributary`). A missing venv fails the tests with a message saying so.
 
+pub mod calls;
 pub mod faults;
 
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+use calls::CallLog;
+pub use calls::Role;
 
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("TRIBUTARY_CACHE") {
@@ -94,6 +98,28 @@ impl Moto {
     /// An S3 client for this server, with test credentials and path-style addressing.
     pub fn s3(&self) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk_config()).force_path_style(true).build())
+    }
+
+    /// An S3 client that a function with `role` would hold: its calls are recorded for the IAM
+    /// check ([`calls`]).
+    pub fn s3_as(&self, role: Role) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config())
+            .force_path_style(true)
+            .interceptor(CallLog::new(role, "s3"))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// A Glue client that a function with `role` would hold, its calls recorded.
+    pub fn glue_as(&self, role: Role) -> aws_sdk_glue::Client {
+        let conf = aws_sdk_glue::config::Builder::from(&self.sdk_config()).interceptor(CallLog::new(role, "glue")).build();
+        aws_sdk_glue::Client::from_conf(conf)
+    }
+
+    /// A Lambda client that a function with `role` would hold, its calls recorded.
+    pub fn lambda_as(&self, role: Role) -> aws_sdk_lambda::Client {
+        let conf = aws_sdk_lambda::config::Builder::from(&self.sdk_config()).interceptor(CallLog::new(role, "lambda")).build();
+        aws_sdk_lambda::Client::from_conf(conf)
     }
 
     /// A Glue client for this server, with a database of `database` and a table `table`

@@ -34,6 +34,19 @@ pub enum CatalogFnError {
     Contended(String),
 }
 
+/// The invocation's `errorType` as Lambda reports it (CloudWatch, failure records).
+impl From<CatalogFnError> for lambda_runtime::Diagnostic {
+    fn from(e: CatalogFnError) -> Self {
+        let error_type = match &e {
+            CatalogFnError::Store(_) => "StoreError",
+            CatalogFnError::Catalog(_) => "CatalogError",
+            CatalogFnError::Event(_) => "TriggerError",
+            CatalogFnError::Contended(_) => "CatalogContendedError",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct CatalogResponse {
     pub tables_created: usize,
@@ -271,7 +284,7 @@ where
     }
 
     fn emit(&self, r: &CatalogResponse) {
-        let mut emf = Emf::new("Tributary").dimension("Function", "catalog");
+        let mut emf = Emf::new(&self.config.metrics_namespace).dimension("Function", "catalog");
         emf.metric("TablesCreated", r.tables_created as f64, Unit::Count)
             .metric("TablesUpdated", r.tables_updated as f64, Unit::Count)
             .metric("ColumnsAdded", r.columns_added as f64, Unit::Count)

@@ -4,7 +4,7 @@
 // computing its layout.
 #![recursion_limit = "256"]
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use tributary_aws::{GlueCatalog, S3Store};
 use tributary_catalog::CatalogFn;
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         f.handle(&event.payload).await.map_err(|e| {
             tracing::error!(error = %e, "catalog update failed; EventBridge retries it");
-            Error::from(e)
+            Diagnostic::from(e)
         })
     }))
     .await

@@ -116,6 +116,9 @@ pub struct Config {
     /// The Glue database of the tables.
     pub database: String,
     pub compaction: CompactionPolicy,
+    /// The CloudWatch namespace of the functions' EMF metrics: one per stack
+    /// (`TRIBUTARY_METRICS_NAMESPACE`), so one stack's alarms never read another's metrics.
+    pub metrics_namespace: String,
 }
 
 impl Default for Config {
@@ -135,6 +138,7 @@ impl Default for Config {
             topics: BTreeMap::new(),
             database: "tributary".into(),
             compaction: CompactionPolicy::default(),
+            metrics_namespace: "Tributary".into(),
         }
     }
 }
@@ -150,20 +154,58 @@ impl Config {
         Ok(config)
     }
 
-    /// The functions' configuration: `TRIBUTARY_CONFIG` (JSON), with `TRIBUTARY_BUCKET` and
-    /// `TRIBUTARY_DATABASE` overriding its `bucket` and `database`. A bucket is required.
+    /// The functions' configuration: `TRIBUTARY_CONFIG` (JSON), with the stack's own settings
+    /// overriding it: `TRIBUTARY_BUCKET`, `TRIBUTARY_DATABASE`, `TRIBUTARY_METRICS_NAMESPACE` and
+    /// `TRIBUTARY_REPLACED_RETENTION_HOURS`. A bucket is required.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut cfg = Config::from_json(&std::env::var("TRIBUTARY_CONFIG").unwrap_or_default())?;
-        if let Ok(bucket) = std::env::var("TRIBUTARY_BUCKET") {
+        Config::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] over any variable lookup (tests pass a map).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut cfg = Config::from_json(&var("TRIBUTARY_CONFIG").unwrap_or_default())?;
+        cfg.refuse_moved_areas()?;
+        if let Some(bucket) = var("TRIBUTARY_BUCKET") {
             cfg.bucket = bucket;
         }
-        if let Ok(db) = std::env::var("TRIBUTARY_DATABASE") {
+        if let Some(db) = var("TRIBUTARY_DATABASE") {
             cfg.database = db;
+        }
+        if let Some(ns) = var("TRIBUTARY_METRICS_NAMESPACE").filter(|v| !v.is_empty()) {
+            cfg.metrics_namespace = ns;
+        }
+        if let Some(h) = var("TRIBUTARY_REPLACED_RETENTION_HOURS") {
+            cfg.compaction.replaced_retention_hours = h.trim().parse().ok().filter(|h| *h >= 1).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "TRIBUTARY_REPLACED_RETENTION_HOURS must be a whole number of hours >= 1, not {h:?}"
+                ))
+            })?;
         }
         if cfg.bucket.is_empty() {
             return Err(ConfigError::Invalid("no bucket: set TRIBUTARY_BUCKET or \"bucket\" in TRIBUTARY_CONFIG".into()));
         }
         Ok(cfg)
+    }
+
+    /// The deployed stack grants, triggers and expires by the default areas (`tables/`,
+    /// `dead-letter/`, `_tributary/`): its IAM policies, EventBridge patterns and lifecycle rules
+    /// name them. A function configured for other prefixes would be refused by IAM at its first
+    /// write, or write where no trigger sees it; refuse the configuration instead, with the reason.
+    fn refuse_moved_areas(&self) -> Result<(), ConfigError> {
+        let d = Config::default();
+        for (name, value, default) in [
+            ("table_prefix", &self.table_prefix, &d.table_prefix),
+            ("dead_letter_prefix", &self.dead_letter_prefix, &d.dead_letter_prefix),
+            ("state_prefix", &self.state_prefix, &d.state_prefix),
+        ] {
+            if value != default {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} {value:?}: the deployed functions use {default:?} only (the stack's IAM grants, \
+                     EventBridge triggers and lifecycle rules name that prefix); remove {name} from TRIBUTARY_CONFIG"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -192,6 +234,11 @@ impl Config {
         if c.min_files < 2 || c.row_group_rows == 0 || c.max_file_bytes < (8 << 20) || !(1..=22).contains(&c.zstd_level) {
             return Err(ConfigError::Invalid(
                 "compaction: min_files >= 2, row_group_rows >= 1, max_file_bytes >= 8 MiB, zstd_level 1..=22".into(),
+            ));
+        }
+        if c.replaced_retention_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "compaction: replaced_retention_hours >= 1 (running queries read replaced files)".into(),
             ));
         }
         if !(1..=22).contains(&self.zstd_level) {
@@ -252,6 +299,39 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stack_settings_override_the_json_and_moved_areas_are_refused() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let c = Config::from_vars(vars(&[
+            ("TRIBUTARY_CONFIG", r#"{"bucket":"a","metrics_namespace":"x"}"#),
+            ("TRIBUTARY_BUCKET", "lake"),
+            ("TRIBUTARY_METRICS_NAMESPACE", "Tributary/stack-1"),
+            ("TRIBUTARY_REPLACED_RETENTION_HOURS", "6"),
+        ]))
+        .unwrap();
+        assert_eq!((c.bucket.as_str(), c.metrics_namespace.as_str()), ("lake", "Tributary/stack-1"));
+        assert_eq!(c.compaction.replaced_retention_hours, 6);
+        assert_eq!(Config::from_vars(vars(&[("TRIBUTARY_BUCKET", "lake")])).unwrap().metrics_namespace, "Tributary");
+        for (json, field) in [
+            (r#"{"table_prefix":"data/"}"#, "table_prefix"),
+            (r#"{"dead_letter_prefix":"dlq/"}"#, "dead_letter_prefix"),
+            (r#"{"state_prefix":"state/"}"#, "state_prefix"),
+        ] {
+            let pairs: &'static [(&str, &str)] =
+                Box::leak(vec![("TRIBUTARY_CONFIG", json), ("TRIBUTARY_BUCKET", "lake")].into_boxed_slice());
+            let e = Config::from_vars(vars(pairs)).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("IAM"), "{e}");
+            assert!(Config::from_json(json).is_ok(), "the library itself still takes other prefixes: {json}");
+        }
+        for bad in ["0", "x", "-1"] {
+            let pairs: &'static [(&str, &str)] =
+                Box::leak(vec![("TRIBUTARY_BUCKET", "lake"), ("TRIBUTARY_REPLACED_RETENTION_HOURS", bad)].into_boxed_slice());
+            assert!(Config::from_vars(vars(pairs)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn empty_config_is_all_defaults() {

@@ -67,6 +67,12 @@ pub fn data_key(cfg: &Config, table: &str, tp: &TimePartition, range: &FileRange
     format!("{}{}.parquet", partition_prefix(cfg, table, tp), range.file_stem())
 }
 
+/// The claim log of one Kafka partition's offsets in one time partition of a table
+/// ([`crate::claims`]).
+pub fn claim_key(cfg: &Config, table: &str, tp: &TimePartition, topic: &str, partition: i32) -> String {
+    format!("{}claims/{table}/{}{topic}~{partition}.json", cfg.state_prefix, tp.path())
+}
+
 pub fn dead_letter_key(cfg: &Config, table: &str, date: &str, range: &FileRange) -> String {
     format!("{}{}.jsonl", dead_letter_prefix(cfg, table, date), range.file_stem())
 }

@@ -19,8 +19,11 @@
 //!
 //! Compaction: [`compaction`] decides when and where, [`splice`] merges files by copying the
 //! compressed pages of columns that need no re-encoding.
+//!
+//! Operations: [`watch`] tells a stopped event source mapping from an idle topic.
 
 pub mod catalog;
+pub mod claims;
 pub mod compaction;
 pub mod config;
 pub mod dead_letter;
@@ -41,5 +44,6 @@ pub mod sample;
 pub mod schema;
 pub mod shape;
 pub mod splice;
+pub mod watch;
 
 pub use config::Config;

@@ -96,6 +96,14 @@ pub struct FileGroup {
 }
 
 impl FileGroup {
+    /// The offsets of the group's rows, sorted (what a claim on its range must protect).
+    pub fn offsets(&self) -> Result<Vec<i64>, ArrowError> {
+        let col = self.rows.column_by_name(COL_OFFSET).ok_or_else(|| ArrowError::SchemaError(format!("{COL_OFFSET} missing")))?;
+        let mut v = col.as_primitive::<Int64Type>().values().to_vec();
+        v.sort_unstable();
+        Ok(v)
+    }
+
     /// Drops the rows whose offsets a time partition already holds (written by an earlier
     /// attempt with other batch boundaries). Returns the group, if rows remain, and how many
     /// rows were dropped.

@@ -7,13 +7,15 @@
 mod registry;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use bytes::Bytes;
 use serde::Serialize;
-use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError, get_json};
+use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError, get_json, put_json_if};
 use tributary_core::Config;
+use tributary_core::claims::{CLOCK_SKEW_MS, ClaimDecision, ClaimLog, DEFAULT_CLAIM_MS};
 use tributary_core::compaction::{self, Follow, PartitionState};
 use tributary_core::dead_letter::to_jsonl;
 use tributary_core::event::{self, EventError};
@@ -41,6 +43,27 @@ pub enum IngestError {
     Registry(String),
     #[error("partition state: {0}")]
     Moved(String),
+    /// Another invocation holds a claim on offsets this one would write ([`tributary_core::claims`]).
+    #[error("claimed: {0}")]
+    Claimed(String),
+}
+
+/// What Lambda reports as the invocation's `errorType` (CloudWatch, failure records): the
+/// runtime would otherwise name the boxed error's type, the same for every failure.
+impl From<IngestError> for lambda_runtime::Diagnostic {
+    fn from(e: IngestError) -> Self {
+        let error_type = match &e {
+            IngestError::Event(_) => "EventError",
+            IngestError::Store(_) => "StoreError",
+            IngestError::Arrow(_) => "ArrowError",
+            IngestError::Parquet(_) => "ParquetError",
+            IngestError::Config(_) => "ConfigError",
+            IngestError::Registry(_) => "SchemaRegistryError",
+            IngestError::Moved(_) => "PartitionMovedError",
+            IngestError::Claimed(_) => "OffsetsClaimedError",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
 }
 
 /// What one invocation did, per table and in total. The counts always satisfy
@@ -100,6 +123,11 @@ pub struct Ingest<S> {
     pub config: Config,
     registry: Registry,
     metrics_sink: fn(&str),
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Where EMF lines go in Lambda: standard output, which CloudWatch Logs reads.
@@ -109,7 +137,13 @@ pub fn stdout_sink(line: &str) {
 
 impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     pub fn new(store: S, config: Config) -> Self {
-        Ingest { store, config, registry: Registry::default(), metrics_sink: stdout_sink }
+        Ingest { store, config, registry: Registry::default(), metrics_sink: stdout_sink, clock: Arc::new(now_ms) }
+    }
+
+    /// The clock claims are judged by (tests and the fault campaign move it).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Sends the EMF metric lines somewhere else (the local tool discards them).
@@ -121,26 +155,43 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     /// Handles one event. Any error means nothing was acknowledged: the event source mapping
     /// retries the batch, and the retry writes the same keys.
     pub async fn handle(&self, event: KafkaEvent) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(event::batches(event)?).await
+        self.handle_batches(event::batches(event)?, None).await
+    }
+
+    /// [`Ingest::handle`] by a writer that is sure to be done (or dead) by `until_ms`: its claims
+    /// on offsets are void after it (the default is Lambda's longest timeout).
+    pub async fn handle_until(&self, event: KafkaEvent, until_ms: i64) -> Result<IngestResponse, IngestError> {
+        self.handle_batches(event::batches(event)?, Some(until_ms)).await
     }
 
     /// The event as JSON, as the runtime hands it over: a record that does not match the Kafka
     /// record format goes to the dead-letter area instead of failing its batch.
     pub async fn handle_json(&self, event: serde_json::Value) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(event::batches_from_json(event)?).await
+        self.handle_batches(event::batches_from_json(event)?, None).await
     }
 
     /// The event's JSON bytes, as the runtime receives them: read without building a JSON tree
     /// when the event is well formed, else as [`Ingest::handle_json`] reads it.
     pub async fn handle_slice(&self, event: &[u8]) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(event::batches_from_slice(event)?).await
+        self.handle_batches(event::batches_from_slice(event)?, None).await
     }
 
-    async fn handle_batches(&self, batches: Vec<event::TopicPartitionBatch>) -> Result<IngestResponse, IngestError> {
+    /// [`Ingest::handle_slice`] by an invocation that Lambda stops at `deadline_ms` (its
+    /// context's deadline): its claims on offsets are void after it and the clock skew.
+    pub async fn handle_slice_until(&self, event: &[u8], deadline_ms: i64) -> Result<IngestResponse, IngestError> {
+        self.handle_batches(event::batches_from_slice(event)?, Some(deadline_ms + CLOCK_SKEW_MS)).await
+    }
+
+    async fn handle_batches(
+        &self,
+        batches: Vec<event::TopicPartitionBatch>,
+        until_ms: Option<i64>,
+    ) -> Result<IngestResponse, IngestError> {
         let started = Instant::now();
+        let until_ms = until_ms.unwrap_or_else(|| (self.clock)() + DEFAULT_CLAIM_MS);
         let mut response = IngestResponse::default();
         for (table, tbs) in plan::by_table(&self.config, &batches) {
-            let report = self.ingest_table(&table, &tbs).await?;
+            let report = self.ingest_table(&table, &tbs, until_ms).await?;
             self.emit(&table, &report, started);
             response.total.add(&report);
             response.tables.insert(table, report);
@@ -159,7 +210,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         Ok(response)
     }
 
-    async fn ingest_table(&self, table: &str, tbs: &[&event::TopicPartitionBatch]) -> Result<Report, IngestError> {
+    async fn ingest_table(&self, table: &str, tbs: &[&event::TopicPartitionBatch], until_ms: i64) -> Result<Report, IngestError> {
         let cfg = &self.config;
         // Topics sharing a table share its pinned schema: the first topic's configuration rules.
         let pinned = tbs.iter().find_map(|b| cfg.pinned_schema(&b.topic).transpose()).transpose()?;
@@ -272,6 +323,8 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
             report.rows_written += group.rows.num_rows();
             report.bytes_written += body.len();
+            // Nothing becomes visible before its offsets are claimed.
+            self.claim(table, &group, until_ms).await?;
             self.store.put(&key, Bytes::from(body), Precondition::None).await?;
             let key = self.settle(table, &group.partition, location, key).await?;
             report.files_written += 1;
@@ -280,6 +333,33 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         report.rejected.retain(|_, n| *n > 0);
         debug_assert!(report.balanced(), "{report:?}");
         Ok(report)
+    }
+
+    /// Claims the group's offsets in its claim log before its file is written; fails when
+    /// another live invocation claimed rows it would write (a rebalance ran two at once).
+    async fn claim(&self, table: &str, group: &plan::FileGroup, until_ms: i64) -> Result<(), IngestError> {
+        let key = layout::claim_key(&self.config, table, &group.partition, &group.range.topic, group.range.partition);
+        let offsets = group.offsets()?;
+        // Each round reads the log and writes it conditionally; a lost race reads it again.
+        for _ in 0..8 {
+            let (log, etag) = match get_json::<ClaimLog, _>(&self.store, &key).await? {
+                Some(v) => (v.value, v.etag),
+                None => (ClaimLog::default(), None),
+            };
+            match log.decide(&group.range, &offsets, (self.clock)(), until_ms) {
+                ClaimDecision::Write(None) => return Ok(()),
+                ClaimDecision::Write(Some(next)) => {
+                    if put_json_if(&self.store, &key, &next, etag.as_deref()).await?.is_some() {
+                        return Ok(());
+                    }
+                }
+                ClaimDecision::Wait(why) => {
+                    tracing::warn!(table, key = %key, "{why}");
+                    return Err(IngestError::Claimed(why));
+                }
+            }
+        }
+        Err(IngestError::Claimed(format!("{key}: the claim log kept changing; retrying the batch")))
     }
 
     async fn partition_state(&self, table: &str, tp: &TimePartition) -> Result<PartitionState, IngestError> {
@@ -319,7 +399,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     }
 
     fn emit(&self, table: &str, r: &Report, started: Instant) {
-        let mut emf = Emf::new("Tributary").dimension("Function", "ingest").dimension("Table", table);
+        let mut emf = Emf::new(&self.config.metrics_namespace).dimension("Function", "ingest").dimension("Table", table);
         emf.metric("RecordsIn", r.records_in as f64, Unit::Count)
             .metric("RowsWritten", r.rows_written as f64, Unit::Count)
             .metric("DeadLettered", r.dead_lettered as f64, Unit::Count)
@@ -330,10 +410,6 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             .metric("BatchLatency", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds);
         (self.metrics_sink)(&emf.to_json(now_ms()));
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The configuration from the environment (see [`Config::from_env`]).
@@ -348,8 +424,13 @@ mod tests;
 pub async fn function_handler<S: ObjectRead + ObjectWrite + Sync>(
     ingest: &Ingest<S>,
     event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>,
-) -> Result<IngestResponse, lambda_runtime::Error> {
-    match ingest.handle_slice(event.payload.get().as_bytes()).await {
+) -> Result<IngestResponse, lambda_runtime::Diagnostic> {
+    let deadline = event.context.deadline as i64;
+    let handled = match deadline {
+        0 => ingest.handle_slice(event.payload.get().as_bytes()).await,
+        d => ingest.handle_slice_until(event.payload.get().as_bytes(), d).await,
+    };
+    match handled {
         Ok(r) => Ok(r),
         Err(e) => {
             tracing::error!(request_id = %event.context.request_id, error = %e, "batch failed; the event source mapping retries it");

@@ -37,7 +37,7 @@ pub struct Options {
     pub window: Duration,
     /// Stop after consuming this many records.
     pub max_records: Option<u64>,
-    /// Stop once no record came for this long while partitions were assigned.
+    /// Stop once no record came for this long, assigned partitions or not.
     pub until_idle: Option<Duration>,
     /// Attempts per batch before giving up (its offsets stay uncommitted).
     pub max_attempts: u32,
@@ -123,6 +123,8 @@ pub struct Summary {
     /// Partition compactions (a partition still open may be compacted more than once).
     pub compacted: u64,
     pub compaction_failures: u64,
+    /// No partition was assigned at the last empty poll.
+    pub waiting_for_assignment: bool,
     /// The last committed `next offset` per topic-partition.
     pub committed: BTreeMap<(String, i32), i64>,
     pub freshness: Latencies,
@@ -155,9 +157,15 @@ impl Summary {
 
     /// One line for the progress display.
     pub fn progress_line(&self) -> String {
+        let waiting = if self.waiting_for_assignment {
+            "waiting for a partition assignment (group join or rebalance; a member that died without leaving holds its \
+             partitions until the broker's session timeout) | "
+        } else {
+            ""
+        };
         let fresh = self.freshness.quantile_ms(0.5).map(|p| format!(" | freshness p50 {p} ms")).unwrap_or_default();
         format!(
-            "consumed {} | delivered {} in {} batches | rows {} | dead-lettered {} | {} rec/s{fresh}",
+            "{waiting}consumed {} | delivered {} in {} batches | rows {} | dead-lettered {} | {} rec/s{fresh}",
             thousands(self.consumed),
             thousands(self.report.records_in as u64),
             thousands(self.batches),
@@ -286,6 +294,7 @@ where
             // Idle: the source had nothing for us (time spent delivering does not count).
             let idle = match self.source.next(wait).await? {
                 Some(record) => {
+                    self.sum.waiting_for_assignment = false;
                     self.sum.consumed += 1;
                     self.first_record.get_or_insert_with(Instant::now);
                     if let Some(batch) = batcher.push(record, Instant::now()) {
@@ -293,7 +302,13 @@ where
                     }
                     false
                 }
-                None => self.source.assigned(),
+                // Waiting for an assignment counts as idle too: a consumer restarted after a
+                // kill -9 gets no partition until the broker drops the dead member, which takes
+                // session.timeout.ms (minutes with some brokers' defaults).
+                None => {
+                    self.sum.waiting_for_assignment = !self.source.assigned();
+                    true
+                }
             };
             if batcher.due(Instant::now())
                 && let Some(batch) = batcher.take()
@@ -464,6 +479,31 @@ mod tests {
             retry_backoff: Duration::from_millis(1),
             ..Options::default()
         }
+    }
+
+    /// A group member that never gets a partition (the broker still holds them for a member that
+    /// was killed): `--until-idle` ends the wait, and the progress line says what it waits for.
+    #[tokio::test]
+    async fn until_idle_also_ends_a_wait_for_an_assignment_and_says_so() {
+        struct Unassigned;
+        impl Source for Unassigned {
+            async fn next(&mut self, _wait: Duration) -> Result<Option<Consumed>, Error> {
+                Ok(None)
+            }
+            async fn commit(&mut self, _offsets: &[(String, i32, i64)]) -> Result<(), Error> {
+                Ok(())
+            }
+            fn assigned(&self) -> bool {
+                false
+            }
+        }
+        let store = Arc::new(MemoryStore::new());
+        let stop = AtomicBool::new(false);
+        let (sum, result) = run(&mut Unassigned, &pipeline(&store), &opts(), &stop, |_| {}).await;
+        result.unwrap();
+        assert!(sum.waiting_for_assignment);
+        assert!(sum.progress_line().starts_with("waiting for a partition assignment"), "{}", sum.progress_line());
+        assert_eq!(sum.consumed, 0);
     }
 
     #[tokio::test]

@@ -33,10 +33,28 @@ pub fn parse_properties(items: &[String]) -> Result<Vec<(String, String)>, Error
     items
         .iter()
         .map(|s| match s.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            Some((k, v)) if !k.trim().is_empty() => {
+                refuse_share_groups(k.trim(), v)?;
+                Ok((k.trim().to_string(), v.to_string()))
+            }
             _ => Err(format!("librdkafka property {s:?}: expected key=value").into()),
         })
         .collect()
+}
+
+/// Share groups ("Queues for Kafka", KIP-932) hand one partition's records to several members
+/// at once and out of order. Ingest's object keys are offset ranges of one partition's batch,
+/// delivered in order, one batch at a time per partition: neither holds there, so refuse them.
+fn refuse_share_groups(key: &str, value: &str) -> Result<(), Error> {
+    let share = key.starts_with("share.") || (key == "group.type" && !value.trim().eq_ignore_ascii_case("consumer"));
+    if share {
+        return Err(format!(
+            "librdkafka property {key}={value}: share groups (Queues for Kafka) deliver a partition's records \
+             concurrently and out of order; Tributary's exactly-once keys need a consumer group"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A consumer-group member. Offsets are committed only by [`Source::commit`], never automatically.
@@ -187,4 +205,20 @@ pub async fn produce(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_parse_and_share_groups_are_refused() {
+        let ok = parse_properties(&["session.timeout.ms=6000".into(), "group.protocol=consumer".into()]).unwrap();
+        assert_eq!(ok[0], ("session.timeout.ms".to_string(), "6000".to_string()));
+        for bad in ["group.type=share", "share.acknowledgement.mode=explicit", "novalue"] {
+            let e = parse_properties(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
+        assert!(parse_properties(&["group.type=share".into()]).unwrap_err().to_string().contains("share groups"));
+    }
 }

@@ -6,6 +6,7 @@ pub mod athena;
 pub mod consume;
 pub mod kafka;
 pub mod pipeline;
+pub mod replay;
 pub mod sql;
 
 use std::fmt::Write as _;

@@ -76,7 +76,9 @@ enum Command {
         /// Stop after this many records.
         #[arg(long)]
         max_records: Option<u64>,
-        /// Stop once no record came for this many seconds (counted while partitions are assigned).
+        /// Stop once no record came for this many seconds, also while waiting for a partition
+        /// assignment (after a kill -9 the broker holds the dead member's partitions until its
+        /// session times out: `-X session.timeout.ms=6000` shortens that).
         #[arg(long)]
         until_idle: Option<u64>,
         /// Attempts per batch before stopping with its offsets uncommitted.
@@ -93,6 +95,23 @@ enum Command {
         #[arg(long)]
         aws: bool,
         /// The local store's directory (kept across runs: a restarted consumer carries on).
+        #[arg(long, default_value = "tributary-local-data")]
+        data_dir: PathBuf,
+    },
+    /// Ingest again, exactly once, the batches the event source mapping gave up on: the records its
+    /// S3 on-failure destination wrote (after 10 retries). Safe to run any number of times.
+    Replay {
+        /// Read the failure records from S3 and write to S3 and Glue (bucket, database and the
+        /// rest from TRIBUTARY_BUCKET / TRIBUTARY_DATABASE / TRIBUTARY_CONFIG, as the functions).
+        #[arg(long)]
+        aws: bool,
+        /// The bucket holding the failure records (default: the data bucket, the stack's destination).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Where Lambda writes them in that bucket.
+        #[arg(long, default_value = tributary_core::esm::FAILED_BATCHES_PREFIX)]
+        prefix: String,
+        /// Without --aws: the local store's directory.
         #[arg(long, default_value = "tributary-local-data")]
         data_dir: PathBuf,
     },
@@ -200,6 +219,38 @@ async fn consume(a: ConsumeArgs) -> Result<String, tributary_local::Error> {
     result.map(|()| String::new())
 }
 
+async fn replay(
+    aws: bool,
+    bucket: Option<String>,
+    prefix: &str,
+    data_dir: &std::path::Path,
+) -> Result<String, tributary_local::Error> {
+    use tributary_local::replay::replay;
+    let summary = if aws {
+        let config = tributary_core::Config::from_env()?;
+        let failures = tributary_aws::S3Store::from_env(bucket.unwrap_or_else(|| config.bucket.clone())).await;
+        let store = tributary_aws::S3Store::from_env(config.bucket.clone()).await;
+        let catalog = std::sync::Arc::new(tributary_aws::GlueCatalog::from_env(config.database.clone()).await);
+        eprintln!(
+            "replaying s3://{}/{prefix} into s3://{}/ and Glue database {}",
+            failures.bucket(),
+            config.bucket,
+            config.database
+        );
+        replay(&failures, prefix, &Pipeline::new(store, catalog, config)).await?
+    } else {
+        let (store, root, config) = tributary_local::local_target(data_dir).await?;
+        eprintln!("replaying {prefix} of the local store {}", root.display());
+        let catalog = std::sync::Arc::new(tributary_aws::MemoryCatalog::new());
+        replay(&store, prefix, &Pipeline::new(store.clone(), catalog, config)).await?
+    };
+    if summary.unreadable.is_empty() {
+        Ok(summary.to_string())
+    } else {
+        Err(format!("{summary}some failure records hold no batch (see above)").into())
+    }
+}
+
 async fn produce(
     bootstrap: &str,
     records: u64,
@@ -225,11 +276,9 @@ async fn produce(
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // The embedded store (s3s-fs) implements no object tagging: compaction's best-effort tagging
-    // of replaced files fails there, logged by s3s and the compactor on every file. Locally that
-    // is expected (nothing expires), so those two are quiet unless RUST_LOG asks for them.
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,s3s=off,tributary_compact=error".into());
+    // s3s logs every request it refuses (a 404 on a missing state key is normal): quiet unless
+    // RUST_LOG asks for it.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,s3s=off".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Demo { data_dir: PathBuf::from("tributary-local-data") });
@@ -277,6 +326,7 @@ async fn main() -> std::process::ExitCode {
             };
             consume(ConsumeArgs { bootstrap_servers, topics, group, starting_position, properties, aws, data_dir, options }).await
         }
+        Command::Replay { aws, bucket, prefix, data_dir } => replay(aws, bucket, &prefix, &data_dir).await,
         Command::Produce { bootstrap_servers, records, bad_every, seed, properties } => {
             produce(&bootstrap_servers, records, bad_every, seed, &properties).await
         }

@@ -25,6 +25,9 @@ pub fn data_files(r: &IngestResponse) -> impl Iterator<Item = &String> {
     r.total.objects.iter().filter(|k| k.ends_with(".parquet"))
 }
 
+/// How long a delivery's offset claims live ([`tributary_core::claims`]).
+pub const CLAIM_MS: i64 = 30_000;
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -74,7 +77,21 @@ where
     /// Ingests one batch and registers the files it wrote. An error means the batch is not
     /// delivered: deliver it again (the retry writes the same keys, or nothing).
     pub async fn deliver(&self, event: KafkaEvent) -> Result<Delivered, Error> {
-        let response = self.ingest.handle(event).await?;
+        // One batch on one machine takes seconds at most: its offset claims lapse after
+        // CLAIM_MS, so a consumer restarted after a kill -9 mid-batch waits that long at most
+        // (inside its retries' backoff) before writing what the dead one had claimed.
+        let response = self.ingest.handle_until(event, now_ms() + CLAIM_MS).await?;
+        self.register(response).await
+    }
+
+    /// [`Pipeline::deliver`] for an event as JSON (a failure record's payload), read as the
+    /// function reads what the event source mapping sends.
+    pub async fn deliver_json(&self, event: serde_json::Value) -> Result<Delivered, Error> {
+        let response = self.ingest.handle_json(event).await?;
+        self.register(response).await
+    }
+
+    async fn register(&self, response: IngestResponse) -> Result<Delivered, Error> {
         let mut pending = std::mem::take(&mut *self.unregistered.lock().unwrap_or_else(|p| p.into_inner()));
         pending.extend(data_files(&response).cloned());
         while let Some(key) = pending.first() {
