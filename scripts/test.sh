@@ -19,6 +19,10 @@ trap 'rm -f "$log"' EXIT
 # The fault campaign (tests/faults.rs) writes its figures here; printed below.
 export TRIBUTARY_FAULT_REPORT="$TRIBUTARY_CACHE/fault-campaign-suite.json"
 rm -f "$TRIBUTARY_FAULT_REPORT"
+# Every AWS call the handlers make in the integration tests is recorded here (tests/support/calls.rs)
+# for the IAM check below.
+export TRIBUTARY_CALL_LOG_DIR="$TRIBUTARY_CACHE/aws-calls"
+rm -rf "$TRIBUTARY_CALL_LOG_DIR"
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole suite (pytest's template assertions are counted above).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
@@ -27,6 +31,9 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p 
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"fault campaign: {r['schedules']} schedules, {r['faults_injected']} faults injected at "
-      f"{len(r['fault_sites'])} call sites, {r['compactor_crashes']} compactor crashes, {r['good']} good and "
+      f"{len(r['fault_sites'])} call sites, {r['compactor_crashes']} compactor crashes, "
+      f"{r['rebalances']} rebalances (overlapping batches of one partition at once), {r['good']} good and "
       f"{r['bad']} bad records: {r['records_lost']} lost, {r['records_duplicated']} duplicated")
 PY
+echo "test: IAM check: every recorded AWS call against its function's role, in the SAM and the CDK template"
+scripts/iam-check.sh

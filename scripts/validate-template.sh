@@ -2,13 +2,16 @@
 # Validates template.yaml offline: cfn-lint, `sam validate --lint`, cfn-lint on the
 # SAM-transformed template (catches circular dependencies), and the template's own assertions;
 # then the CDK app in infra/: its Template.fromStack tests, `cdk synth`, cfn-lint on the
-# synthesized template, and the parity test against the SAM template.
+# synthesized template, and the parity test against the SAM template. Both templates are kept in
+# $TRIBUTARY_CACHE/templates (transformed.json, cdk.out/) for the IAM check (scripts/iam-check.sh),
+# which runs after the tests have recorded the functions' AWS calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+out="$TRIBUTARY_CACHE/templates"
+rm -rf "$out/transformed.json" "$out/cdk.out" "$out/code"
+mkdir -p "$out"
 echo "validate: cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
 echo "validate: sam validate --lint"
@@ -18,6 +21,10 @@ echo "validate: cfn-lint on the transformed template"
 "$VENV/bin/cfn-lint" "$out/transformed.json"
 echo "validate: template assertions"
 TRANSFORMED="$out/transformed.json" "$VENV/bin/pytest" -q -p no:cacheprovider tests/py/test_template.py
+echo "validate: the alarm table (every way the pipeline can stop, the alarm that fires)"
+TRANSFORMED="$out/transformed.json" "$VENV/bin/pytest" -q -p no:cacheprovider tests/py/test_alarms.py
+echo "validate: the IAM check's own tests (request mapping, evaluator, unused grants)"
+"$VENV/bin/pytest" -q -p no:cacheprovider tests/py/test_iam.py
 
 echo "validate: CDK app (infra/)"
 (
@@ -30,7 +37,7 @@ echo "validate: CDK app (infra/)"
   fi
   npm test --silent
   # Placeholder code: synth needs the assets to exist, not to be real functions.
-  for f in IngestFunction CompactFunction CatalogFunction; do
+  for f in IngestFunction CompactFunction CatalogFunction WatchFunction; do
     mkdir -p "$out/code/$f" && printf '#!/bin/sh\n' > "$out/code/$f/bootstrap"
   done
   npx cdk synth --app "node dist/bin/app.js" --no-notices --quiet -o "$out/cdk.out" \
