@@ -4,8 +4,8 @@
 # allow-list, and sources other than crates.io (policy: scripts/deny.toml).
 #
 # The advisory database is a git repository on github.com. Where github.com cannot be reached,
-# the copy fetched last time (under $TRIBUTARY_CACHE/advisory-dbs) is used and its date printed;
-# with no copy at all, the advisory check is skipped with a warning, and every other check runs.
+# the newer of the copy cached under $TRIBUTARY_CACHE/advisory-dbs and the git bundle in
+# ../shared/advisory-db.bundle is used, and its date printed; with neither, the audit fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -20,15 +20,29 @@ echo "audit: licenses, sources, bans"
 "${deny[@]}" --offline check bans licenses sources
 
 dbs="$TRIBUTARY_CACHE/advisory-dbs"
+# cargo-deny looks for the default database in a directory named after a hash of its URL.
+db="$dbs/advisory-db-3157b0e258782691"
+# A git bundle of the RustSec database, shipped beside the repository (shared/), for machines that
+# cannot reach github.com: used when nothing fresher is cached.
+bundle="$(cd .. && pwd)/shared/advisory-db.bundle"
 if timeout 30 git ls-remote https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then
   echo "audit: advisories (RustSec database, fetched now)"
   "${deny[@]}" check advisories
   exit 0
-elif compgen -G "$dbs/advisory-db-*/.git" >/dev/null; then
-  db=$(compgen -G "$dbs/advisory-db-*" | head -1)
-  echo "audit: advisories: github.com unreachable; using the database of $(git -C "$db" log -1 --format=%cs)"
-else
-  echo "audit: WARNING: advisories NOT checked: the RustSec database (github.com) is unreachable and none is cached in $dbs" >&2
-  exit 0
 fi
+date_of() { git -C "$1" log -1 --format=%cs 2>/dev/null || echo 0000-00-00; }
+if [[ -f "$bundle" ]]; then
+  probe="$dbs/.probe"
+  rm -rf "$probe" && mkdir -p "$dbs"
+  if git -c init.defaultBranch=main clone --quiet "$bundle" "$probe" && [[ "$(date_of "$probe")" > "$(date_of "$db")" ]]; then
+    rm -rf "$db" && mv "$probe" "$db"
+    echo "audit: github.com unreachable; advisory database taken from $bundle"
+  fi
+  rm -rf "$probe"
+fi
+if [[ ! -d "$db/.git" ]]; then
+  echo "audit: FAILED: no RustSec advisory database: github.com is unreachable, none is cached in $dbs and $bundle is missing" >&2
+  exit 1
+fi
+echo "audit: advisories: using the RustSec database of $(date_of "$db") (github.com unreachable)"
 "${deny[@]}" --offline check advisories
