@@ -229,6 +229,7 @@ impl Schedule {
         Ingest::new(self.fns.ingest.clone(), self.config.clone())
             .with_clock(move || clock.load(Ordering::SeqCst))
             .with_metrics_sink(|_| {})
+            .without_claim_waits()
     }
 
     fn compactor(&mut self) -> Compactor<Store, Catalog> {

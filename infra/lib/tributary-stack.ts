@@ -122,6 +122,8 @@ export class TributaryStack extends Stack {
       lifecycleRules: [
         { id: "abort-incomplete-multipart-uploads", abortIncompleteMultipartUploadAfter: Duration.days(1) },
         { id: "expire-athena-results", prefix: "athena-results/", expiration: Duration.days(30) },
+        // Offset claims matter for minutes: a claim log untouched for days holds only void claims.
+        { id: "expire-idle-claim-logs", prefix: "_tributary/claims/", expiration: Duration.days(2) },
       ],
     });
     const bucketName = bucket.bucketName;

@@ -180,7 +180,9 @@ test("replaced files: no tag lifecycle rule, no tagging grant, the retention in 
   const t = synth();
   const [bucket] = Object.values(t.findResources("AWS::S3::Bucket")) as any[];
   const rules = bucket.Properties.LifecycleConfiguration.Rules;
-  assert.deepEqual(rules.map((r: any) => r.Id).sort(), ["abort-incomplete-multipart-uploads", "expire-athena-results"]);
+  assert.deepEqual(rules.map((r: any) => r.Id).sort(), ["abort-incomplete-multipart-uploads", "expire-athena-results", "expire-idle-claim-logs"]);
+  const expiring = rules.filter((r: any) => r.ExpirationInDays).map((r: any) => r.Prefix).sort();
+  assert.deepEqual(expiring, ["_tributary/claims/", "athena-results/"], "nothing under tables/ or aws/lambda/ expires by a rule");
   assert.ok(!JSON.stringify(rules).includes("Tag"));
   assert.ok(!JSON.stringify(statements(t)).includes("Tagging"));
   assert.equal(functions(t).compact.Environment.Variables.TRIBUTARY_REPLACED_RETENTION_HOURS, "24");

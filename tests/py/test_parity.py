@@ -297,6 +297,11 @@ def test_the_same_workgroup_named_query_and_database():
 
 
 def test_the_same_bucket_lifecycle():
-    for t in (SAM, CDK):
-        rules = single(t, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
-        assert {r["Id"] for r in rules} == {"abort-incomplete-multipart-uploads", "expire-athena-results"}
+    def rules(t):
+        found = single(t, "AWS::S3::Bucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+        return {(r["Id"], r.get("Prefix"), r.get("ExpirationInDays")) for r in found}
+    assert rules(SAM) == rules(CDK) == {
+        ("abort-incomplete-multipart-uploads", None, None),
+        ("expire-athena-results", "athena-results/", 30),
+        ("expire-idle-claim-logs", "_tributary/claims/", 2),
+    }

@@ -347,8 +347,11 @@ def test_a_failure_record_notifies_the_topic():
 
 def test_replaced_files_are_deleted_by_the_compactor_not_by_a_tag_lifecycle_rule():
     rules = RES["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert {r["Id"] for r in rules} == {"abort-incomplete-multipart-uploads", "expire-athena-results"}
+    assert {r["Id"] for r in rules} == {"abort-incomplete-multipart-uploads", "expire-athena-results", "expire-idle-claim-logs"}
     assert not any("TagFilters" in r or "Tag" in json.dumps(r.get("Filter", {})) for r in rules)
+    # Nothing under tables/ (nor the failure records under aws/lambda/) expires by a rule.
+    expiring = {r.get("Prefix") for r in rules if "ExpirationInDays" in r}
+    assert expiring == {"athena-results/", "_tributary/claims/"}, expiring
     env = RES["CompactFunction"]["Properties"]["Environment"]["Variables"]
     assert env["TRIBUTARY_REPLACED_RETENTION_HOURS"] == {"Ref": "ReplacedFilesRetentionHours"}
     assert PARAMS["ReplacedFilesRetentionHours"]["Default"] == 24 and PARAMS["ReplacedFilesRetentionHours"]["MinValue"] == 1

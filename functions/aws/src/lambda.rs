@@ -36,6 +36,7 @@ impl MappingRead for LambdaMappings {
             state: out.state().unwrap_or_default().to_string(),
             state_transition_reason: out.state_transition_reason().map(str::to_string),
             last_processing_result: out.last_processing_result().map(str::to_string),
+            last_modified_ms: out.last_modified().and_then(|t| t.to_millis().ok()),
         })
     }
 }

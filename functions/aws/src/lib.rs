@@ -213,6 +213,8 @@ pub struct MappingStatus {
     pub state_transition_reason: Option<String>,
     /// The result of the mapping's last poll (for Kafka: `OK`, `PROBLEM: …`, `No records processed`).
     pub last_processing_result: Option<String>,
+    /// When the mapping was last changed (milliseconds since the epoch).
+    pub last_modified_ms: Option<i64>,
 }
 
 /// The mapping could not be read, after the SDK's retries.

@@ -279,9 +279,16 @@ where
         for table in tables {
             for d in 0..=cfg.compaction.sweep_lookback_days as i64 {
                 let day = chrono_day(now - d * 86_400_000);
-                let prefix = format!("{}{table}/dt={day}/", cfg.table_prefix);
-                for m in self.store.list(&prefix).await? {
+                // Partitions with ingest files, and partitions with a state (compacted ones whose
+                // ingest location is empty still have replaced files to delete).
+                let ingested = format!("{}{table}/dt={day}/", cfg.table_prefix);
+                for m in self.store.list(&ingested).await? {
                     if let Some(tp) = TimePartition::from_key(&m.key) {
+                        out.insert((table.clone(), tp));
+                    }
+                }
+                for m in self.store.list(&compaction::day_states_prefix(cfg, &table, &day)).await? {
+                    if let Some(tp) = compaction::partition_of_state_key(&m.key) {
                         out.insert((table.clone(), tp));
                     }
                 }
@@ -314,8 +321,14 @@ where
     /// Returns how many were deleted.
     pub async fn retire_replaced(&self, table: &str, tp: &TimePartition) -> Result<usize, CompactError> {
         let (state, etag) = self.load_state(table, tp).await?;
+        let now = (self.clock)();
+        // Never write the state under a compaction in progress: its next conditional write would
+        // fail and it would give up its work. The files wait for the next visit.
+        if state.closing.is_some() || state.lease.as_ref().is_some_and(|l| l.expires_ms > now) {
+            return Ok(0);
+        }
         let retention_ms = self.config.compaction.replaced_retention_hours as i64 * 3_600_000;
-        let Some((keys, next)) = state.retire_due((self.clock)(), retention_ms) else { return Ok(0) };
+        let Some((keys, next)) = state.retire_due(now, retention_ms) else { return Ok(0) };
         for key in &keys {
             self.store.delete(key).await?;
         }

@@ -510,3 +510,36 @@ fn s3_event(keys: &[&str]) -> Value {
         .collect();
     json!({ "Records": records })
 }
+
+/// A partition compacted twice: once the first switch's files are deleted its ingest location is
+/// empty, and the sweep still finds it by its state to delete what the second switch replaced.
+#[tokio::test]
+async fn the_sweep_finds_compacted_partitions_by_their_state_to_delete_what_they_replaced() {
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(LATER));
+    let w = world_with(4, at_t0, |c| c.compaction.replaced_retention_hours = 6);
+    let c = {
+        let clock = clock.clone();
+        Compactor::new(w.store.clone(), w.catalog.clone(), w.compactor.config.clone())
+            .with_clock(move || clock.load(std::sync::atomic::Ordering::SeqCst))
+            .with_metrics_sink(|_| {})
+    };
+    let at = |ms: i64| clock.store(ms, std::sync::atomic::Ordering::SeqCst);
+    let sweep = json!({"tributary": "sweep"});
+    for i in 0..4 {
+        w.ingest(0, i * 10, 10).await;
+    }
+    assert_eq!(c.handle(&sweep, "c1").await.unwrap().compacted.len(), 1);
+    // A late file lands in the compacted version; the next sweep folds it in (a second switch).
+    at(LATER + 3_600_000);
+    w.ingest(0, 40, 5).await;
+    assert_eq!(c.handle(&sweep, "c2").await.unwrap().compacted.len(), 1);
+    assert_eq!(w.visible().await, expected(&[(0, 0..45)]));
+    at(LATER + 6 * 3_600_000);
+    assert_eq!(c.handle(&sweep, "c3").await.unwrap().replaced_deleted, 4, "the first switch's ingest files");
+    assert!(!w.store.keys().iter().any(|k| k.starts_with("tables/t/dt=2026-11-22/hr=03/")), "the ingest location is empty");
+    at(LATER + 7 * 3_600_000);
+    assert_eq!(c.handle(&sweep, "c4").await.unwrap().replaced_deleted, 2, "version 1's compacted file and the late file");
+    assert_eq!(w.visible().await, expected(&[(0, 0..45)]));
+    let left: Vec<String> = w.store.keys().into_iter().filter(|k| k.starts_with("tables/") && k.ends_with(".parquet")).collect();
+    assert_eq!(left.len(), 1, "only what readers see: {left:?}");
+}

@@ -25,6 +25,14 @@ pub const CLOCK_SKEW_MS: i64 = 60 * 1000;
 /// How long a claim lives when the writer has no deadline of its own: Lambda's longest
 /// timeout, and the clock skew.
 pub const DEFAULT_CLAIM_MS: i64 = 15 * 60 * 1000 + CLOCK_SKEW_MS;
+/// A writer puts its file only while at least this much of its claim remains, so the put is
+/// over before anyone may treat the claim as void.
+pub const PUT_MARGIN_MS: i64 = CLOCK_SKEW_MS;
+/// How long a void claim stays in the log: longer than any invocation. A writer whose listing
+/// predates a void claim's put therefore still meets the claim, and lists again before writing
+/// ([`ClaimDecision::Recheck`]); once a claim is gone, its file (if it was written) was visible
+/// before any writer still running made its listing.
+pub const CLAIM_RETAIN_MS: i64 = DEFAULT_CLAIM_MS;
 
 /// One writer's claim on the offsets `first..=last` of the log's Kafka partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +44,7 @@ pub struct Claim {
     pub until_ms: i64,
 }
 
-/// The live claims on one Kafka partition's offsets in one time partition of one table.
+/// The claims on one Kafka partition's offsets in one time partition of one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimLog {
     pub claims: Vec<Claim>,
@@ -47,40 +55,60 @@ pub struct ClaimLog {
 pub enum ClaimDecision {
     /// Write it, after saving this log (conditionally); `None`: the log holds the claim already.
     Write(Option<ClaimLog>),
-    /// Another live writer claimed offsets this file would make visible: fail, and retry later.
-    Wait(String),
+    /// Another live writer claimed offsets this file would make visible, until `until_ms`: wait
+    /// for its file to become visible (list again) or its claim to lapse, or fail and be retried.
+    Wait { why: String, until_ms: i64 },
+    /// A void claim overlaps rows still to write: its writer either finished after this writer
+    /// listed (its file is visible now) or died. List again, drop what is visible, and decide
+    /// again with `rechecked`.
+    Recheck,
 }
 
 impl ClaimLog {
-    /// The decision for a writer of `range` whose file holds the rows at `offsets` (sorted; the
-    /// rows not yet visible), at `now_ms`, with its own deadline `until_ms`. Void claims are
-    /// dropped from the log it saves.
-    pub fn decide(&self, range: &FileRange, offsets: &[i64], now_ms: i64, until_ms: i64) -> ClaimDecision {
-        let mut live = Vec::with_capacity(self.claims.len() + 1);
-        let mut held = false;
+    /// The decision for a writer of `range` whose file holds the rows at `offsets` (sorted, not
+    /// empty; the rows not visible at its last listing), at `now_ms`, with its own deadline
+    /// `until_ms`. `rechecked`: the writer listed again after a [`ClaimDecision::Recheck`], so a
+    /// void claim still overlapping its rows belonged to a writer that died before its put.
+    /// The log it saves drops claims void for longer than [`CLAIM_RETAIN_MS`], and extends a
+    /// held claim to the writer's deadline (a retry must hold it for as long as it runs).
+    pub fn decide(&self, range: &FileRange, offsets: &[i64], now_ms: i64, until_ms: i64, rechecked: bool) -> ClaimDecision {
+        let mut kept = Vec::with_capacity(self.claims.len() + 1);
+        let mut held = None;
         for c in &self.claims {
-            if now_ms > c.until_ms {
+            if now_ms > c.until_ms + CLAIM_RETAIN_MS {
                 continue;
             }
             if (c.first, c.last) == (range.first, range.last) {
-                held = true;
-            } else if holds_any(offsets, c.first, c.last) {
-                return ClaimDecision::Wait(format!(
-                    "offsets {}..={} of {}[{}] are claimed by another invocation until its deadline (a consumer-group \
-                     rebalance ran two at once); this one retries once they are visible",
-                    c.first.max(offsets[0]),
-                    c.last.min(offsets[offsets.len() - 1]),
-                    range.topic,
-                    range.partition
-                ));
+                held = Some(c.until_ms);
+                kept.push(Claim { until_ms: c.until_ms.max(until_ms), ..c.clone() });
+                continue;
             }
-            live.push(c.clone());
+            if holds_any(offsets, c.first, c.last) {
+                if now_ms <= c.until_ms {
+                    let why = format!(
+                        "offsets {}..={} of {}[{}] are claimed by another invocation until its deadline (a consumer-group \
+                         rebalance ran two at once); this one writes them only if that one does not",
+                        c.first.max(offsets[0]),
+                        c.last.min(offsets[offsets.len() - 1]),
+                        range.topic,
+                        range.partition
+                    );
+                    return ClaimDecision::Wait { why, until_ms: c.until_ms };
+                }
+                if !rechecked {
+                    return ClaimDecision::Recheck;
+                }
+            }
+            kept.push(c.clone());
         }
-        if held {
-            return ClaimDecision::Write(None);
+        match held {
+            Some(t) if t >= until_ms => ClaimDecision::Write(None),
+            Some(_) => ClaimDecision::Write(Some(ClaimLog { claims: kept })),
+            None => {
+                kept.push(Claim { first: range.first, last: range.last, until_ms });
+                ClaimDecision::Write(Some(ClaimLog { claims: kept }))
+            }
         }
-        live.push(Claim { first: range.first, last: range.last, until_ms });
-        ClaimDecision::Write(Some(ClaimLog { claims: live }))
     }
 }
 
@@ -102,27 +130,34 @@ mod tests {
     fn a_live_claim_on_rows_still_to_write_makes_the_writer_wait_and_nothing_else_does() {
         let empty = ClaimLog::default();
         let offsets: Vec<i64> = (0..=99).collect();
-        let ClaimDecision::Write(Some(a)) = empty.decide(&range(0, 99), &offsets, 1_000, 61_000) else { panic!() };
+        let ClaimDecision::Write(Some(a)) = empty.decide(&range(0, 99), &offsets, 1_000, 61_000, false) else { panic!() };
         assert_eq!(a.claims, [Claim { first: 0, last: 99, until_ms: 61_000 }]);
-        // The same range again (a retry, or a twin): the same write, no new claim.
-        assert_eq!(a.decide(&range(0, 99), &offsets, 2_000, 62_000), ClaimDecision::Write(None));
-        // An overlapping batch whose rows 50..=99 are not visible yet waits.
+        // The same range again (a retry, or a twin): the same write; a later deadline extends it.
+        assert_eq!(a.decide(&range(0, 99), &offsets, 2_000, 61_000, false), ClaimDecision::Write(None));
+        let ClaimDecision::Write(Some(ext)) = a.decide(&range(0, 99), &offsets, 2_000, 90_000, false) else { panic!() };
+        assert_eq!(ext.claims, [Claim { first: 0, last: 99, until_ms: 90_000 }], "a retry holds the claim while it runs");
+        // An overlapping batch whose rows 50..=99 are not visible yet waits, until A's deadline.
         let b: Vec<i64> = (50..=149).collect();
-        let ClaimDecision::Wait(why) = a.decide(&range(50, 149), &b, 2_000, 62_000) else { panic!() };
+        let ClaimDecision::Wait { why, until_ms } = a.decide(&range(50, 149), &b, 2_000, 62_000, false) else { panic!() };
         assert!(why.contains("50..=99") && why.contains("t[0]"), "{why}");
+        assert_eq!(until_ms, 61_000);
         // Once A's file is visible, B's remaining rows are 100..=149: no overlap, B claims them.
         let rest: Vec<i64> = (100..=149).collect();
-        let ClaimDecision::Write(Some(ab)) = a.decide(&range(50, 149), &rest, 3_000, 63_000) else { panic!() };
+        let ClaimDecision::Write(Some(ab)) = a.decide(&range(50, 149), &rest, 3_000, 63_000, false) else { panic!() };
         assert_eq!(ab.claims.len(), 2);
         // A range overlapping a claim only where the writer has no rows (gaps, other hours) writes.
-        assert!(matches!(a.decide(&range(90, 120), &[100, 120], 3_000, 63_000), ClaimDecision::Write(Some(_))));
-        // Past its deadline a claim is void: its writer died before its put.
-        let late = 61_001;
-        let ClaimDecision::Write(Some(c)) = a.decide(&range(0, 120), &(0..=120).collect::<Vec<_>>(), late, late + 1) else {
-            panic!()
-        };
-        assert_eq!(c.claims, [Claim { first: 0, last: 120, until_ms: late + 1 }], "void claims are dropped");
-        assert!(matches!(a.decide(&range(0, 120), &[0], 61_000, 0), ClaimDecision::Wait(_)), "live up to its deadline");
+        assert!(matches!(a.decide(&range(90, 120), &[100, 120], 3_000, 63_000, false), ClaimDecision::Write(Some(_))));
+        // Live up to its deadline; past it, a writer whose listing may predate A's put lists
+        // again first; still uncovered after that, A died before its put: the claim is void.
+        assert!(matches!(a.decide(&range(0, 120), &[0], 61_000, 0, false), ClaimDecision::Wait { .. }));
+        let all: Vec<i64> = (0..=120).collect();
+        assert_eq!(a.decide(&range(0, 120), &all, 61_001, 200_000, false), ClaimDecision::Recheck);
+        let ClaimDecision::Write(Some(c)) = a.decide(&range(0, 120), &all, 61_001, 200_000, true) else { panic!() };
+        assert_eq!(c.claims.len(), 2, "the void claim stays for later writers whose listing is older");
+        // Void for longer than the retention, it is dropped: no running writer listed before its put.
+        let late = 61_000 + CLAIM_RETAIN_MS + 1;
+        let ClaimDecision::Write(Some(d)) = a.decide(&range(0, 120), &all, late, late + 1, false) else { panic!() };
+        assert_eq!(d.claims, [Claim { first: 0, last: 120, until_ms: late + 1 }]);
     }
 
     #[test]

@@ -457,6 +457,16 @@ pub fn state_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
     format!("{}partitions/{table}/{}", cfg.state_prefix, tp.path().trim_end_matches('/')) + ".json"
 }
 
+/// The prefix of the state keys of a table's partitions of one day (both granularities).
+pub fn day_states_prefix(cfg: &Config, table: &str, day: &str) -> String {
+    format!("{}partitions/{table}/dt={day}", cfg.state_prefix)
+}
+
+/// The time partition a state key ([`state_key`]) names.
+pub fn partition_of_state_key(key: &str) -> Option<TimePartition> {
+    TimePartition::from_key(key.strip_suffix(".json")?)
+}
+
 /// Name of the `k`-th compacted output file.
 pub fn output_name(k: usize) -> String {
     format!("compacted-{k:04}.parquet")
@@ -646,6 +656,11 @@ mod tests {
         assert_eq!((t.as_str(), p.values()), ("t", vec!["2026-11-22".to_string(), "03".to_string()]));
         assert_eq!(table_partition(&cfg, "dead-letter/t/dt=2026-11-22/x.jsonl"), None);
         assert_eq!(state_key(&cfg, "t", &tp("2026-11-22", Some("03"))), "_tributary/partitions/t/dt=2026-11-22/hr=03.json");
+        for p in [tp("2026-11-22", Some("03")), tp("2026-11-22", None)] {
+            let key = state_key(&cfg, "t", &p);
+            assert!(key.starts_with(&day_states_prefix(&cfg, "t", "2026-11-22")), "{key}");
+            assert_eq!(partition_of_state_key(&key), Some(p));
+        }
     }
 
     #[test]

@@ -25,10 +25,18 @@ impl SourceHealth {
     }
 }
 
+/// A mapping still being created, enabled or updated after this long is stuck, not changing.
+pub const STUCK_AFTER_MS: i64 = 30 * 60 * 1000;
+
 /// The verdict from `GetEventSourceMapping`'s `State`, `StateTransitionReason` and
-/// `LastProcessingResult`. An unknown state counts as stopped: a new state AWS adds should page
-/// someone to look, not hide a stop.
-pub fn source_health(state: &str, transition_reason: Option<&str>, last_result: Option<&str>) -> SourceHealth {
+/// `LastProcessingResult`, and how long ago it was last modified (`LastModified`). An unknown
+/// state counts as stopped: a new state AWS adds should page someone to look, not hide a stop.
+pub fn source_health(
+    state: &str,
+    transition_reason: Option<&str>,
+    last_result: Option<&str>,
+    modified_ago_ms: Option<i64>,
+) -> SourceHealth {
     let why = |what: &str| match (transition_reason, last_result) {
         (Some(r), Some(l)) => format!("{what} ({r}; last poll: {l})"),
         (Some(r), None) => format!("{what} ({r})"),
@@ -44,7 +52,12 @@ pub fn source_health(state: &str, transition_reason: Option<&str>, last_result: 
             }
             _ => SourceHealth::Consuming,
         },
-        "Creating" | "Enabling" | "Updating" => SourceHealth::Changing,
+        "Creating" | "Enabling" | "Updating" => match modified_ago_ms {
+            Some(ago) if ago >= STUCK_AFTER_MS => {
+                SourceHealth::Stopped(why(&format!("the mapping is stuck in {state} for {} minutes", ago / 60_000)))
+            }
+            _ => SourceHealth::Changing,
+        },
         "Disabled" | "Disabling" | "Deleting" => SourceHealth::Stopped(why(&format!("the mapping is {}", state.to_lowercase()))),
         other => SourceHealth::Stopped(why(&format!("the mapping is in an unknown state {other:?}"))),
     }
@@ -72,8 +85,13 @@ mod tests {
             ("Paused", None, None, 1.0),
             ("", None, None, 1.0),
         ];
+        // A change that never finishes is a stop.
+        assert_eq!(source_health("Enabling", None, None, Some(STUCK_AFTER_MS - 1)).metric(), 0.0);
+        assert_eq!(source_health("Updating", None, None, None).metric(), 0.0);
+        let stuck = source_health("Enabling", None, None, Some(STUCK_AFTER_MS));
+        assert!(matches!(&stuck, SourceHealth::Stopped(w) if w.contains("stuck in Enabling for 30 minutes")), "{stuck:?}");
         for (state, reason, last, stopped) in cases {
-            let h = source_health(state, reason, last);
+            let h = source_health(state, reason, last, Some(60_000));
             assert_eq!(h.metric(), stopped, "{state} {reason:?} {last:?}: {h:?}");
             if let SourceHealth::Stopped(why) = &h {
                 assert!(why.len() > 15, "a reason to page with: {why}");

@@ -8,14 +8,14 @@ mod registry;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use bytes::Bytes;
 use serde::Serialize;
 use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError, get_json, put_json_if};
 use tributary_core::Config;
-use tributary_core::claims::{CLOCK_SKEW_MS, ClaimDecision, ClaimLog, DEFAULT_CLAIM_MS};
+use tributary_core::claims::{CLOCK_SKEW_MS, ClaimDecision, ClaimLog, DEFAULT_CLAIM_MS, PUT_MARGIN_MS};
 use tributary_core::compaction::{self, Follow, PartitionState};
 use tributary_core::dead_letter::to_jsonl;
 use tributary_core::event::{self, EventError};
@@ -124,6 +124,23 @@ pub struct Ingest<S> {
     registry: Registry,
     metrics_sink: fn(&str),
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Whether a writer that meets another's live claim waits (within its own deadline) for
+    /// that writer's file, instead of failing at once.
+    claim_waits: bool,
+}
+
+/// A time partition as its readers see it: where they look, what that holds.
+struct Listing {
+    location: String,
+    coverage: Coverage,
+    files: Vec<(String, FileRange)>,
+}
+
+/// What claiming a file's offsets found.
+enum Claimed {
+    Held,
+    Recheck,
+    Wait { why: String, until_ms: i64 },
 }
 
 fn now_ms() -> i64 {
@@ -137,7 +154,21 @@ pub fn stdout_sink(line: &str) {
 
 impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     pub fn new(store: S, config: Config) -> Self {
-        Ingest { store, config, registry: Registry::default(), metrics_sink: stdout_sink, clock: Arc::new(now_ms) }
+        Ingest {
+            store,
+            config,
+            registry: Registry::default(),
+            metrics_sink: stdout_sink,
+            clock: Arc::new(now_ms),
+            claim_waits: true,
+        }
+    }
+
+    /// Fail at once on another writer's live claim instead of waiting for its file (the fault
+    /// campaign, whose clock does not move while it waits).
+    pub fn without_claim_waits(mut self) -> Self {
+        self.claim_waits = false;
+        self
     }
 
     /// The clock claims are judged by (tests and the fault campaign move it).
@@ -280,39 +311,60 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
 
         // Per time partition: where readers look now (the ingest location, or the current
         // compacted version), and the offsets already there.
-        let mut partitions: HashMap<TimePartition, (String, Coverage, Vec<(String, FileRange)>)> = HashMap::new();
+        let mut partitions: HashMap<TimePartition, Listing> = HashMap::new();
         let mut settled: HashSet<String> = HashSet::new();
         for group in built.files {
-            let (location, cov, files) = match partitions.get(&group.partition) {
-                Some(p) => p,
-                None => {
-                    let state = self.partition_state(table, &group.partition).await?;
-                    let listed = self.store.list(&state.location).await?;
-                    let mut c = Coverage::from_keys(listed.iter().map(|m| m.key.as_str()));
-                    c.extend(&state.covered.to_coverage());
-                    let files = listed
-                        .into_iter()
-                        .filter(|m| m.key.ends_with(".parquet"))
-                        .filter_map(|m| m.key.rsplit('/').next().and_then(FileRange::parse).map(|r| (m.key.clone(), r)))
-                        .collect();
-                    partitions.entry(group.partition.clone()).or_insert((state.location, c, files))
-                }
-            };
-            let (range, tp) = (group.range.clone(), group.partition.clone());
-            let (rest, dropped) = group.without_covered(cov)?;
-            report.already_committed += dropped;
-            if dropped > 0 {
-                // An earlier attempt wrote these rows and may have died before settling its file:
-                // settle it now, or a compaction that began meanwhile could leave it behind.
-                for (k, _) in files.iter().filter(|(_, f)| f.overlaps(&range)) {
-                    if settled.insert(k.clone()) {
-                        self.settle(table, &tp, location.clone(), k.clone()).await?;
+            let tp = group.partition.clone();
+            if !partitions.contains_key(&tp) {
+                partitions.insert(tp.clone(), self.listing(table, &tp).await?);
+            }
+            // Drop what is visible, claim the rest; a claim that says another writer may have
+            // made rows visible since the listing sends us back to list again.
+            let (mut pending, mut rechecked, mut waits) = (Some(group), false, 0u32);
+            let group = loop {
+                let Some(group) = pending.take() else { break None };
+                let listing = &partitions[&tp];
+                let range = group.range.clone();
+                let (rest, dropped) = group.without_covered(&listing.coverage)?;
+                report.already_committed += dropped;
+                if dropped > 0 {
+                    // An earlier attempt wrote these rows and may have died before settling its
+                    // file: settle it now, or a compaction that began meanwhile could leave it behind.
+                    for (k, _) in listing.files.iter().filter(|(_, f)| f.overlaps(&range)) {
+                        if settled.insert(k.clone()) {
+                            self.settle(table, &tp, listing.location.clone(), k.clone()).await?;
+                        }
                     }
                 }
+                let Some(group) = rest else { break None };
+                match self.claim(table, &group, until_ms, rechecked).await? {
+                    Claimed::Held => break Some(group),
+                    Claimed::Recheck => rechecked = true,
+                    Claimed::Wait { why, until_ms: theirs } => {
+                        let step = Duration::from_millis(500u64 << waits.min(4));
+                        let now = (self.clock)();
+                        if !self.claim_waits || waits >= 32 || now + step.as_millis() as i64 + PUT_MARGIN_MS > until_ms {
+                            tracing::warn!(table, "{why}");
+                            return Err(IngestError::Claimed(why));
+                        }
+                        tracing::info!(table, waiting_ms = theirs - now, "{why}");
+                        tokio::time::sleep(step).await;
+                        (waits, rechecked) = (waits + 1, false);
+                    }
+                }
+                partitions.insert(tp.clone(), self.listing(table, &tp).await?);
+                pending = Some(group);
+            };
+            let Some(group) = group else { continue };
+            // The put must be over before anyone may treat the claim as void.
+            if (self.clock)() + PUT_MARGIN_MS > until_ms {
+                return Err(IngestError::Claimed(format!(
+                    "{}: the claim would lapse before the put; retrying",
+                    group.range.file_stem()
+                )));
             }
-            let Some(group) = rest else { continue };
+            let location = partitions[&tp].location.clone();
             let key = format!("{location}{}.parquet", group.range.file_stem());
-            let location = location.clone();
             let ranges = format!("{}~{}~{}~{}", group.range.topic, group.range.partition, group.range.first, group.range.last);
             let props = parquet_io::writer_properties_for(
                 &group.rows,
@@ -323,8 +375,6 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
             report.rows_written += group.rows.num_rows();
             report.bytes_written += body.len();
-            // Nothing becomes visible before its offsets are claimed.
-            self.claim(table, &group, until_ms).await?;
             self.store.put(&key, Bytes::from(body), Precondition::None).await?;
             let key = self.settle(table, &group.partition, location, key).await?;
             report.files_written += 1;
@@ -335,9 +385,24 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         Ok(report)
     }
 
-    /// Claims the group's offsets in its claim log before its file is written; fails when
-    /// another live invocation claimed rows it would write (a rebalance ran two at once).
-    async fn claim(&self, table: &str, group: &plan::FileGroup, until_ms: i64) -> Result<(), IngestError> {
+    /// Where readers of a time partition look, and what is visible there: the files at the
+    /// location and what the compacted files hold.
+    async fn listing(&self, table: &str, tp: &TimePartition) -> Result<Listing, IngestError> {
+        let state = self.partition_state(table, tp).await?;
+        let listed = self.store.list(&state.location).await?;
+        let mut coverage = Coverage::from_keys(listed.iter().map(|m| m.key.as_str()));
+        coverage.extend(&state.covered.to_coverage());
+        let files = listed
+            .into_iter()
+            .filter(|m| m.key.ends_with(".parquet"))
+            .filter_map(|m| m.key.rsplit('/').next().and_then(FileRange::parse).map(|r| (m.key.clone(), r)))
+            .collect();
+        Ok(Listing { location: state.location, coverage, files })
+    }
+
+    /// Claims the group's offsets in its claim log before its file is written
+    /// ([`tributary_core::claims`]).
+    async fn claim(&self, table: &str, group: &plan::FileGroup, until_ms: i64, rechecked: bool) -> Result<Claimed, IngestError> {
         let key = layout::claim_key(&self.config, table, &group.partition, &group.range.topic, group.range.partition);
         let offsets = group.offsets()?;
         // Each round reads the log and writes it conditionally; a lost race reads it again.
@@ -346,17 +411,15 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
                 Some(v) => (v.value, v.etag),
                 None => (ClaimLog::default(), None),
             };
-            match log.decide(&group.range, &offsets, (self.clock)(), until_ms) {
-                ClaimDecision::Write(None) => return Ok(()),
+            match log.decide(&group.range, &offsets, (self.clock)(), until_ms, rechecked) {
+                ClaimDecision::Write(None) => return Ok(Claimed::Held),
                 ClaimDecision::Write(Some(next)) => {
                     if put_json_if(&self.store, &key, &next, etag.as_deref()).await?.is_some() {
-                        return Ok(());
+                        return Ok(Claimed::Held);
                     }
                 }
-                ClaimDecision::Wait(why) => {
-                    tracing::warn!(table, key = %key, "{why}");
-                    return Err(IngestError::Claimed(why));
-                }
+                ClaimDecision::Recheck => return Ok(Claimed::Recheck),
+                ClaimDecision::Wait { why, until_ms } => return Ok(Claimed::Wait { why, until_ms }),
             }
         }
         Err(IngestError::Claimed(format!("{key}: the claim log kept changing; retrying the batch")))

@@ -231,14 +231,15 @@ async fn overlapping_batches_at_once_never_make_a_row_visible_twice() {
     let store = Arc::new(MemoryStore::new());
     let config = Config { bucket: "b".into(), ..Default::default() };
     let a = Ingest::new(store.clone(), config.clone()).with_clock(now.clone()).with_metrics_sink(|_| {});
-    let b = Ingest::new(store.clone(), config.clone()).with_clock(now).with_metrics_sink(|_| {});
+    let b = Ingest::new(store.clone(), config.clone()).with_clock(now).with_metrics_sink(|_| {}).without_claim_waits();
     let vals: Vec<String> = (0..15).map(|i| format!(r#"{{"a":{i}}}"#)).collect();
     let all: Vec<Rec> = vals.iter().enumerate().map(|(i, v)| (i as i64, T0, None, Some(v.as_bytes()), &[][..])).collect();
     // A has claimed 0..=9 and is about to put its file (its claim log is written, its file not yet).
     let tp = TimePartition::from_millis(T0, config.granularity);
     let claim_key = layout::claim_key(&config, "t", &tp, "t", 0);
     let a_range = FileRange { topic: "t".into(), partition: 0, first: 0, last: 9 };
-    let ClaimDecision::Write(Some(log)) = ClaimLog::default().decide(&a_range, &(0..=9).collect::<Vec<_>>(), T0, T0 + 300_000)
+    let ClaimDecision::Write(Some(log)) =
+        ClaimLog::default().decide(&a_range, &(0..=9).collect::<Vec<_>>(), T0, T0 + 300_000, false)
     else {
         panic!()
     };
@@ -259,7 +260,7 @@ async fn overlapping_batches_at_once_never_make_a_row_visible_twice() {
     let later: Vec<Rec> = more.iter().enumerate().map(|(i, v)| (15 + i as i64, T0, None, Some(v.as_bytes()), &[][..])).collect();
     let dead = FileRange { topic: "t".into(), partition: 0, first: 15, last: 19 };
     let v = get_json::<ClaimLog, _>(store.as_ref(), &claim_key).await.unwrap().unwrap();
-    let ClaimDecision::Write(Some(log)) = v.value.decide(&dead, &(15..=19).collect::<Vec<_>>(), T0, T0 + 300_000) else {
+    let ClaimDecision::Write(Some(log)) = v.value.decide(&dead, &(15..=19).collect::<Vec<_>>(), T0, T0 + 300_000, false) else {
         panic!()
     };
     put_json_if(store.as_ref(), &claim_key, &log, v.etag.as_deref()).await.unwrap().unwrap();
@@ -275,4 +276,38 @@ async fn errors_reach_lambda_with_a_type_that_names_them() {
     let ing = ingest();
     let e = ing.handle_json(serde_json::json!({"records": 3})).await.unwrap_err();
     assert_eq!(lambda_runtime::Diagnostic::from(e).error_type, "EventError");
+}
+
+/// With waits (the default): a writer meeting another's live claim waits within its own deadline,
+/// lists again, and writes only what the other did not once its file is visible; no failed
+/// invocation, no row twice.
+#[tokio::test(start_paused = true)]
+async fn a_writer_waits_for_the_claimer_and_writes_only_the_rest() {
+    let store = Arc::new(MemoryStore::new());
+    let config = Config { bucket: "b".into(), ..Default::default() };
+    let a = Ingest::new(store.clone(), config.clone()).with_metrics_sink(|_| {});
+    let b = Ingest::new(store.clone(), config.clone()).with_metrics_sink(|_| {});
+    let vals: Vec<String> = (0..15).map(|i| format!(r#"{{"a":{i}}}"#)).collect();
+    let all: Vec<Rec> = vals.iter().enumerate().map(|(i, v)| (i as i64, T0, None, Some(v.as_bytes()), &[][..])).collect();
+    let tp = TimePartition::from_millis(T0, config.granularity);
+    let claim_key = layout::claim_key(&config, "t", &tp, "t", 0);
+    let a_range = FileRange { topic: "t".into(), partition: 0, first: 0, last: 9 };
+    let now = now_ms();
+    let ClaimDecision::Write(Some(log)) =
+        ClaimLog::default().decide(&a_range, &(0..=9).collect::<Vec<_>>(), now, now + 300_000, false)
+    else {
+        panic!()
+    };
+    put_json_if(store.as_ref(), &claim_key, &log, None).await.unwrap().unwrap();
+    let (ra, rb) = tokio::join!(
+        async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            a.handle(build_event("aws:kafka", "t", 0, &all[..10])).await
+        },
+        b.handle(build_event("aws:kafka", "t", 0, &all[5..15]))
+    );
+    assert_eq!(ra.unwrap().total.rows_written, 10);
+    let rb = rb.unwrap();
+    assert_eq!((rb.total.rows_written, rb.total.already_committed), (5, 5));
+    assert_eq!(table_offsets(&store).await, (0..15).collect::<Vec<i64>>());
 }

@@ -26,7 +26,8 @@ pub fn data_files(r: &IngestResponse) -> impl Iterator<Item = &String> {
 }
 
 /// How long a delivery's offset claims live ([`tributary_core::claims`]).
-pub const CLAIM_MS: i64 = 30_000;
+/// Its put must start a minute before that ([`tributary_core::claims::PUT_MARGIN_MS`]).
+pub const CLAIM_MS: i64 = 120_000;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -77,9 +78,9 @@ where
     /// Ingests one batch and registers the files it wrote. An error means the batch is not
     /// delivered: deliver it again (the retry writes the same keys, or nothing).
     pub async fn deliver(&self, event: KafkaEvent) -> Result<Delivered, Error> {
-        // One batch on one machine takes seconds at most: its offset claims lapse after
-        // CLAIM_MS, so a consumer restarted after a kill -9 mid-batch waits that long at most
-        // (inside its retries' backoff) before writing what the dead one had claimed.
+        // One batch on one machine takes seconds: its offset claims lapse after CLAIM_MS, so a
+        // consumer restarted after a kill -9 mid-batch waits that long at most (ingest waits
+        // within the claim, then the delivery retries) before writing what the dead one claimed.
         let response = self.ingest.handle_until(event, now_ms() + CLAIM_MS).await?;
         self.register(response).await
     }

@@ -54,7 +54,10 @@ where
     let mut summary = ReplaySummary::default();
     for m in failures.list(prefix).await?.into_iter().filter(|m| !m.key.ends_with('/')) {
         summary.failure_records += 1;
-        let Some(object) = failures.get(&m.key).await? else { continue };
+        let Some(object) = failures.get(&m.key).await? else {
+            summary.unreadable.push((m.key, "gone between the listing and the read (deleted meanwhile?)".into()));
+            continue;
+        };
         let event = serde_json::from_slice::<serde_json::Value>(&object.body)
             .map_err(|e| format!("not JSON: {e}"))
             .and_then(|record| failed_batch_event(&record));

@@ -78,7 +78,9 @@ impl<M: MappingRead + Sync> Watch<M> {
     /// alarm's missing data is then the page.
     pub async fn handle(&self) -> Result<WatchResponse, WatchError> {
         let s = self.mappings.status(&self.config.mapping_uuid).await?;
-        let health = source_health(&s.state, s.state_transition_reason.as_deref(), s.last_processing_result.as_deref());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let ago = s.last_modified_ms.map(|t| now - t);
+        let health = source_health(&s.state, s.state_transition_reason.as_deref(), s.last_processing_result.as_deref(), ago);
         let reason = match &health {
             SourceHealth::Stopped(why) => {
                 tracing::error!(uuid = %self.config.mapping_uuid, state = %s.state, reason = %why, "the ingest event source mapping is not consuming");
@@ -91,7 +93,6 @@ impl<M: MappingRead + Sync> Watch<M> {
         };
         let mut emf = Emf::new(&self.config.metrics_namespace).dimension("Function", "watch");
         emf.metric("IngestSourceStopped", health.metric(), Unit::Count);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         (self.metrics_sink)(&emf.to_json(now));
         Ok(WatchResponse {
             state: s.state,

@@ -19,6 +19,7 @@ fn status(state: &str, reason: Option<&str>, last: Option<&str>) -> MappingStatu
         state: state.into(),
         state_transition_reason: reason.map(str::to_string),
         last_processing_result: last.map(str::to_string),
+        last_modified_ms: None,
     }
 }
 
