@@ -87,6 +87,14 @@ impl World {
         self.compactor.load_state("t", &tp()).await.unwrap().0
     }
 
+    /// A compactor of this world on a clock the test moves.
+    fn compactor_on(&self, clock: &Arc<std::sync::atomic::AtomicI64>) -> Compactor<Arc<MemoryStore>, Arc<MemoryCatalog>> {
+        let clock = clock.clone();
+        Compactor::new(self.store.clone(), self.catalog.clone(), self.compactor.config.clone())
+            .with_clock(move || clock.load(std::sync::atomic::Ordering::SeqCst))
+            .with_metrics_sink(|_| {})
+    }
+
     async fn compact(&self, attempt: &str) -> Result<(Outcome, f64), CompactError> {
         self.compactor.compact_partition("t", &tp(), attempt).await
     }
@@ -132,12 +140,7 @@ async fn replaced_files_are_deleted_after_the_retention_since_their_switch() {
     const SWITCH: i64 = LATER + 30 * 86_400_000; // the files are a month old when re-compacted
     let clock = Arc::new(std::sync::atomic::AtomicI64::new(SWITCH));
     let w = world_with(4, at_t0, |c| c.compaction.replaced_retention_hours = 6);
-    let c = {
-        let clock = clock.clone();
-        Compactor::new(w.store.clone(), w.catalog.clone(), w.compactor.config.clone())
-            .with_clock(move || clock.load(std::sync::atomic::Ordering::SeqCst))
-            .with_metrics_sink(|_| {})
-    };
+    let c = w.compactor_on(&clock);
     for i in 0..4 {
         w.ingest(0, i * 10, 10).await;
     }
@@ -517,12 +520,7 @@ fn s3_event(keys: &[&str]) -> Value {
 async fn the_sweep_finds_compacted_partitions_by_their_state_to_delete_what_they_replaced() {
     let clock = Arc::new(std::sync::atomic::AtomicI64::new(LATER));
     let w = world_with(4, at_t0, |c| c.compaction.replaced_retention_hours = 6);
-    let c = {
-        let clock = clock.clone();
-        Compactor::new(w.store.clone(), w.catalog.clone(), w.compactor.config.clone())
-            .with_clock(move || clock.load(std::sync::atomic::Ordering::SeqCst))
-            .with_metrics_sink(|_| {})
-    };
+    let c = w.compactor_on(&clock);
     let at = |ms: i64| clock.store(ms, std::sync::atomic::Ordering::SeqCst);
     let sweep = json!({"tributary": "sweep"});
     for i in 0..4 {
