@@ -343,7 +343,10 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
                     Claimed::Wait { why, until_ms: theirs } => {
                         let step = Duration::from_millis(500u64 << waits.min(4));
                         let now = (self.clock)();
-                        if !self.claim_waits || waits >= 32 || now + step.as_millis() as i64 + PUT_MARGIN_MS > until_ms {
+                        // Wait only while a minute would remain for the rest of the batch and its
+                        // put (which needs another minute of claim left).
+                        let deadline = until_ms - 2 * PUT_MARGIN_MS;
+                        if !self.claim_waits || waits >= 32 || now + step.as_millis() as i64 > deadline {
                             tracing::warn!(table, "{why}");
                             return Err(IngestError::Claimed(why));
                         }

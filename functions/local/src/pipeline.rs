@@ -26,8 +26,9 @@ pub fn data_files(r: &IngestResponse) -> impl Iterator<Item = &String> {
 }
 
 /// How long a delivery's offset claims live ([`tributary_core::claims`]).
-/// Its put must start a minute before that ([`tributary_core::claims::PUT_MARGIN_MS`]).
-pub const CLAIM_MS: i64 = 120_000;
+/// Its put must start a minute before that ([`tributary_core::claims::PUT_MARGIN_MS`]), and it
+/// waits for another writer's claim only while two minutes remain.
+pub const CLAIM_MS: i64 = 180_000;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
