@@ -199,6 +199,7 @@ impl Schedule {
             Ingest::new(fns.ingest.clone(), config.clone())
                 .with_clock(move || clock.load(Ordering::SeqCst))
                 .with_metrics_sink(|_| {})
+                .without_claim_waits()
         };
         Schedule {
             clock,
