@@ -16,10 +16,13 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A fuzz target: its name, its entry point, and the corpora replayed through it.
+type Target = (&'static str, fn(&[u8]), &'static [&'static str]);
+
 #[test]
 fn fuzz_regressions_and_corpora_never_panic() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let targets: [(&str, fn(&[u8]), &[&str]); 3] = [
+    let targets: [Target; 3] = [
         ("records", fuzzing::records, &["corpus/bad-values"]),
         ("kafka_event", fuzzing::kafka_event, &["corpus/bad-events", "../events"]),
         ("s3_event", fuzzing::s3_event, &["corpus/bad-events", "../events"]),
