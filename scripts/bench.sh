@@ -34,6 +34,11 @@ step "generating $records records"
 
 step "ingest: tributary core, tributary handler"
 "$bin/tributary-bench" ingest-core "$jsonl" "$work/core.parquet" > "$work/ingest-core.json"
+# The same records, 1 % of them with a type conflict (age as a string) for the rescued-data column.
+step "ingest: tributary core, 1 % type conflicts"
+"$bin/tributary-bench" gen "$work/conflicts.jsonl" "$records" 100 > "$work/gen-conflicts.json"
+"$bin/tributary-bench" ingest-core "$work/conflicts.jsonl" /dev/null > "$work/ingest-core-conflicts.json"
+rm -f "$work/conflicts.jsonl"
 "$bin/tributary-bench" ingest-handler "$jsonl" > "$work/ingest-handler.json"
 for engine in duckdb polars pyarrow; do
   step "ingest: $engine"
@@ -77,6 +82,7 @@ print(json.dumps({
     "date": datetime.date.today().isoformat(),
     "machine": f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.machine()}",
     "ingest": {"tributary_core": load("ingest-core.json"), "tributary_handler": load("ingest-handler.json"),
+               "tributary_core_conflicts": load("ingest-core-conflicts.json"),
                **{e: load(f"ingest-{e}.json") for e in ("duckdb", "polars", "pyarrow")}},
     "compact_small": {"tributary": load("compact-small-tributary.json"),
                       "tributary_memory": load("compact-small-tributary_memory.json"),

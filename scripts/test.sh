@@ -32,8 +32,9 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"fault campaign: {r['schedules']} schedules, {r['faults_injected']} faults injected at "
       f"{len(r['fault_sites'])} call sites, {r['compactor_crashes']} compactor crashes, "
-      f"{r['rebalances']} rebalances (overlapping batches of one partition at once), {r['good']} good and "
-      f"{r['bad']} bad records: {r['records_lost']} lost, {r['records_duplicated']} duplicated")
+      f"{r['rebalances']} rebalances (overlapping batches of one partition at once), {r['good']} good "
+      f"({r['rescued']} with rescued fields checked) and {r['bad']} bad records: {r['records_lost']} lost, "
+      f"{r['records_duplicated']} duplicated")
 PY
 echo "test: IAM check: every recorded AWS call against its function's role, in the SAM and the CDK template"
 scripts/iam-check.sh

@@ -55,16 +55,14 @@ struct Rec {
     offset: i64,
     ts: i64,
     value: Option<Vec<u8>>,
+    /// Lands in the table (else in the dead-letter area, or nowhere for a tombstone).
     good: bool,
+    /// What its row's `_rescued_data` must hold.
+    rescued: Option<String>,
 }
 
-const BAD_VALUES: [&[u8]; 5] = [
-    b"{\"id\": 1, \"amount\":",
-    b"[1, 2, 3]",
-    b"{\"id\": 123456789012345678901234567890}",
-    b"\xff\xfe{\"id\": 1}",
-    b"{\"id\": NaN}",
-];
+/// Values no table can take: dead-lettered.
+const BAD_VALUES: [&[u8]; 4] = [b"{\"id\": 1, \"amount\":", b"[1, 2, 3]", b"\xff\xfe{\"id\": 1}", b"{\"id\": NaN}"];
 
 /// The topic's records: good ones, bad ones and tombstones, timestamps over three hours, some late.
 fn records(rng: &mut fastrand::Rng) -> Vec<Vec<Rec>> {
@@ -74,15 +72,18 @@ fn records(rng: &mut fastrand::Rng) -> Vec<Vec<Rec>> {
                 .map(|o| {
                     let ts = if rng.u8(0..100) < 15 { T0 + rng.i64(0..3 * 3_600_000) } else { T0 + o * 13 * 60_000 };
                     let roll = rng.u8(0..100);
-                    let (value, good) = if roll < 10 {
-                        (Some(BAD_VALUES[rng.usize(0..BAD_VALUES.len())].to_vec()), false)
-                    } else if roll < 14 {
-                        (None, false)
-                    } else {
-                        let v = format!(r#"{{"id": {o}, "p": {p}, "amount": {}, "note": "order {p}-{o}"}}"#, o * 3 + 1);
-                        (Some(v.into_bytes()), true)
+                    let good = format!(r#""id": {o}, "p": {p}, "amount": {}, "note": "order {p}-{o}""#, o * 3 + 1);
+                    // Fields no column stores, whatever came first: rescued, the rest of the row kept.
+                    let (value, good, rescued) = match roll {
+                        0..8 => (Some(BAD_VALUES[rng.usize(0..BAD_VALUES.len())].to_vec()), false, None),
+                        8..12 => (None, false, None),
+                        12..15 => {
+                            (Some(format!(r#"{{{good}, "tags": [1, "x"]}}"#).into_bytes()), true, Some(r#"{"tags":[1, "x"]}"#))
+                        }
+                        15..18 => (Some(format!(r#"{{"id": -1, {good}}}"#).into_bytes()), true, Some(r#"{"id":-1}"#)),
+                        _ => (Some(format!("{{{good}}}").into_bytes()), true, None),
                     };
-                    Rec { partition: p, offset: o, ts, value, good }
+                    Rec { partition: p, offset: o, ts, value, good, rescued: rescued.map(String::from) }
                 })
                 .collect()
         })
@@ -106,6 +107,8 @@ struct Tally {
     records: usize,
     good: usize,
     bad: usize,
+    /// Rows checked to carry their rescued fields.
+    rescued: usize,
     tombstones: usize,
     steps: usize,
     ingest_calls: usize,
@@ -168,7 +171,9 @@ struct Schedule {
     to_catalog: Vec<String>,
     to_compact: Vec<String>,
     visible: BTreeSet<(i32, i64)>,
-    files: HashMap<String, Vec<(i32, i64)>>,
+    files: HashMap<String, Vec<Row>>,
+    /// The `_rescued_data` of every row seen.
+    rescued: HashMap<(i32, i64), Option<String>>,
     attempts: usize,
     /// The schedule's clock (milliseconds), which the compactors read.
     clock: Arc<AtomicI64>,
@@ -218,6 +223,7 @@ impl Schedule {
             to_compact: Vec::new(),
             visible: BTreeSet::new(),
             files: HashMap::new(),
+            rescued: HashMap::new(),
             attempts: 0,
             tally,
         }
@@ -565,7 +571,10 @@ impl Schedule {
                     let body = self.clean.get(&m.key).await.expect("get").expect("listed object").body;
                     self.files.insert(m.key.clone(), offsets(seed, &m.key, body));
                 }
-                rows.extend(&self.files[&m.key]);
+                for (row, rescued) in &self.files[&m.key] {
+                    rows.push(*row);
+                    self.rescued.insert(*row, rescued.clone());
+                }
                 read.push(m.key.clone());
             }
         }
@@ -607,6 +616,11 @@ impl Schedule {
         let missing: Vec<_> = good.difference(&self.visible).collect();
         self.tally.lost = missing.len();
         assert!(missing.is_empty(), "seed {seed}: good records not in the table: {missing:?}");
+        for r in self.recs.iter().flatten().filter(|r| r.good) {
+            let got = &self.rescued[&(r.partition, r.offset)];
+            assert_eq!(got, &r.rescued, "seed {seed}: the rescued data of {}:{}", r.partition, r.offset);
+            self.tally.rescued += usize::from(got.is_some());
+        }
         // Every registered partition points where its state says (no stale location left).
         for (values, location) in self.registered().await {
             let tp = TimePartition { dt: values[0].clone(), hr: values.get(1).cloned() };
@@ -650,7 +664,11 @@ fn duplicates(rows: &[(i32, i64)]) -> Vec<(i32, i64)> {
 }
 
 /// The (partition, offset) of every row of a Parquet file.
-fn offsets(seed: u64, key: &str, body: Bytes) -> Vec<(i32, i64)> {
+/// A row as the checks see it: its (partition, offset), and its `_rescued_data`.
+type Row = ((i32, i64), Option<String>);
+
+/// The rows of a file.
+fn offsets(seed: u64, key: &str, body: Bytes) -> Vec<Row> {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int32Type, Int64Type};
     let reader = ParquetRecordBatchReaderBuilder::try_new(body)
@@ -662,7 +680,11 @@ fn offsets(seed: u64, key: &str, body: Bytes) -> Vec<(i32, i64)> {
         let batch = batch.expect("batch");
         let p = batch.column_by_name("_kafka_partition").expect("_kafka_partition").as_primitive::<Int32Type>();
         let o = batch.column_by_name("_kafka_offset").expect("_kafka_offset").as_primitive::<Int64Type>();
-        out.extend(p.values().iter().copied().zip(o.values().iter().copied()));
+        let rescued = batch.column_by_name("_rescued_data").map(|c| c.as_string::<i32>().clone());
+        for i in 0..batch.num_rows() {
+            let text = rescued.as_ref().and_then(|r| arrow_array::Array::is_valid(r, i).then(|| r.value(i).to_string()));
+            out.push(((p.value(i), o.value(i)), text));
+        }
     }
     out
 }
@@ -723,6 +745,7 @@ async fn campaign() {
             total.records += t.records;
             total.good += t.good;
             total.bad += t.bad;
+            total.rescued += t.rescued;
             total.tombstones += t.tombstones;
             total.steps += t.steps;
             total.ingest_calls += t.ingest_calls;
@@ -746,7 +769,7 @@ async fn campaign() {
     let injected: u64 = faults.values().sum();
     let summary = serde_json::json!({
         "schedules": count, "first_seed": first, "records": total.records, "good": total.good,
-        "bad": total.bad, "tombstones": total.tombstones, "steps": total.steps,
+        "bad": total.bad, "rescued": total.rescued, "tombstones": total.tombstones, "steps": total.steps,
         "ingest_invocations": total.ingest_calls, "ingest_failed": total.ingest_failures,
         "rebalances": total.rebalances,
         "catalog_invocations": total.catalog_calls, "compact_invocations": total.compact_calls,

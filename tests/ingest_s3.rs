@@ -120,14 +120,22 @@ async fn retries_with_other_batch_boundaries_add_no_duplicates() {
     assert_eq!(seen["duckdb"]["distinct_offsets"], 30);
 }
 
+/// What each file of the bad-input corpus must get (`corpus/bad-values-expected.json`):
+/// `dead_letter:<kind>`, or `row` with the fields `_rescued_data` must hold (`row:a,b`).
+fn corpus_expectations() -> BTreeMap<String, String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/bad-values-expected.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 #[tokio::test]
-async fn every_bad_input_is_dead_lettered_with_its_bytes_and_a_reason() {
+async fn every_bad_input_lands_as_a_row_with_its_fields_rescued_or_as_a_dead_letter() {
     let moto = Moto::start();
     let ing = ingest(&moto, "lake").await;
     let baseline = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/baseline.json")).unwrap();
     ing.handle(build_event("aws:kafka", "corpus", 0, &[(0, T0, None, Some(&baseline), &[])])).await.unwrap();
 
     let corpus = bad_values();
+    let expected = corpus_expectations();
     assert!(corpus.len() >= 50, "the corpus has {} cases", corpus.len());
     let mut recs: Vec<SampleRecord> = vec![(1, T0, None, Some(&baseline[..]), &[])];
     for (i, (_, bytes)) in corpus.iter().enumerate() {
@@ -135,18 +143,52 @@ async fn every_bad_input_is_dead_lettered_with_its_bytes_and_a_reason() {
     }
     let out = ing.handle(build_event("aws:kafka", "corpus", 0, &recs)).await.unwrap();
     assert!(out.total.balanced(), "{:?}", out.total);
-    assert_eq!(out.total.rows_written, 1, "only the baseline record: {:?}", out.total.rejected);
-    assert_eq!(out.total.dead_lettered, corpus.len(), "{:?}", out.total.rejected);
 
+    // Dead letters: exactly the files that expect one, with their raw bytes and kind.
     let dl = ing.store.list("dead-letter/corpus/").await.unwrap();
-    assert_eq!(dl.len(), 1);
-    let letters = from_jsonl(&ing.store.get(&dl[0].key).await.unwrap().unwrap().body).unwrap();
-    assert_eq!(letters.len(), corpus.len());
-    for (letter, (name, bytes)) in letters.iter().zip(&corpus) {
+    let letters = match dl.first() {
+        Some(m) => from_jsonl(&ing.store.get(&m.key).await.unwrap().unwrap().body).unwrap(),
+        None => Vec::new(),
+    };
+    let mut outcome: BTreeMap<String, String> = BTreeMap::new();
+    for letter in &letters {
+        let (name, bytes) = &corpus[(letter.offset - 2) as usize];
         assert_eq!(letter.value().as_deref(), Some(&bytes[..]), "{name}: raw bytes kept");
         assert!(!letter.reason.is_empty(), "{name}: a reason");
-        assert_eq!(letter.table, "corpus");
+        outcome.insert(name.clone(), format!("dead_letter:{}", letter.kind.as_str()));
     }
+    // Rows: read back by pyarrow and DuckDB, rescued fields checked against what was sent.
+    let (_dir, files) = download(&ing.store, "tables/corpus/").await;
+    let sent: BTreeMap<String, String> = corpus
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _))| !outcome.contains_key(n))
+        .map(|(i, (_, b))| ((2 + i).to_string(), String::from_utf8_lossy(b).into_owned()))
+        .collect();
+    let sent_path = _dir.path().join("sent.json");
+    std::fs::write(&sent_path, serde_json::to_vec(&sent).unwrap()).unwrap();
+    let mut args = vec![sent_path.to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    let rows = py_json("read_rescued.py", &args);
+    for (offset, row) in rows.as_object().unwrap() {
+        let offset: usize = offset.parse().unwrap();
+        assert_eq!(row["same_in_duckdb"], true, "offset {offset}: {row}");
+        if offset < 2 {
+            continue;
+        }
+        let name = &corpus[offset - 2].0;
+        assert!(row["original"].as_bool() != Some(false), "{name}: rescued values are the record's own: {row}");
+        let keys: Vec<&str> = row["keys"].as_array().map(|k| k.iter().filter_map(|k| k.as_str()).collect()).unwrap_or_default();
+        outcome.insert(name.clone(), if keys.is_empty() { "row".into() } else { format!("row:{}", keys.join(",")) });
+        if name == "int-beyond-64-bits.json" {
+            assert_eq!(row["digits"], serde_json::json!(["340282366920938463463374607431768211455"]), "{row}");
+        }
+    }
+    // Every file has an outcome (a row or a letter) and an expectation, and they agree.
+    assert_eq!(outcome.len(), corpus.len(), "{outcome:#?}");
+    assert_eq!(outcome, expected, "every corpus file gets what it must");
+    assert_eq!(out.total.rows_written, 1 + expected.values().filter(|e| e.starts_with("row")).count());
+    assert_eq!(out.total.rows_rescued, expected.values().filter(|e| e.starts_with("row:")).count());
 }
 
 #[tokio::test]
@@ -154,12 +196,14 @@ async fn self_managed_kafka_event_with_a_128_bit_integer() {
     let moto = Moto::start();
     let ing = ingest(&moto, "lake").await;
     let out = ing.handle(parse_event(&event_file("self-managed-kafka-batch.json")).unwrap()).await.unwrap();
-    assert_eq!((out.total.rows_written, out.total.dead_lettered), (2, 1));
-    assert_eq!(out.total.rejected["integer_out_of_range"], 1);
-    let dl = ing.store.list("dead-letter/names_topic/").await.unwrap();
-    let letters = from_jsonl(&ing.store.get(&dl[0].key).await.unwrap().unwrap().body).unwrap();
-    let raw = String::from_utf8(letters[0].value().unwrap()).unwrap();
-    assert!(raw.contains("200867534837927370364254437591549731301"), "kept exactly: {raw}");
+    assert_eq!((out.total.rows_written, out.total.dead_lettered), (3, 0));
+    // The 128-bit integers are digits in a string column, read back exactly by both readers.
+    let (_dir, files) = download(&ing.store, "tables/names_topic/").await;
+    let seen = py_json("read_parquet.py", &files.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(seen["pyarrow"]["types"]["zip"], "string");
+    assert_eq!(seen["duckdb"]["types"]["zip"], "VARCHAR");
+    let zips = py_json("read_column.py", &[files[0].as_str(), "zip"]);
+    assert!(zips.as_array().unwrap().contains(&serde_json::json!("200867534837927370364254437591549731301")), "{zips}");
 }
 
 #[tokio::test]
@@ -172,10 +216,10 @@ async fn racing_writers_agree_on_the_schema_through_conditional_writes() {
     let eb = build_event("aws:kafka", "race", 1, &[(0, T0, None, Some(&br#"{"v":"one"}"#[..]), &[])]);
     let (ra, rb) = tokio::join!(a.handle(ea), b.handle(eb));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    assert_eq!(ra.total.rows_written + rb.total.rows_written, 1, "exactly one type wins");
-    assert_eq!(ra.total.dead_lettered + rb.total.dead_lettered, 1);
+    assert_eq!(ra.total.rows_written + rb.total.rows_written, 2, "both land");
+    assert_eq!(ra.total.rows_rescued + rb.total.rows_rescued, 1, "exactly one type wins; the other is rescued");
     let (_dir, files) = download(&a.store, "tables/race/").await;
-    assert_eq!(files.len(), 1);
+    assert_eq!(files.len(), 2);
 }
 
 #[tokio::test]

@@ -451,6 +451,18 @@ export class TributaryStack extends Stack {
       tributary("IngestSourceStopped", "watch", "Maximum", Duration.minutes(10)), 1, 1, cw.TreatMissingData.BREACHING);
     alarm("IngestDeadLetteredAlarm", "Records were dead-lettered; inspect and replay them.", tributary("DeadLettered", "ingest", "Sum"), 1,
       1, cw.TreatMissingData.NOT_BREACHING, false);
+    // A sudden rise of rows with a field in _rescued_data: an anomaly detection alarm, above the band
+    // CloudWatch learns from the metric's history (ThresholdMetricId names the band, no Threshold).
+    // The same expression as template.yaml's, rather than AnomalyDetectionAlarm's (which names its metric m0).
+    const rescued = new cw.Alarm(this, "IngestRescuedRowsAlarm", {
+      alarmDescription: "More rows than usual had a field moved to _rescued_data: a producer sends a field whose value does not fit its column.",
+      metric: new cw.MathExpression({ expression: "ANOMALY_DETECTION_BAND(m1, 2)", usingMetrics: { m1: tributary("RowsRescued", "ingest", "Sum") }, period: five }),
+      threshold: cw.Alarm.ANOMALY_DETECTION_NO_THRESHOLD,
+      evaluationPeriods: 1,
+      comparisonOperator: cw.ComparisonOperator.GREATER_THAN_UPPER_THRESHOLD,
+      treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+    });
+    rescued.addAlarmAction(action);
     const failedBatches = new cw.Metric({ namespace: "AWS/Events", metricName: "TriggeredRules", dimensionsMap: { RuleName: failedBatchRule.ruleName }, statistic: "Sum", period: five });
     alarm("IngestFailedBatchesAlarm", "The event source mapping gave up on a batch and wrote it under aws/lambda/; run tributary replay.", failedBatches, 1);
     const deliveryFailures = ingest.metric("DestinationDeliveryFailures", { period: five, statistic: "Sum" });
@@ -470,7 +482,8 @@ export class TributaryStack extends Stack {
       new cw.GraphWidget({ title, left, right, width: 12, height: 6 });
     const dashboard = new cw.Dashboard(this, "Dashboard", { dashboardName: `${this.stackName}-pipeline` });
     dashboard.addWidgets(
-      graph("Ingest: records in, rows written, dead-lettered", ["RecordsIn", "RowsWritten", "DeadLettered"].map((m) => tributary(m, "ingest", "Sum"))),
+      graph("Ingest: records in, rows written, dead-lettered, rows rescued",
+        ["RecordsIn", "RowsWritten", "DeadLettered", "RowsRescued"].map((m) => tributary(m, "ingest", "Sum"))),
       graph("Kafka offset lag (records behind)",
         [new cw.Metric({ namespace: "AWS/Lambda", metricName: "OffsetLag", dimensionsMap: { FunctionName: ingest.functionName }, statistic: "Maximum", period: Duration.minutes(1) })]),
     );

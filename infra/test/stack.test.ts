@@ -34,6 +34,11 @@ function alarms(t: Template) {
   return Object.values(t.findResources("AWS::CloudWatch::Alarm")).map((a: any) => a.Properties);
 }
 
+/** The namespace an alarm reads: its own, or its metric query's (an anomaly detection alarm). */
+function namespaceOf(a: any): string {
+  return a.Namespace ?? a.Metrics.find((q: any) => q.MetricStat).MetricStat.Metric.Namespace;
+}
+
 function functions(t: Template): Record<string, any> {
   const out: Record<string, any> = {};
   for (const [id, f] of Object.entries(t.findResources("AWS::Lambda::Function")) as [string, any][]) {
@@ -79,6 +84,28 @@ test("every function has errors, throttles and duration alarms, and every alarm 
     "TriggeredRules", "DestinationDeliveryFailures", "NumberOfMessagesSent"]) {
     assert.ok(alarms(t).some((a: any) => a.MetricName === m), m);
   }
+});
+
+test("a rise of rescued rows alarms above the anomaly band of the ingest roll-up, with no static threshold", () => {
+  const t = synth();
+  const rescued = alarms(t).filter((a: any) => a.Metrics?.some((q: any) => q.MetricStat?.Metric.MetricName === "RowsRescued"));
+  assert.equal(rescued.length, 1);
+  const [a] = rescued;
+  const band = a.Metrics.find((q: any) => q.Id === a.ThresholdMetricId);
+  const metric = a.Metrics.find((q: any) => q.MetricStat);
+  assert.equal(a.Metrics.length, 2);
+  assert.equal(band.Expression, `ANOMALY_DETECTION_BAND(${metric.Id}, 2)`);
+  assert.deepEqual(metric.MetricStat, {
+    Metric: { Namespace: "Tributary/Tributary", MetricName: "RowsRescued", Dimensions: [{ Name: "Function", Value: "ingest" }] },
+    Period: 300, Stat: "Sum",
+  });
+  for (const q of a.Metrics) assert.equal(q.ReturnData, true, q.Id);
+  assert.equal(a.ComparisonOperator, "GreaterThanUpperThreshold");
+  assert.equal(a.TreatMissingData, "notBreaching");
+  assert.equal(a.EvaluationPeriods, 1);
+  for (const p of ["Threshold", "Namespace", "MetricName", "Dimensions", "Statistic", "Period"]) assert.equal(a[p], undefined, p);
+  const topic = Object.keys(t.findResources("AWS::SNS::Topic"))[0];
+  assert.deepEqual(a.AlarmActions, [{ Ref: topic }]);
 });
 
 test("no wildcard actions; wildcard resources only for network interfaces", () => {
@@ -217,12 +244,12 @@ test("the workgroup is deleted with its queries and publishes metrics; a named q
 test("every function emits into Tributary/<stack> and every alarm on our metrics reads it", () => {
   const t = synth();
   for (const f of Object.values(functions(t))) assert.equal(f.Environment.Variables.TRIBUTARY_METRICS_NAMESPACE, "Tributary/Tributary");
-  const ours = alarms(t).filter((a: any) => !a.Namespace.startsWith("AWS/"));
+  const ours = alarms(t).filter((a: any) => !namespaceOf(a).startsWith("AWS/"));
   assert.ok(ours.length >= 5);
-  for (const a of ours) assert.equal(a.Namespace, "Tributary/Tributary", a.MetricName);
+  for (const a of ours) assert.equal(namespaceOf(a), "Tributary/Tributary", a.MetricName ?? a.ThresholdMetricId);
   const [dash] = Object.values(t.findResources("AWS::CloudWatch::Dashboard")) as any[];
   const body = JSON.stringify(dash.Properties.DashboardBody);
-  for (const m of ["IngestSourceStopped", "TriggeredRules", "DestinationDeliveryFailures", "PartitionsCompacted"]) assert.ok(body.includes(m), m);
+  for (const m of ["IngestSourceStopped", "TriggeredRules", "DestinationDeliveryFailures", "PartitionsCompacted", "RowsRescued"]) assert.ok(body.includes(m), m);
   assert.ok(!body.includes('\\"Tributary\\"'), "no metric in the shared namespace");
 });
 

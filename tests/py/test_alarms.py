@@ -6,10 +6,16 @@ every alarm.
 Missing data is the point of most rows: a stopped event source mapping invokes nothing, so every
 metric of the ingest function goes missing, exactly as for an idle topic. An alarm whose metric
 stops when the thing it watches stops must treat missing data as breaching; an alarm on a count
-of failures treats it as notBreaching (no failures, no data points)."""
+of failures treats it as notBreaching (no failures, no data points).
+
+Most alarms compare a statistic with a static threshold. An anomaly detection alarm (a sudden rise
+of a count that is never quite zero) has none: it reads its metric as a query in Metrics, and its
+threshold is the ANOMALY_DETECTION_BAND expression that ThresholdMetricId names; its row's
+threshold is a Band."""
 import json
 import os
 import pathlib
+from typing import NamedTuple
 
 import pytest
 
@@ -18,6 +24,16 @@ with open(os.environ["TRANSFORMED"]) as f:
 RES = TEMPLATE["Resources"]
 RUNBOOK = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "runbook.md").read_text()
 OURS = {"Fn::Sub": "Tributary/${AWS::StackName}"}  # the stack's own EMF namespace
+
+
+class Band(NamedTuple):
+    """The threshold of an anomaly detection alarm: the band of the metric's usual values (this many
+    standard deviations wide), and the side of it that breaches."""
+    std_devs: int
+    operator: str
+
+
+RISE = Band(2, "GreaterThanUpperThreshold")  # a sudden rise: above the band, not below it
 
 # failure mode -> (alarm, namespace, metric, dimension, statistic, TreatMissingData, threshold)
 TABLE = {
@@ -46,6 +62,8 @@ TABLE = {
         ("IngestDurationAlarm", "AWS/Lambda", "Duration", "IngestFunction", "Maximum", "notBreaching", 240000),
     "records are dead-lettered":
         ("IngestDeadLetteredAlarm", OURS, "DeadLettered", "ingest", "Sum", "notBreaching", 1),
+    "more rows than usual have a field that does not fit its column (kept in _rescued_data)":
+        ("IngestRescuedRowsAlarm", OURS, "RowsRescued", "ingest", "Sum", "notBreaching", RISE),
     "a batch is given up on after 10 retries (failure record in the bucket)":
         ("IngestFailedBatchesAlarm", "AWS/Events", "TriggeredRules", "IngestFailedBatchRule", "Sum", "notBreaching", 1),
     "the failure record cannot be written (the batch is skipped)":
@@ -84,8 +102,37 @@ def alarm(lid):
     return RES[lid]["Properties"]
 
 
+def watched(a):
+    """(namespace, metric name, dimensions, statistic, period) of the metric an alarm reads: its own
+    properties, or for an anomaly detection alarm its one MetricStat query."""
+    if "Metrics" not in a:
+        assert "ThresholdMetricId" not in a
+        return a["Namespace"], a["MetricName"], a["Dimensions"], a["Statistic"], a["Period"]
+    # CloudFormation refuses these next to Metrics.
+    for prop in ("Namespace", "MetricName", "Dimensions", "Statistic", "ExtendedStatistic", "Period", "Unit"):
+        assert prop not in a, prop
+    (stat,) = [q["MetricStat"] for q in a["Metrics"] if "MetricStat" in q]
+    m = stat["Metric"]
+    return m["Namespace"], m["MetricName"], m["Dimensions"], stat["Stat"], stat["Period"]
+
+
+def band(a):
+    """The Band of an anomaly detection alarm: ThresholdMetricId names an ANOMALY_DETECTION_BAND of
+    the alarm's metric, and both return data (the metric and the band it is compared with)."""
+    assert "Threshold" not in a, "CloudFormation refuses Threshold next to ThresholdMetricId"
+    queries = {q["Id"]: q for q in a["Metrics"]}
+    assert len(queries) == len(a["Metrics"]) == 2, a["Metrics"]
+    (metric_id,) = [i for i, q in queries.items() if "MetricStat" in q]
+    threshold = queries[a["ThresholdMetricId"]]
+    assert "MetricStat" not in threshold
+    assert threshold["Expression"].startswith(f"ANOMALY_DETECTION_BAND({metric_id}, "), threshold["Expression"]
+    assert all(q.get("ReturnData", True) for q in queries.values())
+    std_devs = threshold["Expression"].removeprefix(f"ANOMALY_DETECTION_BAND({metric_id}, ").removesuffix(")")
+    return Band(int(std_devs), a["ComparisonOperator"])
+
+
 def dimension(a):
-    (d,) = a["Dimensions"]
+    (d,) = watched(a)[2]
     v = d["Value"]
     if isinstance(v, dict):
         return v.get("Ref") or v["Fn::GetAtt"][0]
@@ -96,13 +143,17 @@ def dimension(a):
 def test_the_alarm_for_each_failure_mode(mode):
     lid, namespace, metric, dim, statistic, missing, threshold = TABLE[mode]
     a = alarm(lid)
-    assert a["Namespace"] == namespace, (mode, a["Namespace"])
-    assert a["MetricName"] == metric, mode
+    ns, name, _, stat, _ = watched(a)
+    assert ns == namespace, (mode, ns)
+    assert name == metric, mode
     assert dimension(a) == dim, mode
-    assert a["Statistic"] == statistic, mode
+    assert stat == statistic, mode
     assert a["TreatMissingData"] == missing, (mode, a["TreatMissingData"])
-    assert a["Threshold"] == threshold, mode
-    assert a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", mode
+    if isinstance(threshold, Band):
+        assert band(a) == threshold, mode
+    else:
+        assert a["Threshold"] == threshold, mode
+        assert a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", mode
     assert {"Ref": "AlarmTopic"} in a["AlarmActions"], mode
 
 

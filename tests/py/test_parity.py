@@ -194,24 +194,67 @@ def test_the_same_triggers():
     assert ("ingest", "kafka", 10000, 30, "TRIM_HORIZON", "bucket.Arn") in triggers(SAM)
 
 
+def threshold(t, p):
+    """A static threshold, or an anomaly detection alarm's: the expression ThresholdMetricId names
+    (its Id is the tool's choice, ad1 or CDK's expr_1), with the operator and which queries return data."""
+    if "ThresholdMetricId" not in p:
+        return resolve(t, p["Threshold"]), p["ComparisonOperator"]
+    queries = {q["Id"]: q for q in p["Metrics"]}
+    band = queries[p["ThresholdMetricId"]]
+    return (band["Expression"], p["ComparisonOperator"], "Threshold" in p,
+            tuple(sorted((i if i != p["ThresholdMetricId"] else "band", q.get("ReturnData", True)) for i, q in queries.items())))
+
+
 def alarms(t):
     out = set()
     for r in t["Resources"].values():
         if r["Type"] != "AWS::CloudWatch::Alarm":
             continue
         p = r["Properties"]
-        (d,) = p["Dimensions"]
-        dim = fn_name(t, d["Value"]) if p["Namespace"] == "AWS/Lambda" else resolve(t, d["Value"])
+        if "Metrics" in p:
+            # An anomaly detection alarm reads its metric as a query: only that query has a MetricStat.
+            (stat,) = [q["MetricStat"] for q in p["Metrics"] if "MetricStat" in q]
+            watched = dict(stat["Metric"], Statistic=stat["Stat"], Period=stat["Period"])
+        else:
+            watched = p
+        (d,) = watched["Dimensions"]
+        dim = fn_name(t, d["Value"]) if watched["Namespace"] == "AWS/Lambda" else resolve(t, d["Value"])
         if isinstance(dim, str) and dim.endswith(".QueueName"):
             dim = dim.removesuffix(".QueueName")
-        out.add((resolve(t, p["Namespace"]), p["MetricName"], d["Name"], dim, p["Statistic"], p["Period"], p["EvaluationPeriods"],
-                 resolve(t, p["Threshold"]), p["TreatMissingData"], "OKActions" in p))
+        out.add((resolve(t, watched["Namespace"]), watched["MetricName"], d["Name"], dim, watched["Statistic"], watched["Period"],
+                 p["EvaluationPeriods"], threshold(t, p), p["TreatMissingData"], "OKActions" in p))
     return out
 
 
 def test_the_same_alarms():
     assert alarms(SAM) == alarms(CDK), alarms(SAM) ^ alarms(CDK)
-    assert len(alarms(SAM)) == 21
+    assert len(alarms(SAM)) == 22
+    rescued = [a for a in alarms(SAM) if a[1] == "RowsRescued"]
+    assert rescued == [(f"Tributary/{STACK}", "RowsRescued", "Function", "ingest", "Sum", 300, 1,
+                        ("ANOMALY_DETECTION_BAND(m1, 2)", "GreaterThanUpperThreshold", False, (("band", True), ("m1", True))),
+                        "notBreaching", False)], rescued
+
+
+def dashboard(t):
+    """Each widget's metrics, as (namespace, metric, dimension, what it names), in the widgets' order."""
+    (body,) = [r["Properties"]["DashboardBody"] for r in t["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    out = []
+    for w in json.loads(resolve(t, body))["widgets"]:
+        metrics, last = set(), None
+        for m in w["properties"]["metrics"]:
+            m = [x for x in m if not isinstance(x, dict)]  # per-metric options (CDK puts the stat there)
+            m = [prev if x == "." else x for x, prev in zip(m, last or m)]  # "." repeats the metric above
+            last = m
+            ns, name, dim, value = m
+            metrics.add((ns, name, dim, value))
+        out.append(sorted(metrics))
+    return out
+
+
+def test_the_same_dashboard_metrics():
+    sam, cdk = dashboard(SAM), dashboard(CDK)
+    assert sam == cdk, [(s, c) for s, c in zip(sam, cdk) if s != c] or (len(sam), len(cdk))
+    assert (f"Tributary/{STACK}", "RowsRescued", "Function", "ingest") in sam[0]
 
 
 def policy_documents(t, role):

@@ -55,6 +55,14 @@ def alarms():
     return {k: v["Properties"] for k, v in of_type("AWS::CloudWatch::Alarm").items()}
 
 
+def namespace_of(alarm):
+    """The namespace an alarm reads: its own, or its metric query's (an anomaly detection alarm)."""
+    if "Metrics" in alarm:
+        (ns,) = [q["MetricStat"]["Metric"]["Namespace"] for q in alarm["Metrics"] if "MetricStat" in q]
+        return ns
+    return alarm["Namespace"]
+
+
 # Actions that AWS cannot scope to a resource (network interfaces for the event source mapping).
 UNSCOPABLE = {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
               "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"}
@@ -96,7 +104,7 @@ def test_the_dashboard_body_is_json_and_shows_every_function_and_the_new_metrics
     assert len(widgets) >= 8
     for fn in ("Ingest", "Compact", "Catalog", "Watch"):
         assert "${" + fn + "}" in body and fn in names
-    for metric in ("IngestSourceStopped", "TriggeredRules", "DestinationDeliveryFailures", "NumberOfMessagesSent"):
+    for metric in ("IngestSourceStopped", "TriggeredRules", "DestinationDeliveryFailures", "NumberOfMessagesSent", "RowsRescued"):
         assert f'"{metric}"' in body, metric
     assert names["FailedBatchRule"] == {"Ref": "IngestFailedBatchRule"}
 
@@ -438,10 +446,10 @@ def test_the_bucket_refers_to_nothing_and_everything_refers_to_it():
 def test_every_function_emits_into_the_stacks_namespace_and_the_alarms_read_it():
     for name in FUNCTIONS:
         assert RES[name]["Properties"]["Environment"]["Variables"]["TRIBUTARY_METRICS_NAMESPACE"] == NAMESPACE, name
-    ours = {k: a for k, a in alarms().items() if not str(a["Namespace"]).startswith("AWS/")}
-    assert len(ours) >= 5
+    ours = {k: a for k, a in alarms().items() if not str(namespace_of(a)).startswith("AWS/")}
+    assert len(ours) >= 5 and "IngestRescuedRowsAlarm" in ours
     for name, a in ours.items():
-        assert a["Namespace"] == NAMESPACE, name
+        assert namespace_of(a) == NAMESPACE, name
 
 
 def test_the_ready_query_names_the_topics_table_not_a_fixed_one():
@@ -471,6 +479,22 @@ def test_the_watch_reads_the_event_source_mapping_every_5_minutes():
     assert grants == [{"Sid": "ReadTheEventSourceMapping", "Effect": "Allow", "Action": "lambda:GetEventSourceMapping",
                        "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:event-source-mapping:${Uuid}",
                                                 {"Uuid": uuid}]}}]
+
+
+def test_a_rise_of_rescued_rows_alarms_above_the_anomaly_band_of_the_ingest_rollup():
+    a = alarms()["IngestRescuedRowsAlarm"]
+    # The metric as a query (the roll-up with Function alone: every table), and its band.
+    assert a["Metrics"] == [
+        {"Id": "m1", "ReturnData": True, "MetricStat": {
+            "Metric": {"Namespace": NAMESPACE, "MetricName": "RowsRescued", "Dimensions": [{"Name": "Function", "Value": "ingest"}]},
+            "Stat": "Sum", "Period": 300}},
+        {"Id": "ad1", "Expression": "ANOMALY_DETECTION_BAND(m1, 2)", "ReturnData": True},
+    ]
+    assert (a["ThresholdMetricId"], a["ComparisonOperator"], a["EvaluationPeriods"], a["TreatMissingData"]) == (
+        "ad1", "GreaterThanUpperThreshold", 1, "notBreaching")
+    # An anomaly detection alarm has no static threshold, and reads its metric only through Metrics.
+    assert not {"Threshold", "Namespace", "MetricName", "Dimensions", "Statistic", "ExtendedStatistic", "Period", "Unit"} & set(a)
+    assert a["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
 def test_trigger_failures_alarm_per_period_of_messages_sent():

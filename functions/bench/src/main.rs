@@ -45,15 +45,26 @@ fn peak_rss_mb() -> f64 {
         / 1024.0
 }
 
-fn generate(path: &Path, n: u64) -> Result<serde_json::Value, Error> {
+/// `n` customer records; every `conflict_every`-th one (none for 0) sends its age as a string,
+/// a type conflict with the bigint column that the rescued-data column takes.
+fn generate(path: &Path, n: u64, conflict_every: u64) -> Result<serde_json::Value, Error> {
     let mut rng = Rng::new(SEED);
     let mut out = String::with_capacity(n as usize * 250);
+    let mut conflicts = 0u64;
     for i in 0..n {
-        out.push_str(&customer(&mut rng, i % 4));
+        let record = customer(&mut rng, i % 4);
+        match record.split_once(r#""age":"#) {
+            Some((head, tail)) if conflict_every > 0 && i % conflict_every == conflict_every / 2 => {
+                let digits = tail.find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len());
+                out.push_str(&format!(r#"{head}"age":"{}"{}"#, &tail[..digits], &tail[digits..]));
+                conflicts += 1;
+            }
+            _ => out.push_str(&record),
+        }
         out.push('\n');
     }
     std::fs::write(path, &out)?;
-    Ok(json!({"records": n, "bytes": out.len()}))
+    Ok(json!({"records": n, "bytes": out.len(), "conflicts": conflicts}))
 }
 
 fn lines(data: &[u8]) -> Vec<&[u8]> {
@@ -71,7 +82,7 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
     let cfg = Config { bucket: BUCKET.into(), ..Config::default() };
     let mut schema = TableSchema::default();
     let mut out = Vec::new();
-    let (mut rows, mut files, mut flat_batches) = (0usize, 0usize, 0usize);
+    let (mut rows, mut rescued, mut files, mut flat_batches) = (0usize, 0usize, 0usize, 0usize);
     // Where the time goes: [envelope, screening, decoding + partitioning, encoding], seconds.
     let mut phases = [0f64; 4];
     let mut lap = Instant::now();
@@ -118,7 +129,7 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
                 let screened = plan::screen(&cfg, "customer_data", &[&batch]);
                 schema.evolve(&screened.batch_shape);
                 split(1);
-                plan::build(&cfg, &screened, &schema)?
+                plan::build_rescuing(&cfg, &screened, &mut schema)?
             }
         };
         split(2);
@@ -126,6 +137,7 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
             let props = parquet_io::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20, Vec::new())?;
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
             rows += group.rows.num_rows();
+            rescued += group.rescued_rows();
             files += 1;
             out.extend_from_slice(&body);
         }
@@ -134,7 +146,7 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
     let secs = started.elapsed().as_secs_f64();
     std::fs::write(out_path, &out)?;
     Ok(json!({
-        "records": all.len(), "rows": rows, "files": files, "input_bytes": data.len(), "output_bytes": out.len(),
+        "records": all.len(), "rows": rows, "rows_rescued": rescued, "files": files, "input_bytes": data.len(), "output_bytes": out.len(),
         "seconds": secs, "records_per_second": all.len() as f64 / secs, "input_mb_per_second": data.len() as f64 / 1e6 / secs,
         "zstd_level": cfg.zstd_level, "peak_rss_mb": peak_rss_mb(),
         "batches": all.len().div_ceil(CORE_BATCH), "flat_batches": flat_batches,
@@ -288,13 +300,13 @@ async fn run(args: &[String]) -> Result<serde_json::Value, Error> {
     let arg = |i: usize| args.get(i).map(String::as_str);
     let num = |i: usize, default: usize| arg(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     match (arg(1), arg(2)) {
-        (Some("gen"), Some(f)) => generate(Path::new(f), num(3, 1_000_000) as u64),
+        (Some("gen"), Some(f)) => generate(Path::new(f), num(3, 1_000_000) as u64, num(4, 0) as u64),
         (Some("ingest-core"), Some(f)) => ingest_core(Path::new(f), Path::new(arg(3).unwrap_or("/dev/null"))),
         (Some("ingest-handler"), Some(f)) => ingest_handler(Path::new(f)).await,
         (Some("compact-gen"), Some(d)) => compact_gen(Path::new(d), num(3, 200), num(4, 5_000), num(5, 0)).await,
         (Some("compact"), Some(d)) => compact(Path::new(d), arg(3).and_then(|s| s.parse().ok()), false).await,
         (Some("compact-memory"), Some(d)) => compact(Path::new(d), arg(3).and_then(|s| s.parse().ok()), true).await,
-        _ => Err("usage: tributary-bench gen FILE [N] | ingest-core FILE [OUT] | ingest-handler FILE | \
+        _ => Err("usage: tributary-bench gen FILE [N [CONFLICT_EVERY]] | ingest-core FILE [OUT] | ingest-handler FILE | \
                   compact-gen DIR [FILES ROWS HEX] | compact DIR [ZSTD_LEVEL] | compact-memory DIR [ZSTD_LEVEL]"
             .into()),
     }
@@ -338,8 +350,14 @@ mod tests {
     fn ingest_core_writes_every_record() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.jsonl");
-        generate(&f, 1_000).unwrap();
+        generate(&f, 1_000, 0).unwrap();
         let v = ingest_core(&f, &dir.path().join("out.parquet")).unwrap();
-        assert_eq!(v["rows"], 1_000);
+        assert_eq!((v["rows"].as_u64(), v["rows_rescued"].as_u64()), (Some(1_000), Some(0)));
+        // Every 100th record with its age as a string: a row each, the age rescued.
+        let g = generate(&f, 1_000, 100).unwrap();
+        assert_eq!(g["conflicts"], 10);
+        assert!(std::fs::read_to_string(&f).unwrap().lines().nth(50).unwrap().contains(r#""age":""#));
+        let v = ingest_core(&f, &dir.path().join("out.parquet")).unwrap();
+        assert_eq!((v["rows"].as_u64(), v["rows_rescued"].as_u64()), (Some(1_000), Some(10)));
     }
 }

@@ -54,11 +54,25 @@ pub enum TombstonePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownFieldPolicy {
-    /// The whole record goes to the dead-letter area, so nothing is dropped silently.
+    /// The record lands; the field's JSON goes to the rescued-data column.
     #[default]
+    Rescue,
+    /// The whole record goes to the dead-letter area.
     DeadLetter,
-    /// The field is ignored (as Firehose does); the record is kept.
+    /// The field is dropped (as Firehose does); the record is kept.
     Ignore,
+}
+
+/// What happens to a field whose value its column cannot store as it is (another type, an
+/// integer too big, another spelling of the column's key, a mixed-type array, a repeated key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// The record lands with the column NULL and the field's JSON in the rescued-data column.
+    #[default]
+    Rescue,
+    /// The whole record goes to the dead-letter area (Tributary's behaviour before rescue).
+    DeadLetter,
 }
 
 /// A column of a pinned schema, with its Athena type (`bigint`, `decimal(18,2)`,
@@ -87,6 +101,8 @@ pub struct TopicConfig {
     pub schema: Option<Vec<PinnedColumn>>,
     #[serde(default)]
     pub unknown_fields: UnknownFieldPolicy,
+    #[serde(default)]
+    pub conflicts: ConflictPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,6 +293,10 @@ impl Config {
         self.topics.get(topic).map(|t| t.unknown_fields).unwrap_or_default()
     }
 
+    pub fn conflicts(&self, topic: &str) -> ConflictPolicy {
+        self.topics.get(topic).map(|t| t.conflicts).unwrap_or_default()
+    }
+
     /// The pinned schema of a topic, parsed, if the configuration pins one.
     pub fn pinned_schema(&self, topic: &str) -> Result<Option<TableSchema>, ConfigError> {
         let Some(cols) = self.topics.get(topic).and_then(|t| t.schema.as_ref()) else { return Ok(None) };
@@ -290,6 +310,11 @@ impl Config {
             }
             let source = c.source.clone().unwrap_or_else(|| c.name.clone());
             schema.push(name, source, ty);
+        }
+        // A pinned schema is the whole contract, declared up front: its rescued-data column too,
+        // when the topic's policies can rescue a field.
+        if self.conflicts(topic) == ConflictPolicy::Rescue || self.unknown_fields(topic) == UnknownFieldPolicy::Rescue {
+            schema.add_rescue_column();
         }
         schema.pinned = true;
         Ok(Some(schema))

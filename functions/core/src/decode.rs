@@ -1,9 +1,10 @@
 //! JSON values to Arrow, by arrow-json, straight into the table's types; plus the Kafka
 //! metadata columns.
 //!
-//! Values reach this step already checked against the schema ([`crate::schema::TableSchema::admit`]),
+//! Values reach this step already checked against the schema ([`crate::schema::TableSchema::misfits`]),
 //! so the bulk decode normally succeeds. If it does not, each value is decoded alone to find
-//! the ones at fault, which then go to the dead-letter area: one bad value never fails a batch.
+//! the ones at fault, which the plan rescues field by field or dead-letters: one bad value never
+//! fails a batch. The rescued-data column is never decoded from JSON: the plan hands it in.
 
 use std::sync::Arc;
 
@@ -61,7 +62,12 @@ pub fn output_schema(schema: &TableSchema) -> SchemaRef {
 }
 
 fn decode_all(decode_schema: &SchemaRef, values: &[&[u8]]) -> Result<Option<RecordBatch>, ArrowError> {
-    let mut decoder = ReaderBuilder::new(decode_schema.clone()).with_batch_size(values.len().max(1)).build_decoder()?;
+    // Coercion lets a string column take a number or boolean as its exact JSON text (the tape
+    // keeps numbers as text); admission decides which columns may.
+    let mut decoder = ReaderBuilder::new(decode_schema.clone())
+        .with_batch_size(values.len().max(1))
+        .with_coerce_primitive(true)
+        .build_decoder()?;
     for v in values {
         let read = decoder.decode(v)?;
         if read != v.len() {
@@ -102,8 +108,15 @@ pub struct Decoded {
     pub failed: Vec<(usize, String)>,
 }
 
-/// Decodes values into the table's data columns (named by column names).
-pub fn decode_values(schema: &TableSchema, values: &[&[u8]]) -> Result<Decoded, ArrowError> {
+/// Decodes values into the table's data columns (named by column names). `rescued` (by value,
+/// or empty for none) fills the rescued-data column, if the table has one.
+pub fn decode_values<V: AsRef<[u8]>>(
+    schema: &TableSchema,
+    values: &[V],
+    rescued: &[Option<String>],
+) -> Result<Decoded, ArrowError> {
+    let values: Vec<&[u8]> = values.iter().map(AsRef::as_ref).collect();
+    let values = values.as_slice();
     let decode_schema = schema.decode_schema();
     let (batch, kept, failed) = match decode_all(&decode_schema, values) {
         Ok(b) => (b, (0..values.len()).collect(), Vec::new()),
@@ -124,12 +137,17 @@ pub fn decode_values(schema: &TableSchema, values: &[&[u8]]) -> Result<Decoded, 
     let data = match batch {
         None => None,
         Some(b) => {
-            let cols = b
-                .columns()
-                .iter()
-                .zip(data_fields.iter())
-                .map(|(c, f)| retype(c, f.data_type()))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut decoded = b.columns().iter();
+            let mut cols = Vec::with_capacity(data_fields.len());
+            for (c, f) in schema.columns.iter().zip(data_fields.iter()) {
+                if c.name == crate::naming::RESCUED_COLUMN {
+                    let texts: StringArray = kept.iter().map(|i| rescued.get(*i).and_then(|r| r.as_deref())).collect();
+                    cols.push(Arc::new(texts) as ArrayRef);
+                } else {
+                    let col = decoded.next().ok_or_else(|| ArrowError::SchemaError(format!("{} not decoded", c.name)))?;
+                    cols.push(retype(col, f.data_type())?);
+                }
+            }
             // A table without data columns yet (records of only nulls and empty objects) still
             // has its rows: the count says how many.
             let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
@@ -206,7 +224,7 @@ mod tests {
         ];
         let s = schema_for(&vals);
         let bytes: Vec<&[u8]> = vals.iter().map(|v| v.as_bytes()).collect();
-        let d = decode_values(&s, &bytes).unwrap();
+        let d = decode_values(&s, &bytes, &[]).unwrap();
         assert!(d.failed.is_empty());
         let b = d.data.unwrap();
         assert_eq!(b.num_rows(), 2);
@@ -227,7 +245,7 @@ mod tests {
         let mut pinned = s.clone();
         pinned.columns[0].ty = crate::schema::ColumnType::Int;
         let vals: Vec<&[u8]> = vec![br#"{"n":1,"s":"a"}"#, br#"{"n":99999999999,"s":"b"}"#, br#"{"n":3,"s":"c"}"#];
-        let d = decode_values(&pinned, &vals).unwrap();
+        let d = decode_values(&pinned, &vals, &[]).unwrap();
         assert_eq!(d.kept, vec![0, 2]);
         assert_eq!(d.failed.len(), 1);
         assert_eq!(d.failed[0].0, 1);
@@ -242,7 +260,7 @@ mod tests {
             RowMeta { topic: "t", partition: 2, offset: 10, timestamp_ms: 5, key: Some(b"k"), headers: &headers },
             RowMeta { topic: "t", partition: 2, offset: 11, timestamp_ms: 6, key: None, headers: &[] },
         ];
-        let d = decode_values(&s, &[br#"{"a":1}"#, br#"{"a":2}"#]).unwrap();
+        let d = decode_values(&s, &[br#"{"a":1}"#, br#"{"a":2}"#], &[]).unwrap();
         let b = assemble(&s, d.data.as_ref(), &rows).unwrap();
         let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
         assert_eq!(names, ["a", COL_TOPIC, COL_PARTITION, COL_OFFSET, COL_TIMESTAMP, COL_KEY, COL_HEADERS]);

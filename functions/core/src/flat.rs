@@ -7,9 +7,9 @@
 //! anything the full path would decide otherwise: whenever a record is not plainly one of the
 //! table's rows (invalid JSON or UTF-8, a new or duplicated field, a nested value, a number or
 //! string the column's type does not take as it is, a field over the size limit) the decoder
-//! *declines* the whole batch and the full path decides, with its dead-letter reasons. When it
-//! accepts, its batch equals the full path's (the tests below check it on mutated records; the
-//! `records` fuzz target on arbitrary input).
+//! *declines* that record, takes back what it had read of it, and goes on; the full path decides
+//! the declined records. The rows it accepts equal the full path's (the tests below check it on
+//! mutated records; the `records` fuzz target on arbitrary input).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +29,8 @@ use crate::shape::{self, ShapeOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    /// The rescued-data column: never read from a record.
+    Rescued,
     Bool,
     Int,
     Double,
@@ -37,15 +39,27 @@ enum Kind {
     Timestamp,
 }
 
-/// Decodes flat JSON records into a table's data columns, or declines.
+/// What [`FlatDecoder::decode`] made of a batch.
+#[derive(Debug)]
+pub struct FlatRows {
+    /// The accepted records' rows, in order.
+    pub data: RecordBatch,
+    /// The indexes of the records it declined, ascending.
+    pub declined: Vec<usize>,
+}
+
+/// Decodes flat JSON records into a table's data columns, declining what it cannot.
 #[derive(Debug)]
 pub struct FlatDecoder {
     kinds: Vec<Kind>,
-    /// Each column's key with its closing quote, as it appears in a record.
-    quoted: Vec<Box<[u8]>>,
+    /// Each column's key with its closing quote, as it appears in a record (none for the
+    /// rescued-data column, which no key names).
+    quoted: Vec<Option<Box<[u8]>>>,
     by_source: HashMap<Box<[u8]>, usize>,
     data_schema: SchemaRef,
     max_field_bytes: usize,
+    /// How many columns a record can fill (all but the rescued-data column).
+    fields: usize,
 }
 
 impl FlatDecoder {
@@ -58,6 +72,10 @@ impl FlatDecoder {
         let mut kinds = Vec::with_capacity(schema.columns.len());
         let mut by_source = HashMap::new();
         for (i, c) in schema.columns.iter().enumerate() {
+            if c.name == naming::RESCUED_COLUMN {
+                kinds.push(Kind::Rescued);
+                continue;
+            }
             let kind = match c.ty {
                 ColumnType::Boolean => Kind::Bool,
                 ColumnType::BigInt => Kind::Int,
@@ -78,43 +96,62 @@ impl FlatDecoder {
             }
             kinds.push(kind);
         }
-        let quoted = schema.columns.iter().map(|c| [c.source.as_bytes(), b"\""].concat().into()).collect();
+        let quoted = schema
+            .columns
+            .iter()
+            .zip(&kinds)
+            .map(|(c, k)| (*k != Kind::Rescued).then(|| [c.source.as_bytes(), b"\""].concat().into()))
+            .collect();
+        let fields = kinds.iter().filter(|k| **k != Kind::Rescued).count();
         Some(FlatDecoder {
             kinds,
             quoted,
             by_source,
             data_schema: Arc::new(Schema::new(schema.data_schema())),
             max_field_bytes: opts.max_field_bytes,
+            fields,
         })
     }
 
-    /// The data columns of these records (named by column names), or `None` if any record
-    /// needs the full path.
-    pub fn decode(&self, values: &[&[u8]]) -> Option<RecordBatch> {
+    /// The data columns (named by column names) of the records it accepts, and which it
+    /// declined; `None` only if the batch is too large to stamp.
+    pub fn decode(&self, values: &[&[u8]]) -> Option<FlatRows> {
         // String columns reserve the input's size: never more than that to copy, no regrowth.
         let bytes: usize = values.iter().map(|v| v.len()).sum();
         let mut cols: Vec<ColumnBuf> = self.kinds.iter().map(|k| ColumnBuf::new(*k, values.len(), bytes)).collect();
         let mut seen = vec![0u32; cols.len()];
+        let mut declined = Vec::new();
         for (row, v) in values.iter().enumerate() {
             let stamp = u32::try_from(row + 1).ok()?;
-            // Columns the record left out are null (none, usually: no second pass then).
-            if self.record(v, &mut cols, &mut seen, stamp).ok()? < cols.len() {
-                for (c, s) in cols.iter_mut().zip(&seen) {
-                    if *s != stamp {
-                        c.push_null();
+            match self.record(v, &mut cols, &mut seen, stamp) {
+                // Columns the record left out are null (none, usually: no second pass then).
+                Ok(fields) if fields < self.fields => {
+                    for (c, s) in cols.iter_mut().zip(&seen) {
+                        if *s != stamp {
+                            c.push_null();
+                        }
                     }
+                }
+                Ok(_) => {}
+                Err(Decline) => {
+                    // Take back what the record put in: every column holds the accepted rows.
+                    let rows = row - declined.len();
+                    cols.iter_mut().for_each(|c| c.truncate(rows));
+                    declined.push(row);
                 }
             }
         }
-        let arrays = cols.into_iter().map(ColumnBuf::finish).collect::<Option<Vec<ArrayRef>>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(values.len()));
-        RecordBatch::try_new_with_options(self.data_schema.clone(), arrays, &options).ok()
+        let rows = values.len() - declined.len();
+        let arrays = cols.into_iter().map(|c| c.finish(rows)).collect::<Option<Vec<ArrayRef>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let data = RecordBatch::try_new_with_options(self.data_schema.clone(), arrays, &options).ok()?;
+        Some(FlatRows { data, declined })
     }
 
     /// The column of the key at the cursor (after its opening quote), which it consumes with its
     /// closing quote. Keys mostly come in column order: the one after the last is tried first.
     fn column(&self, p: &mut Cursor<'_>, hint: usize) -> Step<usize> {
-        if let Some(q) = self.quoted.get(hint)
+        if let Some(Some(q)) = self.quoted.get(hint)
             && p.b[p.i..].starts_with(q)
         {
             p.i += q.len();
@@ -250,7 +287,12 @@ enum Values {
     Double(Vec<f64>),
     Date(Vec<i32>, LastDate),
     Timestamp(Vec<i64>, LastDate),
-    Str { offsets: Vec<i32>, bytes: Vec<u8> },
+    Str {
+        offsets: Vec<i32>,
+        bytes: Vec<u8>,
+    },
+    /// The rescued-data column: NULL in every row, built at the end.
+    Absent,
 }
 
 impl ColumnBuf {
@@ -261,6 +303,7 @@ impl ColumnBuf {
             Kind::Double => Values::Double(Vec::with_capacity(rows)),
             Kind::Date => Values::Date(Vec::with_capacity(rows), LastDate::default()),
             Kind::Timestamp => Values::Timestamp(Vec::with_capacity(rows), LastDate::default()),
+            Kind::Rescued => Values::Absent,
             Kind::Str => {
                 let mut offsets = Vec::with_capacity(rows + 1);
                 offsets.push(0);
@@ -270,9 +313,32 @@ impl ColumnBuf {
         ColumnBuf { nulls: NullBufferBuilder::new(rows), values }
     }
 
+    /// Keeps the first `rows` values.
+    fn truncate(&mut self, rows: usize) {
+        if matches!(self.values, Values::Absent) {
+            return;
+        }
+        self.nulls.truncate(rows);
+        match &mut self.values {
+            Values::Absent => {}
+            Values::Bool(v) => v.truncate(rows),
+            Values::Int(v) | Values::Timestamp(v, _) => v.truncate(rows),
+            Values::Double(v) => v.truncate(rows),
+            Values::Date(v, _) => v.truncate(rows),
+            Values::Str { offsets, bytes } => {
+                offsets.truncate(rows + 1);
+                bytes.truncate(offsets[rows] as usize);
+            }
+        }
+    }
+
     fn push_null(&mut self) {
+        if matches!(self.values, Values::Absent) {
+            return;
+        }
         self.nulls.append_null();
         match &mut self.values {
+            Values::Absent => {}
             Values::Bool(v) => v.append(false),
             Values::Int(v) | Values::Timestamp(v, _) => v.push(0),
             Values::Double(v) => v.push(0.0),
@@ -289,6 +355,7 @@ impl ColumnBuf {
             return Ok(());
         }
         match &mut self.values {
+            Values::Absent => return Err(Decline),
             Values::Bool(v) => match p.peek() {
                 Some(b't') => p.literal(b"true").map(|_| v.append(true))?,
                 Some(b'f') => p.literal(b"false").map(|_| v.append(false))?,
@@ -318,6 +385,16 @@ impl ColumnBuf {
                 p.eat(b'"')?;
                 v.push(timestamp_micros(p.plain_string()?, last)?);
             }
+            // An integer beyond 64 bits goes into a string column as its digits, as the full
+            // path decodes it; any other number declines.
+            Values::Str { offsets, bytes } if matches!(p.peek(), Some(b'-' | b'0'..=b'9')) => {
+                let (tok, integral) = p.number()?;
+                if !integral || shape::wide_integer(tok).is_none() {
+                    return Err(Decline);
+                }
+                bytes.extend_from_slice(tok);
+                offsets.push(i32::try_from(bytes.len()).map_err(|_| Decline)?);
+            }
             Values::Str { offsets, bytes } => {
                 p.eat(b'"')?;
                 let start = bytes.len();
@@ -332,9 +409,10 @@ impl ColumnBuf {
         Ok(())
     }
 
-    fn finish(mut self) -> Option<ArrayRef> {
+    fn finish(mut self, rows: usize) -> Option<ArrayRef> {
         let nulls = self.nulls.finish();
         Some(match self.values {
+            Values::Absent => arrow_array::new_null_array(&arrow_schema::DataType::Utf8, rows),
             Values::Bool(mut v) => Arc::new(BooleanArray::new(v.finish(), nulls)),
             Values::Int(v) => Arc::new(Int64Array::new(ScalarBuffer::from(v), nulls)),
             Values::Double(v) => Arc::new(Float64Array::new(ScalarBuffer::from(v), nulls)),
@@ -367,36 +445,40 @@ mod tests {
         schema
     }
 
-    /// What the full path makes of a batch when it writes every record: `None` if it refuses one
-    /// or would change the schema.
+    /// What the full path makes of a batch when it writes every record as it came: `None` if it
+    /// refuses one, rescues a field, or would change the schema.
     fn full(schema: &TableSchema, values: &[&[u8]]) -> Option<RecordBatch> {
         let opts = ShapeOptions::default();
         let mut batch_shape = Shape::Object(Vec::new());
         for v in values {
-            let s = shape::infer_record(v, &opts).ok()?;
-            schema.admit(&s, false).ok()?;
-            shape::absorb(&mut batch_shape, &s);
+            let rec = shape::read_record(v, &opts).ok()?;
+            (schema.misfits(&rec.shape, false).is_empty() && rec.repeated.is_empty() && !rec.byte_order_mark).then_some(())?;
+            shape::absorb(&mut batch_shape, &rec.shape);
         }
         if schema.clone().evolve(&batch_shape) {
             return None;
         }
-        let d = decode_values(schema, values).unwrap();
+        let d = decode_values(schema, values, &[]).unwrap();
         d.failed.is_empty().then_some(())?;
         d.data
     }
 
+    /// Whether the flat decoder takes every record; the rows of those it takes are the full path's.
     fn agree(schema: &TableSchema, values: &[&[u8]]) -> bool {
-        let flat = FlatDecoder::new(schema, &ShapeOptions::default()).unwrap().decode(values);
-        if let Some(f) = &flat {
-            let full = full(schema, values);
+        // None: a string column's bytes are not UTF-8 (checked once per column), the whole batch declines.
+        let Some(flat) = FlatDecoder::new(schema, &ShapeOptions::default()).unwrap().decode(values) else { return false };
+        let accepted: Vec<&[u8]> =
+            values.iter().enumerate().filter(|(i, _)| !flat.declined.contains(i)).map(|(_, v)| *v).collect();
+        if !accepted.is_empty() {
             assert_eq!(
-                Some(f),
-                full.as_ref(),
+                Some(&flat.data),
+                full(schema, &accepted).as_ref(),
                 "flat accepted {:?}",
-                values.iter().map(|v| String::from_utf8_lossy(v)).collect::<Vec<_>>()
+                accepted.iter().map(|v| String::from_utf8_lossy(v)).collect::<Vec<_>>()
             );
         }
-        flat.is_some()
+        assert_eq!(flat.data.num_rows(), accepted.len());
+        flat.declined.is_empty()
     }
 
     fn customers(n: u64) -> Vec<String> {
@@ -426,6 +508,9 @@ mod tests {
             r#"{"ts":"1969-12-31T23:59:59.0000001"}"#,
             r#"{"ts":"2020-06-30T12:00:00+23:59","s":"2020-01-01"}"#,
             "{\"s\":\"caf\u{e9} \u{1F600}\"}",
+            // Integers beyond 64 bits go into a string column as their digits.
+            r#"{"s":92233720368547758080}"#,
+            r#"{"s":-9223372036854775809}"#,
         ];
         for r in accepted {
             assert!(agree(&schema, &[r.as_bytes()]), "declined {r}");
@@ -470,8 +555,20 @@ mod tests {
         // A field over the size limit.
         let opts = ShapeOptions { max_field_bytes: 3, ..ShapeOptions::default() };
         let d = FlatDecoder::new(&schema, &opts).unwrap();
-        assert!(d.decode(&[br#"{"s":"abc"}"#]).is_some());
-        assert!(d.decode(&[br#"{"s":"abcd"}"#]).is_none());
+        assert!(d.decode(&[br#"{"s":"abc"}"#]).unwrap().declined.is_empty());
+        assert_eq!(d.decode(&[br#"{"s":"abcd"}"#]).unwrap().declined, [0]);
+    }
+
+    #[test]
+    fn a_declined_record_leaves_the_others_rows() {
+        let schema = schema_of(&[br#"{"s":"x","i":1}"#]);
+        let values: [&[u8]; 5] =
+            [br#"{"s":"a","i":1}"#, br#"{"s":"b","i":"two"}"#, br#"{"i":3}"#, br#"{"s":1,"i":4}"#, br#"{"s":"e"}"#];
+        let flat = FlatDecoder::new(&schema, &ShapeOptions::default()).unwrap().decode(&values).unwrap();
+        assert_eq!(flat.declined, [1, 3]);
+        assert!(!agree(&schema, &values));
+        let i = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(flat.data.column(1));
+        assert_eq!((i.value(0), i.value(1), arrow_array::Array::is_null(i, 2)), (1, 3, true));
     }
 
     #[test]

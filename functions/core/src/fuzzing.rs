@@ -12,7 +12,8 @@ use crate::{compaction, parquet_io, plan};
 /// The record decoder: each line of `data` is one record value (an empty line a tombstone),
 /// decoded as ingest does (screen, evolve the schema, build, encode). Every record ends up as a
 /// row, a dead letter or a skipped tombstone, and every file encodes. When the one-pass flat
-/// decoder takes the batch (with the evolved schema), it builds exactly the same files.
+/// decoder takes the batch (with the evolved schema), it builds exactly the same files and dead
+/// letters, also for the records it declines and decides one by one.
 pub fn records(data: &[u8]) {
     let cfg = Config::default();
     let records = data
@@ -33,14 +34,18 @@ pub fn records(data: &[u8]) {
     let screened = plan::screen(&cfg, "fuzz", &[&batch]);
     let mut schema = TableSchema::default();
     schema.evolve(&screened.batch_shape);
-    let built = plan::build(&cfg, &screened, &schema).expect("a batch of any values builds");
+    let built = plan::build_rescuing(&cfg, &screened, &mut schema).expect("a batch of any values builds");
     assert_eq!(built.rows() + built.dead_lettered() + built.tombstones, built.records_in, "every record accounted for");
     for group in &built.files {
         let props = parquet_io::writer_properties(1, 1 << 16, Vec::new()).expect("properties");
         parquet_io::encode(std::slice::from_ref(&group.rows), props).expect("a built file encodes");
     }
     if let Some(flat) = plan::build_flat(&cfg, &[&batch], &schema).expect("the flat path builds") {
-        assert_eq!((flat.records_in, flat.tombstones, flat.dead_lettered()), (built.records_in, built.tombstones, 0));
+        assert_eq!(
+            (flat.records_in, flat.tombstones, &flat.rejected),
+            (built.records_in, built.tombstones, &built.rejected),
+            "the same records refused, for the same reasons"
+        );
         assert_eq!(flat.files.len(), built.files.len(), "the same files");
         for (f, b) in flat.files.iter().zip(&built.files) {
             assert_eq!((&f.partition, &f.range, &f.rows), (&b.partition, &b.range, &b.rows), "the same rows");

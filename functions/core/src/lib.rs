@@ -40,6 +40,7 @@ pub mod naming;
 pub mod parquet_io;
 pub mod partition;
 pub mod plan;
+pub mod rescue;
 pub mod sample;
 pub mod schema;
 pub mod shape;

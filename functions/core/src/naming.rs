@@ -7,6 +7,11 @@
 /// Prefix of the Kafka metadata columns. Data columns can never start with it (see [`column_name`]).
 pub const META_PREFIX: &str = "_kafka_";
 
+/// The column that holds, as a JSON object, the fields of a row that could not be stored in their
+/// own columns (the rescued-data column). A data field of this name is renamed like the
+/// metadata columns are (see [`column_name`]).
+pub const RESCUED_COLUMN: &str = "_rescued_data";
+
 /// Maximum identifier length Glue accepts.
 const MAX_LEN: usize = 255;
 
@@ -38,13 +43,15 @@ pub fn table_name(topic: &str) -> String {
 }
 
 /// The column name for a JSON key: lower case, `[a-z0-9_]`. Names that are empty, start with a
-/// digit, start with the metadata prefix, or equal a reserved name (the partition keys) get an
-/// `f_` prefix, so a data column can never collide with a column Tributary adds.
+/// digit, start with the metadata prefix, or equal the rescued-data column or a reserved name (the
+/// partition keys) get an `f_` prefix, so a data column can never collide with a column
+/// Tributary adds.
 pub fn column_name(raw: &str, reserved: &[&str]) -> String {
     let s = sanitize(raw);
     let clash = s.is_empty()
         || s.starts_with(|c: char| c.is_ascii_digit())
         || s.starts_with(META_PREFIX)
+        || s == RESCUED_COLUMN
         || reserved.contains(&s.as_str());
     truncate(if clash { format!("f_{s}") } else { s })
 }
@@ -78,6 +85,8 @@ mod tests {
         assert_eq!(column_name("_kafka_offset", &reserved), "f__kafka_offset");
         assert_eq!(column_name("_KAFKA_offset", &reserved), "f__kafka_offset");
         assert_eq!(column_name("dt", &reserved), "f_dt");
+        assert_eq!(column_name("_Rescued_Data", &reserved), "f__rescued_data");
+        assert_eq!(column_name("_rescued_data_2", &reserved), "_rescued_data_2");
         assert_eq!(column_name("1st", &reserved), "f_1st");
         assert_eq!(column_name("", &reserved), "f_");
         for raw in ["a-b", "Ab", "ÿ", "x y", "_kafka_", "0"] {

@@ -112,7 +112,7 @@ mod tests {
         let v = r#"{"s":"x","i":1,"f":1.5,"b":true,"d":"2026-11-22","t":"2026-11-22T03:00:00.5","a":[1],"o":{"x":"y"}}"#;
         let mut s = TableSchema::default();
         s.evolve(&infer_record(v.as_bytes(), &ShapeOptions::default()).unwrap());
-        let d = decode_values(&s, &[v.as_bytes()]).unwrap();
+        let d = decode_values(&s, &[v.as_bytes()], &[]).unwrap();
         let rows = [RowMeta { topic: "t", partition: 0, offset: 0, timestamp_ms: 0, key: None, headers: &[] }];
         let batch = assemble(&s, d.data.as_ref(), &rows).unwrap();
         let bytes = encode(

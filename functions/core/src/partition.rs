@@ -158,7 +158,7 @@ mod tests {
             s.evolve(&infer_record(v.as_bytes(), &ShapeOptions::default()).unwrap());
         }
         let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
-        let d = decode_values(&s, &bytes).unwrap();
+        let d = decode_values(&s, &bytes, &[]).unwrap();
         let rows: Vec<RowMeta> = kafka_ms
             .iter()
             .enumerate()

@@ -1,8 +1,8 @@
 //! What an ingest invocation writes, decided without I/O.
 //!
 //! The handler drives these steps per table, doing the I/O in between:
-//! [`screen`] the records → evolve and commit the schema → [`build`] the files and dead
-//! letters → drop rows already committed ([`FileGroup::without_covered`]) → encode and put.
+//! [`screen`] the records → evolve and commit the schema (and the rescued-data column, when
+//! [`build`] asks for it) → [`build`] the files and dead letters → drop rows already committed ([`FileGroup::without_covered`]) → encode and put.
 
 use std::collections::BTreeMap;
 
@@ -11,15 +11,17 @@ use arrow_array::types::Int64Type;
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::ArrowError;
 
-use crate::config::{Config, TombstonePolicy, UnknownFieldPolicy};
+use crate::config::{Config, ConflictPolicy, TombstonePolicy, UnknownFieldPolicy};
 use crate::dead_letter::DeadLetter;
 use crate::decode::{COL_OFFSET, RowMeta, assemble, decode_values};
 use crate::event::{RawRecord, TopicPartitionBatch};
 use crate::flat::FlatDecoder;
 use crate::layout::{Coverage, FileRange};
+use crate::naming::RESCUED_COLUMN;
 use crate::partition::{self, TimePartition};
-use crate::schema::TableSchema;
-use crate::shape::{self, Reject, RejectKind, Shape, ShapeOptions};
+use crate::rescue::{self, Rescued};
+use crate::schema::{Misfit, TableSchema};
+use crate::shape::{self, RecordShape, Reject, RejectKind, Shape, ShapeOptions};
 
 /// Groups topic-partition batches by the table their topic maps to.
 pub fn by_table<'a>(cfg: &Config, batches: &'a [TopicPartitionBatch]) -> BTreeMap<String, Vec<&'a TopicPartitionBatch>> {
@@ -33,7 +35,7 @@ pub fn by_table<'a>(cfg: &Config, batches: &'a [TopicPartitionBatch]) -> BTreeMa
 /// What became of one record after screening.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Good(Shape),
+    Good(RecordShape),
     Tombstone,
     Rejected(Reject),
 }
@@ -57,36 +59,41 @@ pub fn shape_options(cfg: &Config) -> ShapeOptions {
     ShapeOptions { max_field_bytes: cfg.max_field_bytes, max_depth: cfg.max_depth, infer_temporal: cfg.infer_temporal }
 }
 
+/// A record's outcome before its shape is read: refused by the event reader, or a tombstone.
+fn pre_screen(cfg: &Config, r: &RawRecord) -> Option<Outcome> {
+    match (&r.invalid, &r.value) {
+        (Some(reject), _) => Some(Outcome::Rejected(reject.clone())),
+        (None, None) => Some(match cfg.tombstones {
+            TombstonePolicy::Skip => Outcome::Tombstone,
+            TombstonePolicy::DeadLetter => {
+                Outcome::Rejected(Reject::new(RejectKind::Tombstone, "the value is null (a tombstone)"))
+            }
+        }),
+        (None, Some(_)) => None,
+    }
+}
+
 /// Step 1: checks every record and merges the shapes of the good ones (in offset order; a
-/// record that conflicts with what came before contributes nothing and is refused in [`build`]).
+/// field that conflicts with what came before contributes nothing and is rescued in [`build`]).
 pub fn screen<'a>(cfg: &Config, table: &str, batches: &[&'a TopicPartitionBatch]) -> Screened<'a> {
     let opts = shape_options(cfg);
     let mut items = Vec::new();
     let mut batch_shape = Shape::Object(Vec::new());
     for b in batches {
         for r in &b.records {
-            let outcome = match (&r.invalid, &r.value) {
-                (Some(reject), _) => Outcome::Rejected(reject.clone()),
-                (None, None) => match cfg.tombstones {
-                    TombstonePolicy::Skip => Outcome::Tombstone,
-                    TombstonePolicy::DeadLetter => {
-                        Outcome::Rejected(Reject::new(RejectKind::Tombstone, "the value is null (a tombstone)"))
-                    }
-                },
-                (None, Some(v)) => match shape::infer_record(v, &opts) {
-                    Ok(s) => {
-                        shape::absorb(&mut batch_shape, &s);
-                        Outcome::Good(s)
+            let outcome =
+                pre_screen(cfg, r).unwrap_or_else(|| match shape::read_record(r.value.as_deref().unwrap_or_default(), &opts) {
+                    Ok(rec) => {
+                        shape::absorb(&mut batch_shape, &rec.shape);
+                        Outcome::Good(rec)
                     }
                     Err(reject) => Outcome::Rejected(reject),
-                },
-            };
+                });
             items.push(Item { batch: b, record: r, outcome });
         }
     }
     Screened { table: table.to_string(), items, batch_shape }
 }
-
 /// The rows of one topic-partition in one time partition: one data file.
 #[derive(Debug, Clone)]
 pub struct FileGroup {
@@ -102,6 +109,11 @@ impl FileGroup {
         let mut v = col.as_primitive::<Int64Type>().values().to_vec();
         v.sort_unstable();
         Ok(v)
+    }
+
+    /// How many of the group's rows have fields in the rescued-data column.
+    pub fn rescued_rows(&self) -> usize {
+        self.rows.column_by_name(RESCUED_COLUMN).map_or(0, |c| c.len() - c.null_count())
     }
 
     /// Drops the rows whose offsets a time partition already holds (written by an earlier
@@ -161,6 +173,8 @@ pub struct Built {
     pub rejected: BTreeMap<RejectKind, usize>,
     /// Rows partitioned by Kafka timestamp because their event-time field was missing.
     pub event_time_fallbacks: usize,
+    /// Values read without the UTF-8 byte-order mark they started with.
+    pub byte_order_marks: usize,
 }
 
 impl Built {
@@ -170,74 +184,205 @@ impl Built {
     pub fn rows(&self) -> usize {
         self.files.iter().map(|f| f.rows.num_rows()).sum()
     }
+    /// Rows with fields in the rescued-data column (a part of [`Built::rows`]).
+    pub fn rescued_rows(&self) -> usize {
+        self.files.iter().map(FileGroup::rescued_rows).sum()
+    }
 }
 
-/// Step 3: with the table's (committed) schema, refuses records that conflict with it, decodes
-/// the rest, and splits them into one file per (time partition, topic-partition).
-pub fn build(cfg: &Config, screened: &Screened<'_>, schema: &TableSchema) -> Result<Built, ArrowError> {
-    let mut out = Built { records_in: screened.items.len(), ..Default::default() };
-    let mut letters: BTreeMap<(String, FileRange), Vec<DeadLetter>> = BTreeMap::new();
-    let mut refuse = |item: &Item<'_>, reject: &Reject, rejected: &mut BTreeMap<RejectKind, usize>| {
-        let b = item.batch;
-        let (first, last) = b.offsets().unwrap_or((item.record.offset, item.record.offset));
-        let range = FileRange { topic: b.topic.clone(), partition: b.partition, first, last };
-        let date = TimePartition::from_millis(item.record.timestamp_ms, crate::config::Granularity::Day).dt;
-        letters.entry((date, range)).or_default().push(DeadLetter::new(
-            &screened.table,
-            &b.topic,
-            b.partition,
-            item.record,
-            reject,
-        ));
-        *rejected.entry(reject.kind).or_default() += 1;
-    };
+/// Dead letters being gathered: one file per (Kafka date, topic-partition batch).
+struct Letters<'t> {
+    table: &'t str,
+    by_file: BTreeMap<(String, FileRange), Vec<DeadLetter>>,
+}
 
-    // Admission against the schema, per topic (the unknown-field policy is per topic).
-    let mut good: Vec<&Item<'_>> = Vec::new();
+impl<'t> Letters<'t> {
+    fn new(table: &'t str) -> Self {
+        Letters { table, by_file: BTreeMap::new() }
+    }
+
+    fn refuse(&mut self, b: &TopicPartitionBatch, r: &RawRecord, reject: &Reject, out: &mut Built) {
+        let (first, last) = b.offsets().unwrap_or((r.offset, r.offset));
+        let range = FileRange { topic: b.topic.clone(), partition: b.partition, first, last };
+        let date = TimePartition::from_millis(r.timestamp_ms, crate::config::Granularity::Day).dt;
+        self.by_file.entry((date, range)).or_default().push(DeadLetter::new(self.table, &b.topic, b.partition, r, reject));
+        *out.rejected.entry(reject.kind).or_default() += 1;
+    }
+
+    fn groups(self) -> Vec<DeadLetterGroup> {
+        self.by_file
+            .into_iter()
+            .map(|((date, range), mut letters)| {
+                letters.sort_by_key(|l| l.offset);
+                DeadLetterGroup { date, range, letters }
+            })
+            .collect()
+    }
+}
+
+/// What becomes of one good record against the table's schema.
+enum Fate {
+    /// Every field fits its column: the value is decoded as it came.
+    AsIs,
+    /// Some fields go to the rescued-data column.
+    Rescued(Rescued),
+    Refused(Reject),
+}
+
+/// Decides a good record's fate by its topic's policies: misfit fields are rescued, unless a
+/// policy sends the whole record to the dead-letter area.
+fn fate(cfg: &Config, topic: &str, schema: &TableSchema, rec: &RecordShape, body: &[u8], also: &[String]) -> Fate {
+    let unknown = cfg.unknown_fields(topic);
+    let conflicts = cfg.conflicts(topic);
+    let mut misfits = schema.misfits(&rec.shape, unknown == UnknownFieldPolicy::Ignore);
+    match rescue::decimal_misfits(schema, &rec.shape, body) {
+        Ok(more) => misfits.extend(more.into_iter().map(|(field, reject)| Misfit { field, reject, unknown: false })),
+        Err(reject) => return Fate::Refused(reject),
+    }
+    let dead_letter = |m: &Misfit| {
+        if m.unknown { unknown == UnknownFieldPolicy::DeadLetter } else { conflicts == ConflictPolicy::DeadLetter }
+    };
+    if let Some(m) = misfits.iter().find(|m| dead_letter(m)) {
+        return Fate::Refused(m.reject.clone());
+    }
+    if conflicts == ConflictPolicy::DeadLetter
+        && let Some(k) = rec.repeated.first()
+    {
+        return Fate::Refused(Reject::new(RejectKind::DuplicateKey, format!("the key {k:?} appears twice in one object")));
+    }
+    if misfits.is_empty() && rec.repeated.is_empty() && also.is_empty() {
+        return Fate::AsIs;
+    }
+    let mut keys: Vec<&str> = misfits.iter().map(|m| m.field.as_str()).collect();
+    keys.extend(also.iter().map(String::as_str));
+    match rescue::rescue_fields(body, &keys, &rec.repeated) {
+        Ok(r) => Fate::Rescued(r),
+        Err(reject) => Fate::Refused(reject),
+    }
+}
+
+/// The fields of a value that the table's types cannot decode, each tried alone.
+fn undecodable_fields(schema: &TableSchema, value: &[u8]) -> Result<Vec<String>, ArrowError> {
+    let Ok(fields) = shape::split_fields(value) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (key, raw) in fields {
+        let alone = format!("{{{}:{raw}}}", serde_json::Value::String(key.clone()));
+        if !decode_values(schema, &[alone.as_bytes()], &[])?.failed.is_empty() {
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
+
+/// One topic-partition's good records decoded into its rows.
+struct Rows {
+    data: Option<RecordBatch>,
+    /// Which of the records given have a row, in order.
+    kept: Vec<usize>,
+}
+
+/// Decodes good records of one topic-partition (in offset order), rescuing misfit fields or
+/// refusing records as the topic's policies say. `None` when a field needs rescuing and the
+/// schema has no rescued-data column yet: commit one, and build again.
+fn decode_records(
+    cfg: &Config,
+    schema: &TableSchema,
+    b: &TopicPartitionBatch,
+    goods: &[(&RawRecord, &RecordShape)],
+    letters: &mut Letters<'_>,
+    out: &mut Built,
+) -> Result<Option<Rows>, ArrowError> {
+    let mut values: Vec<std::borrow::Cow<'_, [u8]>> = Vec::with_capacity(goods.len());
+    let mut rescued: Vec<Option<String>> = Vec::with_capacity(goods.len());
+    let mut index: Vec<usize> = Vec::with_capacity(goods.len());
+    let decide = |rec: &RecordShape, body: &[u8], also: &[String]| fate(cfg, &b.topic, schema, rec, body, also);
+    for (i, (r, rec)) in goods.iter().enumerate() {
+        let body = shape::without_byte_order_mark(r.value.as_deref().unwrap_or_default());
+        out.byte_order_marks += usize::from(rec.byte_order_mark);
+        match decide(rec, body, &[]) {
+            Fate::AsIs => {
+                values.push(body.into());
+                rescued.push(None);
+            }
+            Fate::Rescued(_) if schema.rescue_index().is_none() => return Ok(None),
+            Fate::Rescued(x) => {
+                values.push(x.value.into());
+                rescued.push(Some(x.rescued));
+            }
+            Fate::Refused(reject) => {
+                letters.refuse(b, r, &reject, out);
+                continue;
+            }
+        }
+        index.push(i);
+    }
+    let mut decoded = decode_values(schema, &values, &rescued)?;
+    if !decoded.failed.is_empty() && cfg.conflicts(&b.topic) == ConflictPolicy::Rescue {
+        // What admission let through and the decoder still refuses (an int column's overflow, a
+        // decimal's precision): rescue the fields at fault, then decode again.
+        for (at, _) in &decoded.failed {
+            let (r, rec) = goods[index[*at]];
+            let body = shape::without_byte_order_mark(r.value.as_deref().unwrap_or_default());
+            let also = undecodable_fields(schema, &values[*at])?;
+            if also.is_empty() {
+                continue;
+            }
+            match decide(rec, body, &also) {
+                Fate::Rescued(_) if schema.rescue_index().is_none() => return Ok(None),
+                Fate::Rescued(x) => {
+                    values[*at] = x.value.into();
+                    rescued[*at] = Some(x.rescued);
+                }
+                Fate::AsIs | Fate::Refused(_) => {}
+            }
+        }
+        decoded = decode_values(schema, &values, &rescued)?;
+    }
+    for (at, err) in &decoded.failed {
+        let reject = Reject::new(RejectKind::DecodeError, format!("the value does not decode into the table's types: {err}"));
+        letters.refuse(b, goods[index[*at]].0, &reject, out);
+    }
+    Ok(Some(Rows { data: decoded.data, kept: decoded.kept.iter().map(|k| index[*k]).collect() }))
+}
+
+/// Step 3: with the table's (committed) schema, rescues the fields that do not fit it (or
+/// refuses their records, as the topic's policies say), decodes the records, and splits them
+/// into one file per (time partition, topic-partition). `None` when a field needs rescuing and
+/// the schema has no rescued-data column yet: commit one, and build again.
+pub fn build(cfg: &Config, screened: &Screened<'_>, schema: &TableSchema) -> Result<Option<Built>, ArrowError> {
+    let mut out = Built { records_in: screened.items.len(), ..Default::default() };
+    let mut letters = Letters::new(&screened.table);
+    let mut good: Vec<(&Item<'_>, &RecordShape)> = Vec::new();
     for item in &screened.items {
         match &item.outcome {
             Outcome::Tombstone => out.tombstones += 1,
-            Outcome::Rejected(r) => refuse(item, r, &mut out.rejected),
-            Outcome::Good(s) => {
-                let ignore = cfg.unknown_fields(&item.batch.topic) == UnknownFieldPolicy::Ignore;
-                match schema.admit(s, ignore) {
-                    Ok(()) => good.push(item),
-                    Err(reason) => refuse(item, &Reject::new(RejectKind::SchemaConflict, reason), &mut out.rejected),
-                }
-            }
+            Outcome::Rejected(r) => letters.refuse(item.batch, item.record, r, &mut out),
+            Outcome::Good(rec) => good.push((item, rec)),
         }
     }
-
     // One decode per topic-partition, so each file's rows come from one decode.
-    let mut i = 0;
-    while i < good.len() {
-        let b = good[i].batch;
-        let mut j = i;
-        while j < good.len() && std::ptr::eq(good[j].batch, b) {
-            j += 1;
-        }
-        let chunk = &good[i..j];
-        i = j;
-        let values: Vec<&[u8]> = chunk.iter().map(|it| it.record.value.as_deref().unwrap_or_default()).collect();
-        let decoded = decode_values(schema, &values)?;
-        for (idx, err) in &decoded.failed {
-            let reject = Reject::new(RejectKind::DecodeError, format!("the value does not decode into the table's types: {err}"));
-            refuse(chunk[*idx], &reject, &mut out.rejected);
-        }
-        if decoded.kept.is_empty() {
+    for chunk in good.chunk_by(|a, b| std::ptr::eq(a.0.batch, b.0.batch)) {
+        let b = chunk[0].0.batch;
+        let goods: Vec<(&RawRecord, &RecordShape)> = chunk.iter().map(|(item, rec)| (item.record, *rec)).collect();
+        let Some(rows) = decode_records(cfg, schema, b, &goods, &mut letters, &mut out)? else { return Ok(None) };
+        if rows.kept.is_empty() {
             continue;
         }
-        let records: Vec<&RawRecord> = decoded.kept.iter().map(|k| chunk[*k].record).collect();
-        push_files(cfg, b, decoded.data.as_ref(), &records, schema, &mut out)?;
+        let records: Vec<&RawRecord> = rows.kept.iter().map(|k| goods[*k].0).collect();
+        push_files(cfg, b, rows.data.as_ref(), &records, schema, &mut out)?;
     }
-    out.dead_letters = letters
-        .into_iter()
-        .map(|((date, range), mut letters)| {
-            letters.sort_by_key(|l| l.offset);
-            DeadLetterGroup { date, range, letters }
-        })
-        .collect();
-    Ok(out)
+    out.dead_letters = letters.groups();
+    Ok(Some(out))
+}
+
+/// [`build`] for a schema held in memory: adds the rescued-data column when it asks for one.
+/// (Ingest commits the column to the registry first instead.)
+pub fn build_rescuing(cfg: &Config, screened: &Screened<'_>, schema: &mut TableSchema) -> Result<Built, ArrowError> {
+    if let Some(built) = build(cfg, screened, schema)? {
+        return Ok(built);
+    }
+    schema.add_rescue_column();
+    build(cfg, screened, schema)?.ok_or_else(|| ArrowError::SchemaError("no rescued-data column to rescue into".into()))
 }
 
 /// Adds the Kafka metadata to one topic-partition's decoded rows and splits them into files.
@@ -273,33 +418,113 @@ fn push_files(
 }
 
 /// Steps 1 to 3 in one pass, for a table whose committed schema already has every field of
-/// every record ([`FlatDecoder`]): `None` when any record needs screening (a bad or new field,
-/// a nested value, a tombstone to dead-letter), and then [`screen`] and [`build`] decide.
-/// When it returns a result, it is the one they would have given.
+/// the batch's records ([`FlatDecoder`]). The records the flat decoder declines (a bad value, a
+/// field to rescue, a nested value) are decided one by one as [`screen`] and [`build`] decide
+/// them, in the same pass. `None` when one of them would change the schema (a new field): then
+/// [`screen`] and [`build`] decide the batch. When it returns a result, it is the one they would
+/// have given.
 pub fn build_flat(cfg: &Config, batches: &[&TopicPartitionBatch], schema: &TableSchema) -> Result<Option<Built>, ArrowError> {
-    let Some(decoder) = FlatDecoder::new(schema, &shape_options(cfg)) else { return Ok(None) };
+    Ok(match flat_pass(cfg, batches, schema, None)? {
+        Flat::Built(built) => Some(built),
+        Flat::NeedsRescueColumn | Flat::Declined => None,
+    })
+}
+
+enum Flat {
+    Built(Built),
+    NeedsRescueColumn,
+    Declined,
+}
+
+/// [`build_flat`] with `schema`, which `sample` (the shape of the batch's first records, when
+/// the schema was learned from them) evolved from the committed one.
+fn flat_pass(
+    cfg: &Config,
+    batches: &[&TopicPartitionBatch],
+    schema: &TableSchema,
+    sample: Option<&Shape>,
+) -> Result<Flat, ArrowError> {
+    let Some(decoder) = FlatDecoder::new(schema, &shape_options(cfg)) else { return Ok(Flat::Declined) };
+    let opts = shape_options(cfg);
+    let table = batches.first().map(|b| cfg.table_for(&b.topic)).unwrap_or_default();
+    let mut letters = Letters::new(&table);
     let mut out = Built::default();
     for b in batches {
         out.records_in += b.records.len();
         let mut records = Vec::with_capacity(b.records.len());
         let mut values = Vec::with_capacity(b.records.len());
         for r in &b.records {
-            match (&r.invalid, &r.value) {
-                (None, Some(v)) => {
+            match pre_screen(cfg, r) {
+                None => {
                     records.push(r);
-                    values.push(v.as_ref());
+                    values.push(r.value.as_deref().unwrap_or_default());
                 }
-                (None, None) if cfg.tombstones == TombstonePolicy::Skip => out.tombstones += 1,
-                _ => return Ok(None),
+                Some(Outcome::Tombstone) => out.tombstones += 1,
+                Some(Outcome::Rejected(reject)) => letters.refuse(b, r, &reject, &mut out),
+                Some(Outcome::Good(_)) => unreachable!("pre-screening reads no shape"),
             }
         }
         if values.is_empty() {
             continue;
         }
-        let Some(data) = decoder.decode(&values) else { return Ok(None) };
-        push_files(cfg, b, Some(&data), &records, schema, &mut out)?;
+        let Some(flat) = decoder.decode(&values) else { return Ok(Flat::Declined) };
+        if flat.declined.is_empty() {
+            push_files(cfg, b, Some(&flat.data), &records, schema, &mut out)?;
+            continue;
+        }
+        // The declined records, as screening would read them; none may change the schema.
+        let mut shapes: Vec<(usize, RecordShape)> = Vec::with_capacity(flat.declined.len());
+        for &i in &flat.declined {
+            match shape::read_record(values[i], &opts) {
+                Err(reject) => letters.refuse(b, records[i], &reject, &mut out),
+                Ok(rec) if evolves(schema, sample, &rec.shape) => return Ok(Flat::Declined),
+                Ok(rec) => shapes.push((i, rec)),
+            }
+        }
+        let goods: Vec<(&RawRecord, &RecordShape)> = shapes.iter().map(|(i, rec)| (records[*i], rec)).collect();
+        let Some(rows) = decode_records(cfg, schema, b, &goods, &mut letters, &mut out)? else {
+            return Ok(Flat::NeedsRescueColumn);
+        };
+        // Back in offset order: the flat rows and the decided ones, interleaved.
+        let mut slow = rows.kept.iter().map(|k| shapes[*k].0).peekable();
+        let mut declined = flat.declined.iter().peekable();
+        let (mut order, mut kept) = (Vec::with_capacity(records.len()), Vec::with_capacity(records.len()));
+        let mut next_flat = 0;
+        let mut next_slow = 0;
+        for (i, r) in records.iter().enumerate() {
+            if declined.next_if_eq(&&i).is_none() {
+                order.push((0, next_flat));
+                next_flat += 1;
+            } else if slow.next_if_eq(&i).is_some() {
+                order.push((1, next_slow));
+                next_slow += 1;
+            } else {
+                continue;
+            }
+            kept.push(*r);
+        }
+        let data = match &rows.data {
+            Some(d) => arrow_select::interleave::interleave_record_batch(&[&flat.data, d], &order)?,
+            None => flat.data,
+        };
+        push_files(cfg, b, Some(&data), &kept, schema, &mut out)?;
     }
-    Ok(Some(out))
+    out.dead_letters = letters.groups();
+    Ok(Flat::Built(out))
+}
+
+/// Whether a record decided alone would make screening the whole batch give another schema: a
+/// field the committed schema lacks, or (for a learned schema) one its sample's shape lacks or
+/// would widen.
+fn evolves(schema: &TableSchema, sample: Option<&Shape>, record: &Shape) -> bool {
+    match sample {
+        None => schema.clone().evolve(record),
+        Some(s) => {
+            let mut merged = s.clone();
+            shape::absorb(&mut merged, record);
+            merged != *s
+        }
+    }
 }
 
 /// Records read to learn a schema in [`build_learned`]: enough to meet every field of a
@@ -311,19 +536,21 @@ pub const LEARN_SAMPLE: usize = 1024;
 pub struct Learned {
     /// The shape of the sample, to commit (it evolves the table's schema into `schema`).
     pub shape: Shape,
+    /// Whether `schema` also adds the rescued-data column.
+    pub rescues: bool,
     pub schema: TableSchema,
     pub built: Built,
 }
 
 /// For a batch the table's schema does not describe yet (the first batch of a table, a new
 /// field): learns the schema its first [`LEARN_SAMPLE`] records ask for, and builds the batch
-/// with it by [`build_flat`]. `None` when the sample brings nothing new, or any record of the
-/// batch does not fit the learned schema: then [`screen`] and [`build`] decide.
+/// with it by [`build_flat`]. `None` when the sample brings nothing new, or a record after it
+/// would change the learned schema: then [`screen`] and [`build`] decide.
 ///
 /// When it returns a result, it is the one screening the whole batch would have given: every
-/// record fits the learned schema as it is, so the whole batch's shape evolves the schema no
-/// further (numbers already decimal stay decimal, strings stay strings), and the sample, read in
-/// the same order as screening reads, puts the columns in the same order.
+/// record either fits the learned schema as it is or adds nothing to the sample's shape, so the
+/// whole batch's shape evolves the schema no further, and the sample, read in the same order as
+/// screening reads, puts the columns in the same order.
 pub fn build_learned(
     cfg: &Config,
     batches: &[&TopicPartitionBatch],
@@ -342,16 +569,23 @@ fn learn_from(
     let mut shape = Shape::Object(Vec::new());
     let sample = batches.iter().flat_map(|b| &b.records).filter(|r| r.invalid.is_none()).filter_map(|r| r.value.as_ref());
     for v in sample.take(sample_records) {
-        match shape::infer_record(v, &opts) {
-            Ok(s) => shape::absorb(&mut shape, &s),
-            Err(_) => return Ok(None),
+        // A record screening refuses adds nothing to the batch's shape.
+        if let Ok(rec) = shape::read_record(v, &opts) {
+            shape::absorb(&mut shape, &rec.shape);
         }
     }
     let mut learned = schema.clone();
     if !learned.evolve(&shape) {
         return Ok(None);
     }
-    Ok(build_flat(cfg, batches, &learned)?.map(|built| Learned { shape, schema: learned, built }))
+    let mut rescues = false;
+    loop {
+        match flat_pass(cfg, batches, &learned, Some(&shape))? {
+            Flat::Built(built) => return Ok(Some(Learned { shape, rescues, schema: learned, built })),
+            Flat::NeedsRescueColumn if !rescues && learned.add_rescue_column() => rescues = true,
+            Flat::NeedsRescueColumn | Flat::Declined => return Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -385,23 +619,43 @@ mod tests {
         let s = screen(&cfg, table, tbs);
         let mut schema = TableSchema::default();
         assert!(schema.evolve(&s.batch_shape));
-        assert_eq!(schema.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["name", "age", "new"]);
-        let built = build(&cfg, &s, &schema).unwrap();
+        assert_eq!(schema.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["name", "age", "zip", "new"]);
+        assert!(build(&cfg, &s, &schema).unwrap().is_none(), "a field to rescue asks for the column");
+        let built = build_rescuing(&cfg, &s, &mut schema).unwrap();
+        assert_eq!(schema.columns.last().unwrap().name, RESCUED_COLUMN);
         assert_eq!(built.records_in, 6);
         assert_eq!(built.tombstones, 1);
-        assert_eq!(built.dead_lettered(), 3);
-        assert_eq!(built.rows(), 2);
+        assert_eq!(built.dead_lettered(), 1);
+        assert_eq!(built.rows(), 4);
+        assert_eq!(built.rescued_rows(), 1);
         assert_eq!(built.records_in, built.rows() + built.dead_lettered() + built.tombstones);
-        assert_eq!(built.rejected[&RejectKind::SchemaConflict], 1);
         assert_eq!(built.rejected[&RejectKind::InvalidJson], 1);
-        assert_eq!(built.rejected[&RejectKind::IntegerOutOfRange], 1);
-        // Kafka timestamps 30 minutes apart: hours 03 and 04 (rows 100 and 105).
+        // Kafka timestamps 30 minutes apart: hours 03 and 05 (rows 100, 101 and 104, 105).
         let parts: Vec<String> = built.files.iter().map(|f| f.partition.path()).collect();
         assert_eq!(parts, ["dt=2025-11-22/hr=03/", "dt=2025-11-22/hr=05/"]);
         assert!(built.files.iter().all(|f| (f.range.first, f.range.last) == (100, 105)));
+        let rows = &built.files[0].rows;
+        let rescued = rows.column_by_name(RESCUED_COLUMN).unwrap().as_string::<i32>();
+        assert_eq!((arrow_array::Array::is_null(rescued, 0), rescued.value(1)), (true, r#"{"age":"x"}"#));
+        assert!(rows.column_by_name("age").unwrap().is_null(1));
+        let zip = built.files[1].rows.column_by_name("zip").unwrap().as_string::<i32>().value(0).to_string();
+        assert_eq!(zip, "340282366920938463463374607431768211455", "every digit");
         assert_eq!(built.dead_letters.len(), 1);
         let offsets: Vec<i64> = built.dead_letters[0].letters.iter().map(|l| l.offset).collect();
-        assert_eq!(offsets, [101, 103, 104]);
+        assert_eq!(offsets, [103]);
+        // The old behaviour, per topic: conflicts dead-lettered.
+        let strict = Config {
+            topics: [(
+                "cust-data".to_string(),
+                crate::config::TopicConfig { conflicts: ConflictPolicy::DeadLetter, ..Default::default() },
+            )]
+            .into(),
+            ..Config::default()
+        };
+        let mut plain = TableSchema::default();
+        plain.evolve(&s.batch_shape);
+        let built = build(&strict, &screen(&strict, table, tbs), &plain).unwrap().expect("nothing to rescue");
+        assert_eq!((built.rows(), built.dead_lettered(), built.rejected[&RejectKind::SchemaConflict]), (3, 2, 1));
     }
 
     #[test]
@@ -412,7 +666,7 @@ mod tests {
         let s = screen(&cfg, "cust_data", &tables["cust_data"]);
         let mut schema = TableSchema::default();
         schema.evolve(&s.batch_shape);
-        let built = build(&cfg, &s, &schema).unwrap();
+        let built = build(&cfg, &s, &schema).unwrap().unwrap();
         let g = built.files[0].clone();
         let mut cov = Coverage::default();
         cov.add(&FileRange { topic: "cust-data".into(), partition: 0, first: 90, last: 100 });
@@ -439,7 +693,7 @@ mod tests {
         let s = screen(&cfg, "cust_data", tbs);
         let mut schema = TableSchema::default();
         schema.evolve(&s.batch_shape);
-        let slow = build(&cfg, &s, &schema).unwrap();
+        let slow = build(&cfg, &s, &schema).unwrap().unwrap();
         let fast = build_flat(&cfg, tbs, &schema).unwrap().expect("customer data takes the flat path");
         assert_eq!((fast.records_in, fast.tombstones, fast.dead_lettered()), (300, 1, 0));
         assert_eq!((slow.records_in, slow.tombstones, slow.dead_lettered()), (300, 1, 0));
@@ -448,12 +702,29 @@ mod tests {
             assert_eq!((&f.partition, &f.range), (&s.partition, &s.range));
             assert_eq!(f.rows, s.rows);
         }
-        // A record to dead-letter, or a tombstone the configuration dead-letters: screening decides.
+        // A record to dead-letter, a tombstone the configuration dead-letters, a field to rescue:
+        // decided in the same pass, as screening decides them.
         values[8] = Some(b"not json");
-        assert!(build_flat(&cfg, &by_table(&cfg, &event_batches(&values))["cust_data"], &schema).unwrap().is_none());
-        values[8] = Some(recs[8].as_bytes());
+        values[9] = Some(br#"{"age":"not a number"}"#);
         let strict = Config { tombstones: TombstonePolicy::DeadLetter, ..Config::default() };
-        assert!(build_flat(&strict, &by_table(&cfg, &event_batches(&values))["cust_data"], &schema).unwrap().is_none());
+        schema.add_rescue_column();
+        for cfg in [&cfg, &strict] {
+            let b = event_batches(&values);
+            let tbs = &by_table(cfg, &b)["cust_data"];
+            let fast = build_flat(cfg, tbs, &schema).unwrap().expect("decided in the flat pass");
+            let slow = build(cfg, &screen(cfg, "cust_data", tbs), &schema).unwrap().unwrap();
+            assert_eq!((fast.records_in, fast.tombstones, &fast.rejected), (slow.records_in, slow.tombstones, &slow.rejected));
+            assert_eq!(
+                (fast.rescued_rows(), fast.dead_lettered()),
+                (1, 1 + usize::from(cfg.tombstones == TombstonePolicy::DeadLetter))
+            );
+            for (f, s) in fast.files.iter().zip(&slow.files) {
+                assert_eq!((&f.partition, &f.range, &f.rows), (&s.partition, &s.range, &s.rows));
+            }
+        }
+        // A field the schema lacks: screening decides.
+        values[9] = Some(br#"{"brand_new":1}"#);
+        assert!(build_flat(&cfg, &by_table(&cfg, &event_batches(&values))["cust_data"], &schema).unwrap().is_none());
     }
 
     /// What screening the whole batch, evolving and building give, next to what learning from
@@ -502,13 +773,11 @@ mod tests {
             let s = screen(&cfg, "cust_data", tbs);
             let mut full = schema.clone();
             full.evolve(&s.batch_shape);
+            let slow = build_rescuing(&cfg, &s, &mut full).unwrap();
             assert_eq!(l.schema, full, "{values:?}");
-            let slow = build(&cfg, &s, &full).unwrap();
+            assert_eq!(l.rescues, full.rescue_index().is_some());
             let fast = &l.built;
-            assert_eq!(
-                (fast.records_in, fast.tombstones, fast.dead_lettered()),
-                (slow.records_in, slow.tombstones, slow.dead_lettered())
-            );
+            assert_eq!((fast.records_in, fast.tombstones, &fast.rejected), (slow.records_in, slow.tombstones, &slow.rejected));
             assert_eq!(fast.files.len(), slow.files.len());
             for (f, s) in fast.files.iter().zip(&slow.files) {
                 assert_eq!((&f.partition, &f.range, &f.rows), (&s.partition, &s.range, &s.rows), "{values:?}");

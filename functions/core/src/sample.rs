@@ -89,7 +89,7 @@ pub fn transaction(rng: &mut Rng) -> String {
 }
 
 /// One `names_topic` record. `zip` is an md5-sized 128-bit number sent as a bare JSON integer,
-/// as the real producer does: such records are dead-lettered, never truncated.
+/// as the real producer does: it lands in a `string` column holding its exact digits.
 pub fn name_record(rng: &mut Rng) -> String {
     let zip = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
     let first = rng.pick(FIRST);

@@ -11,8 +11,8 @@ use arrow_schema::{DataType, Field as ArrowField, Fields, Schema, SchemaRef, Tim
 use serde::{Deserialize, Serialize};
 
 use crate::config::PARTITION_KEYS;
-use crate::naming;
-use crate::shape::{Shape, StrKind};
+use crate::naming::{self, RESCUED_COLUMN};
+use crate::shape::{Reject, RejectKind, Shape, StrKind};
 
 /// The Arrow time zone of every timestamp column: UTC as an offset, which needs no time-zone
 /// database and makes Parquet mark the column `isAdjustedToUTC`.
@@ -44,6 +44,17 @@ pub struct Column {
     pub source: String,
     #[serde(rename = "type")]
     pub ty: ColumnType,
+}
+
+/// Why one top-level field of a record cannot be stored in its column ([`TableSchema::misfits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Misfit {
+    /// The field's JSON key.
+    pub field: String,
+    pub reject: Reject,
+    /// A field a pinned schema does not name (the unknown-field policy decides its fate); else a
+    /// conflict (the conflict policy decides).
+    pub unknown: bool,
 }
 
 /// The columns of a table, in order. `pinned` schemas come from configuration and never evolve.
@@ -215,6 +226,11 @@ impl ColumnType {
             Shape::Null => return None,
             Shape::Bool => ColumnType::Boolean,
             Shape::Int => ColumnType::BigInt,
+            // Exact: Athena's decimal(20,0) holds every 64-bit integer, signed or not; beyond
+            // that only text does (decimal(38,0) stops below 10^38, an md5 needs 39 digits).
+            Shape::UInt64 => ColumnType::Decimal(20, 0),
+            Shape::HugeInt => ColumnType::String,
+            Shape::Unstorable(_) => return None,
             Shape::Float => ColumnType::Double,
             Shape::Str(StrKind::Plain) => ColumnType::String,
             Shape::Str(StrKind::Date) => ColumnType::Date,
@@ -249,11 +265,18 @@ fn arrow_fields(cols: &[Column], by_source: bool) -> Fields {
 fn admit(ty: &mut ColumnType, shape: &Shape, path: &str, evolve: bool, unknown: Unknown) -> Result<bool, String> {
     use ColumnType as T;
     let ok = match (&mut *ty, shape) {
+        (_, Shape::Unstorable(r)) => return Err(r.reason.clone()),
         (_, Shape::Null) => true,
         (T::Boolean, Shape::Bool) => true,
         (T::BigInt | T::Int | T::Decimal(..), Shape::Int) => true,
         (T::Double | T::Float | T::Decimal(..), Shape::Int | Shape::Float) => true,
+        // Whether the digits fit the precision is the decoder's to check (it refuses, never rounds).
+        (T::Decimal(..), Shape::UInt64 | Shape::HugeInt) => true,
         (T::String, Shape::Str(_)) => true,
+        // Text is the only exact home of an integer beyond 64 bits; a pinned string column takes
+        // any number or boolean as its JSON text.
+        (T::String, Shape::UInt64 | Shape::HugeInt) => true,
+        (T::String, Shape::Int | Shape::Float | Shape::Bool) if unknown.pinned() => true,
         (T::Date, Shape::Str(StrKind::Date)) => true,
         (T::Timestamp, Shape::Str(StrKind::Date | StrKind::Timestamp)) => true,
         (T::Array(item), Shape::Array(s)) => return admit(item, s, &format!("{path}[]"), evolve, unknown),
@@ -268,6 +291,13 @@ enum Unknown {
     Add,
     Refuse,
     Ignore,
+}
+
+impl Unknown {
+    /// Only pinned schemas refuse or ignore unknown fields.
+    fn pinned(self) -> bool {
+        !matches!(self, Unknown::Add)
+    }
 }
 
 /// Checks (and with `evolve`, extends) a list of columns against the fields of a JSON object.
@@ -344,23 +374,78 @@ impl TableSchema {
         changed
     }
 
-    /// Checks one record's shape against the schema: `Err` carries the dead-letter reason.
-    pub fn admit(&self, record: &Shape, ignore_unknown: bool) -> Result<(), String> {
-        let Shape::Object(fields) = record else {
-            return Err(format!("the value is {}, not a JSON object", record.describe()));
-        };
+    /// The top-level fields of one record (a [`Shape::Object`]) that cannot be stored in their
+    /// columns as they are: a type the column does not take, another spelling of a column's key,
+    /// a value no column stores, a field a pinned schema does not name (unless ignored). Nested
+    /// misfits make their top-level field one.
+    pub fn misfits(&self, record: &Shape, ignore_unknown: bool) -> Vec<Misfit> {
+        let Shape::Object(fields) = record else { return Vec::new() };
         let unknown = match (self.pinned, ignore_unknown) {
             (false, _) => Unknown::Add, // evolve() added everything a batch has
             (true, true) => Unknown::Ignore,
             (true, false) => Unknown::Refuse,
         };
-        let mut cols = self.columns.clone();
-        admit_fields(&mut cols, fields, "", false, unknown, &PARTITION_KEYS).map(|_| ())
+        let mut out = Vec::new();
+        for (raw, shape) in fields {
+            let misfit = |reject: Reject, unknown: bool| Misfit { field: raw.clone(), reject, unknown };
+            let conflict = |reason: String| misfit(Reject::new(RejectKind::SchemaConflict, reason), false);
+            if matches!(shape, Shape::Null) {
+                continue;
+            }
+            let name = naming::column_name(raw, &PARTITION_KEYS);
+            match (self.columns.iter().find(|c| c.name == name), shape) {
+                (None, _) if self.pinned => {
+                    if !ignore_unknown {
+                        out.push(misfit(
+                            Reject::new(RejectKind::SchemaConflict, format!("field {raw:?} is not in the pinned schema")),
+                            true,
+                        ));
+                    }
+                }
+                (_, Shape::Unstorable(r)) => out.push(misfit(r.clone(), false)),
+                (Some(col), _) if col.source != *raw => out.push(conflict(format!(
+                    "field {raw:?} maps to the same column {name:?} as field {:?}, which the table reads",
+                    col.source
+                ))),
+                (Some(col), _) => {
+                    if let Err(reason) = admit(&mut col.ty.clone(), shape, raw, false, unknown) {
+                        out.push(conflict(reason));
+                    }
+                }
+                // Only a conflict inside the batch leaves a storable field without its column.
+                (None, _) if ColumnType::from_shape(shape).is_some() => {
+                    out.push(conflict(format!("field {raw:?} has no column of its type")))
+                }
+                (None, _) => {}
+            }
+        }
+        out
     }
 
-    /// The Arrow schema arrow-json decodes with: fields named by their JSON keys.
+    /// Where the rescued-data column is, once the table has one.
+    pub fn rescue_index(&self) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == RESCUED_COLUMN)
+    }
+
+    /// Adds the rescued-data column after the columns so far; false if the table has it.
+    pub fn add_rescue_column(&mut self) -> bool {
+        if self.rescue_index().is_some() {
+            return false;
+        }
+        self.push(RESCUED_COLUMN.into(), RESCUED_COLUMN.into(), ColumnType::String);
+        true
+    }
+
+    /// The columns read from the records' JSON: all but the rescued-data column.
+    pub fn decoded_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| c.name != RESCUED_COLUMN)
+    }
+
+    /// The Arrow schema arrow-json decodes with: fields named by their JSON keys, without the
+    /// rescued-data column (which the plan fills, never a record's own key).
     pub fn decode_schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(arrow_fields(&self.columns, true)))
+        let cols: Vec<Column> = self.decoded_columns().cloned().collect();
+        Arc::new(Schema::new(arrow_fields(&cols, true)))
     }
 
     /// The Arrow schema of the data columns as written: fields named by column names.
@@ -375,7 +460,7 @@ mod tests {
     use crate::shape::ShapeOptions;
 
     fn shape(json: &str) -> Shape {
-        crate::shape::infer(json.as_bytes(), &ShapeOptions::default()).unwrap()
+        crate::shape::read_record(json.as_bytes(), &ShapeOptions::default()).unwrap().shape
     }
 
     #[test]
@@ -431,18 +516,61 @@ mod tests {
         assert_eq!(s.column("age").unwrap().ty, ColumnType::BigInt);
     }
 
+    fn misfit_fields(s: &TableSchema, json: &str, ignore_unknown: bool) -> Vec<(String, RejectKind, String)> {
+        s.misfits(&shape(json), ignore_unknown).into_iter().map(|m| (m.field, m.reject.kind, m.reject.reason)).collect()
+    }
+
     #[test]
-    fn admission_refuses_conflicts_with_a_reason() {
+    fn misfits_name_the_fields_a_column_cannot_store() {
         let mut s = TableSchema::default();
-        s.evolve(&shape(r#"{"age":3,"score":1.5,"d":"2026-11-22","name":"x","t":"2026-11-22T00:00:00Z"}"#));
-        assert!(s.admit(&shape(r#"{"age":4,"score":2,"d":"2026-01-01","name":"2026-01-01","t":"2026-01-01"}"#), false).is_ok());
-        let err = s.admit(&shape(r#"{"age":"four"}"#), false).unwrap_err();
-        assert!(err.contains("\"age\" is a string") && err.contains("bigint"), "{err}");
-        assert!(s.admit(&shape(r#"{"age":4.5}"#), false).is_err());
-        assert!(s.admit(&shape(r#"{"d":"not a date"}"#), false).is_err());
-        let err = s.admit(&shape(r#"{"Age":4}"#), false).unwrap_err();
-        assert!(err.contains("same column"), "{err}");
-        assert!(s.admit(&shape("[1]"), false).unwrap_err().contains("not a JSON object"));
+        s.evolve(&shape(r#"{"age":3,"score":1.5,"d":"2026-11-22","name":"x","t":"2026-11-22T00:00:00Z","o":{"x":1}}"#));
+        assert!(
+            misfit_fields(&s, r#"{"age":4,"score":2,"d":"2026-01-01","name":"2026-01-01","t":"2026-01-01"}"#, false).is_empty()
+        );
+        let m = misfit_fields(&s, r#"{"age":"four","name":"ok"}"#, false);
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].0.as_str(), m[0].1), ("age", RejectKind::SchemaConflict));
+        assert!(m[0].2.contains("\"age\" is a string") && m[0].2.contains("bigint"), "{}", m[0].2);
+        assert_eq!(misfit_fields(&s, r#"{"age":4.5}"#, false)[0].0, "age");
+        assert_eq!(misfit_fields(&s, r#"{"d":"not a date"}"#, false)[0].0, "d");
+        assert_eq!(misfit_fields(&s, r#"{"o":{"x":"s"}}"#, false)[0].0, "o");
+        let m = misfit_fields(&s, r#"{"Age":4}"#, false);
+        assert!(m[0].2.contains("same column"), "{}", m[0].2);
+        // Integers beyond bigint: not into a bigint or double column, into a string one as text.
+        assert_eq!(misfit_fields(&s, r#"{"age":18446744073709551615}"#, false)[0].0, "age");
+        assert_eq!(misfit_fields(&s, r#"{"score":340282366920938463463374607431768211455}"#, false)[0].0, "score");
+        assert!(misfit_fields(&s, r#"{"name":340282366920938463463374607431768211455}"#, false).is_empty());
+        assert_eq!(misfit_fields(&s, r#"{"name":5}"#, false)[0].0, "name");
+        // Nulls fit everywhere; an unstorable value fits nowhere, with its own reason.
+        assert!(misfit_fields(&s, r#"{"age":null,"new":null}"#, false).is_empty());
+        let rec = crate::shape::read_record(br#"{"tags":[1,"x"],"age":1}"#, &ShapeOptions::default()).unwrap();
+        let m = s.misfits(&rec.shape, false);
+        assert_eq!((m.len(), m[0].field.as_str(), m[0].reject.kind), (1, "tags", RejectKind::MixedArray));
+    }
+
+    #[test]
+    fn wide_integers_get_exact_columns() {
+        let mut s = TableSchema::default();
+        s.evolve(&shape(r#"{"u":18446744073709551615,"md5":340282366920938463463374607431768211455,"i":1}"#));
+        let types: Vec<String> = s.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect();
+        assert_eq!(types, ["u:decimal(20,0)", "md5:string", "i:bigint"]);
+        // A bigint value fits a decimal(20,0) column; a 128-bit one does not (the decoder refuses it).
+        assert!(misfit_fields(&s, r#"{"u":-9223372036854775809,"md5":1234567890123456789012}"#, false).is_empty());
+        assert!(misfit_fields(&s, r#"{"u":7}"#, false).is_empty());
+    }
+
+    #[test]
+    fn the_rescued_data_column_comes_once_and_is_never_decoded() {
+        let mut s = TableSchema::default();
+        s.evolve(&shape(r#"{"a":1,"_rescued_data":"theirs"}"#));
+        assert!(s.add_rescue_column());
+        assert!(!s.add_rescue_column());
+        let names: Vec<&str> = s.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "f__rescued_data", RESCUED_COLUMN]);
+        assert_eq!(s.rescue_index(), Some(2));
+        let decoded: Vec<String> = s.decode_schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(decoded, ["a", "_rescued_data"], "the data field keeps its JSON key; ours is not read");
+        assert_eq!(s.data_schema().len(), 3);
     }
 
     #[test]
@@ -457,10 +585,15 @@ mod tests {
     fn pinned_schemas_enforce() {
         let mut s = TableSchema { pinned: true, ..Default::default() };
         s.push("id".into(), "id".into(), ColumnType::BigInt);
+        s.push("note".into(), "note".into(), ColumnType::String);
         assert!(!s.evolve(&shape(r#"{"id":1,"extra":2}"#)));
-        assert!(s.admit(&shape(r#"{"id":1}"#), false).is_ok());
-        assert!(s.admit(&shape(r#"{"id":1,"extra":2}"#), false).unwrap_err().contains("pinned"));
-        assert!(s.admit(&shape(r#"{"id":1,"extra":2}"#), true).is_ok());
+        assert!(misfit_fields(&s, r#"{"id":1}"#, false).is_empty());
+        let m = s.misfits(&shape(r#"{"id":1,"extra":2}"#), false);
+        assert!(m[0].unknown && m[0].reject.reason.contains("pinned"), "{m:?}");
+        assert!(misfit_fields(&s, r#"{"id":1,"extra":2}"#, true).is_empty());
+        // A pinned string column takes any number or boolean as its JSON text.
+        assert!(misfit_fields(&s, r#"{"note":1.50}"#, false).is_empty());
+        assert!(misfit_fields(&s, r#"{"note":true}"#, false).is_empty());
     }
 
     #[test]

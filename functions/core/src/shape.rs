@@ -1,6 +1,12 @@
 //! The shape of one JSON record: which fields, which JSON kinds, whether strings look like
-//! dates or timestamps. Checking a record's shape is also where bad input is caught: every
-//! [`Reject`] carries the reason the record goes to the dead-letter area.
+//! dates or timestamps. Checking a record's shape is also where undecodable input is caught:
+//! every [`Reject`] carries the reason the record goes to the dead-letter area.
+//!
+//! A record that parses as a JSON object is never refused here for what one of its fields holds:
+//! a field no column can store (a mixed-type array, an integer beyond 64 bits inside an array or
+//! object, an object with a repeated key) gets the shape [`Shape::Unstorable`], and a repeated
+//! top-level key keeps its last value ([`RecordShape::repeated`]); the plan moves such fields to
+//! the rescued-data column.
 
 use std::cell::Cell;
 use std::fmt;
@@ -82,12 +88,20 @@ pub enum StrKind {
 pub enum Shape {
     Null,
     Bool,
+    /// An integer that fits a signed 64-bit integer.
     Int,
+    /// An integer beyond a signed 64-bit one whose magnitude fits 64 bits unsigned
+    /// (`decimal(20,0)` holds it exactly).
+    UInt64,
+    /// An integer beyond 64 bits (an md5 as a number): only its digits, as text, hold it exactly.
+    HugeInt,
     Float,
     Str(StrKind),
     /// The merged shape of the elements (`Null` for an empty array).
     Array(Box<Shape>),
     Object(Vec<(String, Shape)>),
+    /// A value no column can store, and why: only ever a top-level field of a record.
+    Unstorable(Reject),
 }
 
 impl Shape {
@@ -97,26 +111,34 @@ impl Shape {
             Shape::Null => "null",
             Shape::Bool => "a boolean",
             Shape::Int => "an integer",
+            Shape::UInt64 => "an integer beyond bigint",
+            Shape::HugeInt => "an integer beyond 64 bits",
             Shape::Float => "a decimal number",
             Shape::Str(StrKind::Plain) => "a string",
             Shape::Str(StrKind::Date) => "a date string",
             Shape::Str(StrKind::Timestamp) => "a timestamp string",
             Shape::Array(_) => "an array",
             Shape::Object(_) => "an object",
+            Shape::Unstorable(_) => "a value no column can store",
         }
     }
 }
 
-/// Merges two shapes of the same field: numbers widen to decimal, date-like strings widen to
-/// timestamp or plain string, objects take the union of their fields. Other mixes conflict.
+/// Merges two shapes of the same field: integers within 64 bits widen to `decimal(20,0)`, those
+/// within bigint to double, date-like strings widen to timestamp or plain string, objects take the
+/// union of their fields. Other mixes conflict (integers beyond bigint never become floats: that
+/// would lose digits).
 pub fn merge(a: &Shape, b: &Shape) -> Result<Shape, String> {
     use Shape as S;
-    if a == b {
+    if a == b && !matches!(a, S::Unstorable(_)) {
         return Ok(a.clone());
     }
     Ok(match (a, b) {
+        (S::Unstorable(r), _) | (_, S::Unstorable(r)) => return Err(r.reason.clone()),
         (S::Null, x) | (x, S::Null) => x.clone(),
         (S::Int, S::Float) | (S::Float, S::Int) => S::Float,
+        // decimal(20,0) holds both; a HugeInt makes a string column, which takes no small integer.
+        (S::Int, S::UInt64) | (S::UInt64, S::Int) => S::UInt64,
         (S::Str(x), S::Str(y)) => S::Str(match (x, y) {
             (StrKind::Date, StrKind::Timestamp) | (StrKind::Timestamp, StrKind::Date) => StrKind::Timestamp,
             _ => StrKind::Plain,
@@ -137,13 +159,16 @@ pub fn merge(a: &Shape, b: &Shape) -> Result<Shape, String> {
 }
 
 /// Folds a record's shape into a batch's: like [`merge`], but a field that conflicts keeps what
-/// came first while the record's other fields still count (the record itself is refused later).
+/// came first while the record's other fields still count (the field itself is rescued or the
+/// record refused later), and an unstorable field contributes nothing.
 pub fn absorb(acc: &mut Shape, s: &Shape) {
     match (acc, s) {
+        (_, Shape::Unstorable(_)) => {}
         (Shape::Object(fields), Shape::Object(new)) => {
             for (k, v) in new {
                 match fields.iter_mut().find(|(k2, _)| k2 == k) {
                     Some((_, existing)) => absorb(existing, v),
+                    None if matches!(v, Shape::Unstorable(_)) => {}
                     None => fields.push((k.clone(), v.clone())),
                 }
             }
@@ -172,22 +197,30 @@ impl Default for ShapeOptions {
 
 /// Reads one JSON value and returns its shape, or the reason it is refused.
 pub fn infer(bytes: &[u8], opts: &ShapeOptions) -> Result<Shape, Reject> {
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+    if bytes.starts_with(BYTE_ORDER_MARK) {
         return Err(Reject::new(RejectKind::ByteOrderMark, "the value starts with a UTF-8 byte-order mark"));
     }
     if let Err(e) = std::str::from_utf8(bytes) {
         return Err(Reject::new(RejectKind::InvalidUtf8, format!("the value is not valid UTF-8: {e}")));
     }
+    infer_at(bytes, opts, 0)
+}
+
+/// [`infer`] of valid UTF-8 nested `depth` levels deep in its record.
+fn infer_at(bytes: &[u8], opts: &ShapeOptions, depth: usize) -> Result<Shape, Reject> {
+    if let Some(wide) = wide_integer(bytes) {
+        return Ok(wide);
+    }
     if let Some(tok) = find_wide_integer(bytes) {
         let shown: String = tok.chars().take(60).collect();
         return Err(Reject::new(
             RejectKind::IntegerOutOfRange,
-            format!("the integer {shown} does not fit in 64 bits; send it as a string to keep it exactly"),
+            format!("the integer {shown} inside an array or object does not fit in 64 bits"),
         ));
     }
     let kind = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let seed = ShapeSeed { depth: 0, opts, kind: &kind };
+    let seed = ShapeSeed { depth, opts, kind: &kind };
     let shape = seed
         .deserialize(&mut de)
         .and_then(|s| de.end().map(|_| s))
@@ -195,13 +228,113 @@ pub fn infer(bytes: &[u8], opts: &ShapeOptions) -> Result<Shape, Reject> {
     Ok(shape)
 }
 
-/// Like [`infer`], and the value must be a JSON object.
-pub fn infer_record(bytes: &[u8], opts: &ShapeOptions) -> Result<Shape, Reject> {
-    let shape = infer(bytes, opts)?;
-    if !matches!(shape, Shape::Object(_)) {
-        return Err(Reject::new(RejectKind::NotAnObject, format!("the value is {}, not a JSON object", shape.describe())));
+/// A UTF-8 byte-order mark. RFC 8259 lets a parser ignore one: records are read without it.
+pub const BYTE_ORDER_MARK: &[u8] = &[0xEF, 0xBB, 0xBF];
+
+/// The value without its byte-order mark, if it has one.
+pub fn without_byte_order_mark(value: &[u8]) -> &[u8] {
+    value.strip_prefix(BYTE_ORDER_MARK).unwrap_or(value)
+}
+
+/// A record that parses as a JSON object, field by field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordShape {
+    /// [`Shape::Object`], each key once, with its last value (as `JSON.parse` and Python read it).
+    pub shape: Shape,
+    /// The keys that appeared more than once: their earlier values are rescued.
+    pub repeated: Vec<String>,
+    /// Whether the value started with a byte-order mark (stripped before reading).
+    pub byte_order_mark: bool,
+}
+
+/// Whether a reason concerns one field, which can be rescued, rather than the whole record.
+fn field_level(kind: RejectKind) -> bool {
+    matches!(kind, RejectKind::MixedArray | RejectKind::DuplicateKey | RejectKind::IntegerOutOfRange)
+}
+
+/// Reads one record, which must be a JSON object. Only what makes the record undecodable refuses
+/// it: invalid UTF-8 or JSON, not an object, too deep, a field over the size limit.
+pub fn read_record(bytes: &[u8], opts: &ShapeOptions) -> Result<RecordShape, Reject> {
+    let byte_order_mark = bytes.starts_with(BYTE_ORDER_MARK);
+    let body = without_byte_order_mark(bytes);
+    // One pass over the whole record first: the fields one by one only when one needs it.
+    match infer(body, opts) {
+        Ok(shape @ Shape::Object(_)) => return Ok(RecordShape { shape, repeated: Vec::new(), byte_order_mark }),
+        Ok(other) => return Err(not_an_object(&other)),
+        Err(r) if field_level(r.kind) => {}
+        Err(r) => return Err(r),
     }
-    Ok(shape)
+    let mut fields: Vec<(String, Shape)> = Vec::new();
+    let mut repeated: Vec<String> = Vec::new();
+    for (key, raw) in split_fields(body)? {
+        if key.len() > opts.max_field_bytes {
+            return Err(Reject::new(RejectKind::FieldTooLarge, format!("a key of {} bytes is over the limit", key.len())));
+        }
+        let shape = match infer_at(raw.as_bytes(), opts, 1) {
+            Ok(s) => s,
+            Err(r) if field_level(r.kind) => Shape::Unstorable(Reject::new(r.kind, format!("field {key:?}: {}", r.reason))),
+            Err(r) => return Err(r),
+        };
+        match fields.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, existing)) => {
+                *existing = shape;
+                if !repeated.contains(&key) {
+                    repeated.push(key);
+                }
+            }
+            None => fields.push((key, shape)),
+        }
+    }
+    Ok(RecordShape { shape: Shape::Object(fields), repeated, byte_order_mark })
+}
+
+fn not_an_object(shape: &Shape) -> Reject {
+    Reject::new(RejectKind::NotAnObject, format!("the value is {}, not a JSON object", shape.describe()))
+}
+
+/// Like [`read_record`], for callers that only need the shape.
+pub fn infer_record(bytes: &[u8], opts: &ShapeOptions) -> Result<Shape, Reject> {
+    read_record(bytes, opts).map(|r| r.shape)
+}
+
+/// The top-level fields of a JSON object, in order, each key decoded and each value as its exact
+/// text (repeated keys included).
+pub fn split_fields(body: &[u8]) -> Result<Vec<(String, &str)>, Reject> {
+    struct Fields;
+    impl<'de> Visitor<'de> for Fields {
+        type Value = Vec<(String, &'de str)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                out.push((key, raw.get()));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let fields = de::Deserializer::deserialize_map(&mut de, Fields).and_then(|f| de.end().map(|_| f)).map_err(|e| {
+        let kind = if e.is_data() { RejectKind::NotAnObject } else { RejectKind::InvalidJson };
+        Reject::new(kind, e.to_string())
+    })?;
+    Ok(fields)
+}
+
+/// The shape of a value that is one integer beyond a signed 64-bit one.
+pub(crate) fn wide_integer(raw: &[u8]) -> Option<Shape> {
+    let digits = raw.strip_prefix(b"-").unwrap_or(raw);
+    if digits.len() < 19 || !is_digits(digits) || digits[0] == b'0' {
+        return None;
+    }
+    let text = std::str::from_utf8(raw).ok()?;
+    if text.parse::<i64>().is_ok() {
+        return None;
+    }
+    let magnitude = std::str::from_utf8(digits).ok()?;
+    Some(if magnitude.parse::<u64>().is_ok() { Shape::UInt64 } else { Shape::HugeInt })
 }
 
 /// Finds an integer literal outside strings that does not fit in an `i64`. serde_json would
@@ -477,27 +610,72 @@ mod tests {
     }
 
     #[test]
-    fn bad_records_get_reasons() {
+    fn undecodable_records_get_reasons() {
         assert_eq!(kind(b"\xff\xfe"), RejectKind::InvalidUtf8);
-        assert_eq!(kind(b"\xEF\xBB\xBF{}"), RejectKind::ByteOrderMark);
         assert_eq!(kind(br#"{"a":"#), RejectKind::InvalidJson);
         assert_eq!(kind(br#"{"a":NaN}"#), RejectKind::InvalidJson);
         assert_eq!(kind(br#"{"a":1} {"b":2}"#), RejectKind::InvalidJson);
+        assert_eq!(kind(br#"{"a":[1,"x"]} x"#), RejectKind::InvalidJson);
         assert_eq!(kind(b""), RejectKind::InvalidJson);
         assert_eq!(kind(b"[1]"), RejectKind::NotAnObject);
+        assert_eq!(kind(b"[1,\"x\"]"), RejectKind::NotAnObject);
         assert_eq!(kind(b"42"), RejectKind::NotAnObject);
+        assert_eq!(kind(b"340282366920938463463374607431768211455"), RejectKind::NotAnObject);
         assert_eq!(kind(b"null"), RejectKind::NotAnObject);
-        assert_eq!(kind(br#"{"zip":340282366920938463463374607431768211455}"#), RejectKind::IntegerOutOfRange);
-        assert_eq!(kind(br#"{"zip":-9223372036854775809}"#), RejectKind::IntegerOutOfRange);
-        assert_eq!(kind(br#"{"zip":18446744073709551615}"#), RejectKind::IntegerOutOfRange);
-        assert_eq!(kind(br#"{"a":1,"a":2}"#), RejectKind::DuplicateKey);
-        assert_eq!(kind(br#"{"a":[1,"x"]}"#), RejectKind::MixedArray);
+        assert_eq!(kind(b"\xEF\xBB\xBF\xEF\xBB\xBF{}"), RejectKind::ByteOrderMark, "one mark is stripped, not two");
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
         assert_eq!(kind(deep.as_bytes()), RejectKind::TooDeep);
+        // Too deep also when another field would be rescued.
+        let deep_and_mixed = format!("{{\"m\":[1,\"x\"],\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(kind(deep_and_mixed.as_bytes()), RejectKind::TooDeep);
         let opts = ShapeOptions { max_field_bytes: 10, ..Default::default() };
         assert_eq!(infer_record(br#"{"a":"01234567890"}"#, &opts).unwrap_err().kind, RejectKind::FieldTooLarge);
-        let r = infer_record(br#"{"zip":340282366920938463463374607431768211455}"#, &opts).unwrap_err();
-        assert!(r.reason.contains("340282366920938463463374607431768211455"), "{}", r.reason);
+        assert_eq!(infer_record(br#"{"m":[1,"x"],"a":"01234567890"}"#, &opts).unwrap_err().kind, RejectKind::FieldTooLarge);
+    }
+
+    #[test]
+    fn fields_no_column_stores_leave_the_record_readable() {
+        let read = |json: &[u8]| read_record(json, &ShapeOptions::default()).unwrap();
+        let fields = |r: RecordShape| match r.shape {
+            Shape::Object(f) => f,
+            _ => panic!("an object"),
+        };
+        let f =
+            fields(read(br#"{"zip":340282366920938463463374607431768211455,"u":18446744073709551615,"n":-9223372036854775809}"#));
+        assert_eq!(f.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(), [Shape::HugeInt, Shape::UInt64, Shape::UInt64]);
+        let f = fields(read(br#"{"a":[1,"x"],"b":{"c":1,"c":2},"d":[340282366920938463463374607431768211455],"e":1}"#));
+        let kinds: Vec<Option<RejectKind>> = f
+            .iter()
+            .map(|(_, s)| match s {
+                Shape::Unstorable(r) => Some(r.kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [Some(RejectKind::MixedArray), Some(RejectKind::DuplicateKey), Some(RejectKind::IntegerOutOfRange), None]
+        );
+        // A repeated key keeps its last value; a byte-order mark is stripped and counted.
+        let r = read(b"\xEF\xBB\xBF{\"k\":1,\"j\":true,\"k\":\"last\"}");
+        assert!(r.byte_order_mark);
+        assert_eq!(r.repeated, ["k"]);
+        assert_eq!(fields(r), [("k".to_string(), Shape::Str(StrKind::Plain)), ("j".to_string(), Shape::Bool)]);
+        // An unstorable field adds nothing to a batch's shape; later good values still do.
+        let mut acc = Shape::Object(Vec::new());
+        absorb(&mut acc, &read(br#"{"a":[1,"x"]}"#).shape);
+        absorb(&mut acc, &read(br#"{"a":[1,2]}"#).shape);
+        assert_eq!(acc, ok(r#"{"a":[1]}"#));
+    }
+
+    #[test]
+    fn integers_widen_exactly() {
+        assert_eq!(merge(&Shape::Int, &Shape::UInt64).unwrap(), Shape::UInt64);
+        assert_eq!(merge(&Shape::HugeInt, &Shape::HugeInt).unwrap(), Shape::HugeInt);
+        // A string column takes no small integer: the first kind seen wins, the other is rescued.
+        assert!(merge(&Shape::UInt64, &Shape::HugeInt).is_err());
+        assert!(merge(&Shape::HugeInt, &Shape::Int).is_err());
+        assert!(merge(&Shape::UInt64, &Shape::Float).is_err(), "a double would lose digits");
+        assert!(merge(&Shape::HugeInt, &Shape::Str(StrKind::Plain)).is_err());
     }
 
     #[test]

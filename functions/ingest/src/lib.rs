@@ -21,6 +21,7 @@ use tributary_core::dead_letter::to_jsonl;
 use tributary_core::event::{self, EventError};
 use tributary_core::layout::{self, Coverage, FileRange};
 use tributary_core::metrics::{Emf, Unit};
+use tributary_core::naming::RESCUED_COLUMN;
 use tributary_core::parquet_io::{self, RANGES_KEY};
 use tributary_core::partition::TimePartition;
 use tributary_core::plan;
@@ -72,6 +73,10 @@ impl From<IngestError> for lambda_runtime::Diagnostic {
 pub struct Report {
     pub records_in: usize,
     pub rows_written: usize,
+    /// Rows written with fields in the rescued-data column (a part of `rows_written`).
+    pub rows_rescued: usize,
+    /// Values read without the UTF-8 byte-order mark they started with.
+    pub byte_order_marks: usize,
     pub dead_lettered: usize,
     pub tombstones_skipped: usize,
     /// Rows an earlier attempt (with other batch boundaries) already wrote.
@@ -90,6 +95,8 @@ impl Report {
     pub fn add(&mut self, o: &Report) {
         self.records_in += o.records_in;
         self.rows_written += o.rows_written;
+        self.rows_rescued += o.rows_rescued;
+        self.byte_order_marks += o.byte_order_marks;
         self.dead_lettered += o.dead_lettered;
         self.tombstones_skipped += o.tombstones_skipped;
         self.already_committed += o.already_committed;
@@ -230,6 +237,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         tracing::info!(
             records_in = response.total.records_in,
             rows_written = response.total.rows_written,
+            rows_rescued = response.total.rows_rescued,
             dead_lettered = response.total.dead_lettered,
             tombstones = response.total.tombstones_skipped,
             already_committed = response.total.already_committed,
@@ -259,7 +267,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             && pinned.is_none()
             && let Some(schema) = &current
             && let Some(learned) = plan::build_learned(cfg, tbs, schema)?
-            && self.registry.evolve(&self.store, cfg, table, None, &learned.shape).await? == learned.schema
+            && self.registry.evolve(&self.store, cfg, table, None, &learned.shape, learned.rescues).await? == learned.schema
         {
             built = Some(learned.built);
         }
@@ -267,8 +275,20 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             Some(built) => built,
             None => {
                 let screened = plan::screen(cfg, table, tbs);
-                let schema = self.registry.evolve(&self.store, cfg, table, pinned.as_ref(), &screened.batch_shape).await?;
-                plan::build(cfg, &screened, &schema)?
+                let shape = &screened.batch_shape;
+                let schema = self.registry.evolve(&self.store, cfg, table, pinned.as_ref(), shape, false).await?;
+                match plan::build(cfg, &screened, &schema)? {
+                    Some(built) => built,
+                    // A field to rescue, and no rescued-data column yet: commit it, build again.
+                    None => {
+                        let schema = self.registry.evolve(&self.store, cfg, table, pinned.as_ref(), shape, true).await?;
+                        plan::build(cfg, &screened, &schema)?.ok_or_else(|| {
+                            IngestError::Registry(format!(
+                                "the schema of {table} has no {RESCUED_COLUMN} column to rescue fields into"
+                            ))
+                        })?
+                    }
+                }
             }
         };
 
@@ -276,6 +296,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             records_in: built.records_in,
             dead_lettered: built.dead_lettered(),
             tombstones_skipped: built.tombstones,
+            byte_order_marks: built.byte_order_marks,
             event_time_fallbacks: built.event_time_fallbacks,
             rejected: built.rejected.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
             ..Default::default()
@@ -377,6 +398,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             )?;
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
             report.rows_written += group.rows.num_rows();
+            report.rows_rescued += group.rescued_rows();
             report.bytes_written += body.len();
             self.store.put(&key, Bytes::from(body), Precondition::None).await?;
             let key = self.settle(table, &group.partition, location, key).await?;
@@ -468,6 +490,8 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         let mut emf = Emf::new(&self.config.metrics_namespace).dimension("Function", "ingest").dimension("Table", table);
         emf.metric("RecordsIn", r.records_in as f64, Unit::Count)
             .metric("RowsWritten", r.rows_written as f64, Unit::Count)
+            .metric("RowsRescued", r.rows_rescued as f64, Unit::Count)
+            .metric("ByteOrderMarksStripped", r.byte_order_marks as f64, Unit::Count)
             .metric("DeadLettered", r.dead_lettered as f64, Unit::Count)
             .metric("TombstonesSkipped", r.tombstones_skipped as f64, Unit::Count)
             .metric("AlreadyCommitted", r.already_committed as f64, Unit::Count)

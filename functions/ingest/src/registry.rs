@@ -67,8 +67,8 @@ impl Registry {
         })
     }
 
-    /// The table's schema after adding what `batch_shape` brings (or the pinned schema),
-    /// committed before any file that uses it is written.
+    /// The table's schema after adding what `batch_shape` brings (or the pinned schema), and
+    /// the rescued-data column if `rescues`, committed before any file that uses it is written.
     pub async fn evolve<S: ObjectRead + ObjectWrite>(
         &self,
         store: &S,
@@ -76,6 +76,7 @@ impl Registry {
         table: &str,
         pinned: Option<&TableSchema>,
         batch_shape: &Shape,
+        rescues: bool,
     ) -> Result<TableSchema, IngestError> {
         let key = schema_key(cfg, table);
         for _ in 0..MAX_ATTEMPTS {
@@ -85,7 +86,9 @@ impl Registry {
                 Some(p) => p.clone(),
                 None => {
                     let mut next = current.clone();
-                    if !next.evolve(batch_shape) {
+                    let evolved = next.evolve(batch_shape);
+                    let added = rescues && next.add_rescue_column();
+                    if !evolved && !added {
                         return Ok(current);
                     }
                     next

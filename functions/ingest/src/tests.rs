@@ -51,7 +51,7 @@ async fn writes_parquet_and_dead_letters_with_balanced_counts() {
     let payload: Box<serde_json::value::RawValue> =
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).unwrap();
     let out = function_handler(&ing, LambdaEvent::new(payload, Context::default())).await.unwrap();
-    assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (4, 2, 2));
+    assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (4, 3, 1));
     assert!(out.total.balanced());
     let keys = ing.store.keys();
     assert!(
@@ -64,9 +64,13 @@ async fn writes_parquet_and_dead_letters_with_balanced_counts() {
     assert!(keys.contains(&"_tributary/schemas/customer_data.json".to_string()));
     let dl_key = keys.iter().find(|k| k.starts_with("dead-letter/customer_data/dt=2026-11-22/")).unwrap();
     let letters = from_jsonl(&ing.store.get(dl_key).await.unwrap().unwrap().body).unwrap();
-    assert_eq!(letters.iter().map(|l| l.offset).collect::<Vec<_>>(), [11, 12]);
-    assert_eq!(letters[1].kind, tributary_core::shape::RejectKind::IntegerOutOfRange);
+    assert_eq!(letters.iter().map(|l| l.offset).collect::<Vec<_>>(), [11]);
+    assert_eq!(letters[0].kind, tributary_core::shape::RejectKind::InvalidJson);
     assert_eq!(letters[0].value().unwrap(), b"{oops");
+    // The 128-bit integer is a row: its new column a string of its digits.
+    let schema: tributary_core::schema::TableSchema =
+        serde_json::from_slice(&ing.store.get("_tributary/schemas/customer_data.json").await.unwrap().unwrap().body).unwrap();
+    assert_eq!(schema.column("zip").map(|c| c.ty.to_string()), Some("string".into()));
 }
 
 #[tokio::test]
@@ -145,15 +149,17 @@ async fn storage_failure_fails_the_invocation_and_the_retry_completes() {
 async fn tables_never_disagree_on_a_column_type() {
     let ing = ingest();
     ing.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"v":1}"#], 0))).await.unwrap();
-    // Another process (no shared cache) sees a string first: it is refused, not a new type.
+    // Another process (no shared cache) sees a string first: it is rescued, not a new type.
     let other = Ingest::new(ing.store, ing.config.clone());
     let out =
         other.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"v":"x"}"#, br#"{"v":2,"w":true}"#], 0))).await.unwrap();
-    assert_eq!((out.total.rows_written, out.total.dead_lettered), (1, 1));
-    assert_eq!(out.total.rejected["schema_conflict"], 1);
+    assert_eq!((out.total.rows_written, out.total.rows_rescued, out.total.dead_lettered), (2, 1, 0));
     let schema = other.store.get("_tributary/schemas/t.json").await.unwrap().unwrap();
     let s: tributary_core::schema::TableSchema = serde_json::from_slice(&schema.body).unwrap();
-    assert_eq!(s.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>(), ["v:bigint", "w:boolean"]);
+    assert_eq!(
+        s.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>(),
+        ["v:bigint", "w:boolean", "_rescued_data:string"]
+    );
 }
 
 #[tokio::test]
@@ -168,28 +174,39 @@ async fn a_stale_schema_cache_loses_the_race_and_reloads() {
     writer2.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"b":"s"}"#], 0))).await.unwrap();
     // The first writer's cache lacks "b"; it sees b as an integer and must lose the CAS.
     let out = shared.handle(build_event("aws:kafka", "t", 2, &records(&[br#"{"b":5}"#], 0))).await.unwrap();
-    assert_eq!(out.total.rejected.get("schema_conflict"), Some(&1));
+    assert_eq!((out.total.rows_written, out.total.rows_rescued, out.total.dead_lettered), (1, 1, 0));
 }
 
 #[tokio::test]
 async fn tombstones_and_pinned_schemas_follow_configuration() {
-    let cfg = Config::from_json(
-        r#"{"bucket":"b","tombstones":"dead_letter","topics":{"p":{"table":"pinned","schema":[{"name":"id","type":"int"}]}}}"#,
-    )
-    .unwrap();
-    let ing = Ingest::new(MemoryStore::new(), cfg);
     let recs: Vec<Rec> = vec![
         (0, T0, Some(b"k"), None, &[]),
         (1, T0, None, Some(br#"{"id":1}"#), &[]),
         (2, T0, None, Some(br#"{"id":1,"x":2}"#), &[]),
         (3, T0, None, Some(br#"{"id":99999999999}"#), &[]),
     ];
+    let pinned = |policies: &str| {
+        let json = format!(
+            r#"{{"bucket":"b","tombstones":"dead_letter","topics":{{"p":{{"table":"pinned","schema":[{{"name":"id","type":"int"}}]{policies}}}}}}}"#
+        );
+        Ingest::new(MemoryStore::new(), Config::from_json(&json).unwrap())
+    };
+    // By default the unknown field and the int overflow are rescued: every record that parses lands.
+    let ing = pinned("");
     let out = ing.handle(build_event("SelfManagedKafka", "p", 0, &recs)).await.unwrap();
     assert_eq!(out.tables.keys().collect::<Vec<_>>(), ["pinned"]);
+    assert_eq!((out.total.rows_written, out.total.rows_rescued, out.total.dead_lettered), (3, 2, 1));
+    assert_eq!(out.total.rejected["tombstone"], 1);
+    // The behaviour before rescue, chosen per topic.
+    let ing = pinned(r#","unknown_fields":"dead_letter","conflicts":"dead_letter""#);
+    let out = ing.handle(build_event("SelfManagedKafka", "p", 0, &recs)).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.dead_lettered, out.total.tombstones_skipped), (1, 3, 0));
     assert_eq!(out.total.rejected["tombstone"], 1);
     assert_eq!(out.total.rejected["schema_conflict"], 1);
     assert_eq!(out.total.rejected["decode_error"], 1);
+    let schema: tributary_core::schema::TableSchema =
+        serde_json::from_slice(&ing.store.get("_tributary/schemas/pinned.json").await.unwrap().unwrap().body).unwrap();
+    assert_eq!(schema.rescue_index(), None, "a topic that never rescues gets no rescued-data column");
 }
 
 #[tokio::test]
