@@ -207,6 +207,22 @@ async fn self_managed_kafka_event_with_a_128_bit_integer() {
 }
 
 #[tokio::test]
+async fn unsigned_64_bit_integers_land_exactly_in_a_decimal_column() {
+    let moto = Moto::start();
+    let ing = ingest(&moto, "lake").await;
+    let values: [&[u8]; 3] = [br#"{"u":18446744073709551615}"#, br#"{"u":9223372036854775808}"#, br#"{"u":-7}"#];
+    let recs: Vec<SampleRecord> = values.iter().enumerate().map(|(i, v)| (i as i64, T0, None, Some(*v), &[][..])).collect();
+    let out = ing.handle(build_event("aws:kafka", "hashes", 0, &recs)).await.unwrap();
+    assert_eq!((out.total.rows_written, out.total.rows_rescued), (3, 0));
+    let (_dir, files) = download(&ing.store, "tables/hashes/").await;
+    let seen = py_json("read_parquet.py", &files.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(seen["pyarrow"]["types"]["u"], "decimal128(20, 0)");
+    assert_eq!(seen["duckdb"]["types"]["u"], "DECIMAL(20,0)");
+    let u = py_json("read_column.py", &[files[0].as_str(), "u"]);
+    assert_eq!(u, serde_json::json!(["18446744073709551615", "9223372036854775808", "-7"]), "exact, as both readers read it");
+}
+
+#[tokio::test]
 async fn racing_writers_agree_on_the_schema_through_conditional_writes() {
     let moto = Moto::start();
     let a = ingest(&moto, "lake").await;

@@ -454,14 +454,28 @@ export class TributaryStack extends Stack {
     // A sudden rise of rows with a field in _rescued_data: an anomaly detection alarm, above the band
     // CloudWatch learns from the metric's history (ThresholdMetricId names the band, no Threshold).
     // The same expression as template.yaml's, rather than AnomalyDetectionAlarm's (which names its metric m0).
+    const rowsRescued = tributary("RowsRescued", "ingest", "Sum");
+    // The band's model, declared as template.yaml's IngestRescuedRowsDetector is: the alarm's m1
+    // exactly (one model per metric and statistic). CloudWatch would create it with the alarm, but
+    // such a model belongs to no stack and stays behind; this one goes with the stack. The alarm
+    // depends on it, so the model is created before the alarm and deleted after it.
+    const rescuedModel = new cw.CfnAnomalyDetector(this, "IngestRescuedRowsDetector", {
+      singleMetricAnomalyDetector: {
+        namespace: rowsRescued.namespace,
+        metricName: rowsRescued.metricName,
+        dimensions: Object.entries(rowsRescued.dimensions ?? {}).map(([name, value]) => ({ name, value: String(value) })),
+        stat: rowsRescued.statistic,
+      },
+    });
     const rescued = new cw.Alarm(this, "IngestRescuedRowsAlarm", {
       alarmDescription: "More rows than usual had a field moved to _rescued_data: a producer sends a field whose value does not fit its column.",
-      metric: new cw.MathExpression({ expression: "ANOMALY_DETECTION_BAND(m1, 2)", usingMetrics: { m1: tributary("RowsRescued", "ingest", "Sum") }, period: five }),
+      metric: new cw.MathExpression({ expression: "ANOMALY_DETECTION_BAND(m1, 2)", usingMetrics: { m1: rowsRescued }, period: five }),
       threshold: cw.Alarm.ANOMALY_DETECTION_NO_THRESHOLD,
       evaluationPeriods: 1,
       comparisonOperator: cw.ComparisonOperator.GREATER_THAN_UPPER_THRESHOLD,
       treatMissingData: cw.TreatMissingData.NOT_BREACHING,
     });
+    rescued.node.addDependency(rescuedModel);
     rescued.addAlarmAction(action);
     const failedBatches = new cw.Metric({ namespace: "AWS/Events", metricName: "TriggeredRules", dimensionsMap: { RuleName: failedBatchRule.ruleName }, statistic: "Sum", period: five });
     alarm("IngestFailedBatchesAlarm", "The event source mapping gave up on a batch and wrote it under aws/lambda/; run tributary replay.", failedBatches, 1);

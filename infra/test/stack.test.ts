@@ -108,6 +108,29 @@ test("a rise of rescued rows alarms above the anomaly band of the ingest roll-up
   assert.deepEqual(a.AlarmActions, [{ Ref: topic }]);
 });
 
+test("the rescued rows band has its own model, of exactly the alarm's metric and statistic, created before the alarm", () => {
+  const t = synth();
+  const models = t.findResources("AWS::CloudWatch::AnomalyDetector");
+  assert.deepEqual(Object.keys(models), ["IngestRescuedRowsDetector"]);
+  const model = models.IngestRescuedRowsDetector;
+  // The metric in SingleMetricAnomalyDetector only (the top-level Namespace, MetricName, Dimensions
+  // and Stat are deprecated and refused next to it).
+  assert.deepEqual(Object.keys(model.Properties), ["SingleMetricAnomalyDetector"]);
+  const [alarmId, alarm] = (Object.entries(t.findResources("AWS::CloudWatch::Alarm")) as [string, any][])
+    .find(([, a]) => a.Properties.ThresholdMetricId)!;
+  const m1 = alarm.Properties.Metrics.find((q: any) => q.MetricStat).MetricStat;
+  // One model per metric and statistic: any other namespace, metric, dimensions or statistic is
+  // not the model the band is drawn from.
+  assert.deepEqual(model.Properties.SingleMetricAnomalyDetector, {
+    Namespace: m1.Metric.Namespace, MetricName: m1.Metric.MetricName, Dimensions: m1.Metric.Dimensions, Stat: m1.Stat,
+  });
+  assert.deepEqual(model.Properties.SingleMetricAnomalyDetector, {
+    Namespace: "Tributary/Tributary", MetricName: "RowsRescued", Dimensions: [{ Name: "Function", Value: "ingest" }], Stat: "Sum",
+  });
+  assert.ok(alarmId.startsWith("IngestRescuedRowsAlarm"), alarmId);
+  assert.deepEqual(alarm.DependsOn, ["IngestRescuedRowsDetector"]);
+});
+
 test("no wildcard actions; wildcard resources only for network interfaces", () => {
   for (const s of statements(synth())) {
     const actions: string[] = list(s.Action);

@@ -11,7 +11,8 @@ of failures treats it as notBreaching (no failures, no data points).
 Most alarms compare a statistic with a static threshold. An anomaly detection alarm (a sudden rise
 of a count that is never quite zero) has none: it reads its metric as a query in Metrics, and its
 threshold is the ANOMALY_DETECTION_BAND expression that ThresholdMetricId names; its row's
-threshold is a Band."""
+threshold is a Band, and the template declares the band's model (an AWS::CloudWatch::AnomalyDetector
+of the same metric and statistic)."""
 import json
 import os
 import pathlib
@@ -131,6 +132,15 @@ def band(a):
     return Band(int(std_devs), a["ComparisonOperator"])
 
 
+def model(a):
+    """The AWS::CloudWatch::AnomalyDetector resources of exactly the metric and statistic an anomaly
+    detection alarm reads (the model its band is drawn from)."""
+    ns, name, dims, stat, _ = watched(a)
+    want = {"Namespace": ns, "MetricName": name, "Dimensions": dims, "Stat": stat}
+    return [k for k, r in RES.items() if r["Type"] == "AWS::CloudWatch::AnomalyDetector"
+            and r["Properties"].get("SingleMetricAnomalyDetector") == want]
+
+
 def dimension(a):
     (d,) = watched(a)[2]
     v = d["Value"]
@@ -151,6 +161,7 @@ def test_the_alarm_for_each_failure_mode(mode):
     assert a["TreatMissingData"] == missing, (mode, a["TreatMissingData"])
     if isinstance(threshold, Band):
         assert band(a) == threshold, mode
+        assert model(a), (mode, "no AWS::CloudWatch::AnomalyDetector of the alarm's metric and statistic")
     else:
         assert a["Threshold"] == threshold, mode
         assert a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", mode

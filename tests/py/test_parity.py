@@ -1,4 +1,5 @@
-"""The SAM and the CDK stacks define the same functions, triggers, alarms and permissions.
+"""The SAM and the CDK stacks define the same functions, triggers, alarms (and the anomaly detection
+models of their bands) and permissions.
 Run by scripts/validate-template.sh with TRANSFORMED (the SAM-transformed template.yaml) and
 CDK_TEMPLATE (infra's `cdk synth`, MSK source, stack Tributary) pointing at the two templates."""
 import json
@@ -233,6 +234,34 @@ def test_the_same_alarms():
     assert rescued == [(f"Tributary/{STACK}", "RowsRescued", "Function", "ingest", "Sum", 300, 1,
                         ("ANOMALY_DETECTION_BAND(m1, 2)", "GreaterThanUpperThreshold", False, (("band", True), ("m1", True))),
                         "notBreaching", False)], rescued
+
+
+def anomaly_models(t):
+    """Each AWS::CloudWatch::AnomalyDetector as deployed: (logical id, namespace, metric, dimensions,
+    statistic, the alarms that DependsOn it). The same logical id in both (a CDK L1 at the stack's
+    top level keeps its id), and the alarms named by the metric they read."""
+    out = set()
+    for lid, r in t["Resources"].items():
+        if r["Type"] != "AWS::CloudWatch::AnomalyDetector":
+            continue
+        p = r["Properties"]
+        assert set(p) == {"SingleMetricAnomalyDetector"}, (lid, set(p))
+        m = resolve(t, p["SingleMetricAnomalyDetector"])
+        dims = tuple((d["Name"], d["Value"]) for d in m.get("Dimensions", []))
+        dependents = set()
+        for a in t["Resources"].values():
+            deps = a.get("DependsOn", [])
+            if a["Type"] == "AWS::CloudWatch::Alarm" and lid in (deps if isinstance(deps, list) else [deps]):
+                (stat,) = [q["MetricStat"] for q in a["Properties"]["Metrics"] if "MetricStat" in q]
+                dependents.add((resolve(t, stat["Metric"]["Namespace"]), stat["Metric"]["MetricName"], stat["Stat"]))
+        out.add((lid, m["Namespace"], m["MetricName"], dims, m["Stat"], tuple(sorted(dependents))))
+    return out
+
+
+def test_the_same_anomaly_detection_models():
+    assert anomaly_models(SAM) == anomaly_models(CDK), anomaly_models(SAM) ^ anomaly_models(CDK)
+    assert anomaly_models(SAM) == {("IngestRescuedRowsDetector", f"Tributary/{STACK}", "RowsRescued", (("Function", "ingest"),), "Sum",
+                                    ((f"Tributary/{STACK}", "RowsRescued", "Sum"),))}
 
 
 def dashboard(t):

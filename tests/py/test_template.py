@@ -497,6 +497,46 @@ def test_a_rise_of_rescued_rows_alarms_above_the_anomaly_band_of_the_ingest_roll
     assert a["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
+def anomaly_models():
+    """AWS::CloudWatch::AnomalyDetector resources -> their SingleMetricAnomalyDetector."""
+    return {k: v["Properties"]["SingleMetricAnomalyDetector"] for k, v in of_type("AWS::CloudWatch::AnomalyDetector").items()}
+
+
+def test_the_rescued_rows_band_has_its_own_model_of_exactly_the_alarms_metric():
+    # CloudWatch would create the model with the alarm, outside the stack (it stays behind when the
+    # stack goes); declared, it is the stack's. One model per metric and statistic: a model of any
+    # other namespace, metric, dimensions or statistic is not the one the band is drawn from.
+    models = anomaly_models()
+    assert set(models) == {"IngestRescuedRowsDetector"}, set(models)
+    model = RES["IngestRescuedRowsDetector"]["Properties"]
+    # The metric in SingleMetricAnomalyDetector only (the top-level Namespace, MetricName,
+    # Dimensions and Stat are deprecated, and refused next to it); no MetricMathAnomalyDetector.
+    assert set(model) == {"SingleMetricAnomalyDetector"}, set(model)
+    (m1,) = [q["MetricStat"] for q in alarms()["IngestRescuedRowsAlarm"]["Metrics"] if q["Id"] == "m1"]
+    assert models["IngestRescuedRowsDetector"] == {
+        "Namespace": m1["Metric"]["Namespace"], "MetricName": m1["Metric"]["MetricName"],
+        "Dimensions": m1["Metric"]["Dimensions"], "Stat": m1["Stat"]}
+    assert models["IngestRescuedRowsDetector"] == {
+        "Namespace": NAMESPACE, "MetricName": "RowsRescued", "Dimensions": [{"Name": "Function", "Value": "ingest"}], "Stat": "Sum"}
+    # Created before the alarm, deleted after it (an alarm whose model is deleted recreates it).
+    assert "IngestRescuedRowsDetector" in as_list(RES["IngestRescuedRowsAlarm"].get("DependsOn", []))
+
+
+def test_every_anomaly_detection_alarm_has_a_model_and_every_model_an_alarm():
+    banded = {}
+    for name, a in alarms().items():
+        if "ThresholdMetricId" in a:
+            (stat,) = [q["MetricStat"] for q in a["Metrics"] if "MetricStat" in q]
+            banded[name] = dict(stat["Metric"], Stat=stat["Stat"])
+    models = anomaly_models()
+    for name, metric in banded.items():
+        matching = [k for k, m in models.items() if m == metric]
+        assert matching, (name, metric, models)
+        assert set(matching) <= set(as_list(RES[name].get("DependsOn", []))), name
+    # A model no alarm reads only costs money.
+    assert all(m in banded.values() for m in models.values()), models
+
+
 def test_trigger_failures_alarm_per_period_of_messages_sent():
     a = alarms()["TriggerFailuresAlarm"]
     assert (a["Namespace"], a["MetricName"], a["Statistic"], a["Period"], a["TreatMissingData"]) == (

@@ -46,6 +46,16 @@ pub struct FlatRows {
     pub data: RecordBatch,
     /// The indexes of the records it declined, ascending.
     pub declined: Vec<usize>,
+    /// The indexes of the records it took in the form their retry gave.
+    pub retried: Vec<usize>,
+}
+
+/// What to read in place of a declined record ([`FlatDecoder::decode_retrying`]).
+#[derive(Debug)]
+pub struct Retry<'a> {
+    pub value: std::borrow::Cow<'a, [u8]>,
+    /// The row's text in the rescued-data column.
+    pub rescued: Option<String>,
 }
 
 /// Decodes flat JSON records into a table's data columns, declining what it cannot.
@@ -114,38 +124,75 @@ impl FlatDecoder {
     }
 
     /// The data columns (named by column names) of the records it accepts, and which it
-    /// declined; `None` only if the batch is too large to stamp.
+    /// declined; `None` when a string column's bytes are not UTF-8 (checked once per column).
     pub fn decode(&self, values: &[&[u8]]) -> Option<FlatRows> {
+        self.decode_retrying(values, |_| None)
+    }
+
+    /// [`FlatDecoder::decode`], where `retry` may give a record it declined another value to
+    /// read in its place (the record with the fields its columns cannot store taken out) and
+    /// the row's text in the rescued-data column: one conflicting field does not cost its
+    /// record the one pass.
+    pub fn decode_retrying<'a>(
+        &self,
+        values: &[&'a [u8]],
+        mut retry: impl FnMut(usize) -> Option<Retry<'a>>,
+    ) -> Option<FlatRows> {
         // String columns reserve the input's size: never more than that to copy, no regrowth.
         let bytes: usize = values.iter().map(|v| v.len()).sum();
         let mut cols: Vec<ColumnBuf> = self.kinds.iter().map(|k| ColumnBuf::new(*k, values.len(), bytes)).collect();
         let mut seen = vec![0u32; cols.len()];
-        let mut declined = Vec::new();
-        for (row, v) in values.iter().enumerate() {
-            let stamp = u32::try_from(row + 1).ok()?;
-            match self.record(v, &mut cols, &mut seen, stamp) {
+        let (mut declined, mut retried, mut rescued) = (Vec::new(), Vec::new(), Vec::new());
+        let mut stamp = 0u32;
+        for (i, v) in values.iter().enumerate() {
+            let row = i - declined.len();
+            if self.read_row(v, &mut cols, &mut seen, &mut stamp, row)? {
+                continue;
+            }
+            if let Some(r) = retry(i)
+                && self.read_row(&r.value, &mut cols, &mut seen, &mut stamp, row)?
+            {
+                retried.push(i);
+                rescued.extend(r.rescued.map(|t| (row, t)));
+                continue;
+            }
+            declined.push(i);
+        }
+        let rows = values.len() - declined.len();
+        let mut arrays = cols.into_iter().map(|c| c.finish(rows)).collect::<Option<Vec<ArrayRef>>>()?;
+        if let Some(at) = self.kinds.iter().position(|k| *k == Kind::Rescued)
+            && !rescued.is_empty()
+        {
+            let mut texts = rescued.into_iter().peekable();
+            let column: StringArray = (0..rows).map(|r| texts.next_if(|(row, _)| *row == r).map(|(_, t)| t)).collect();
+            arrays[at] = Arc::new(column);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let data = RecordBatch::try_new_with_options(self.data_schema.clone(), arrays, &options).ok()?;
+        Some(FlatRows { data, declined, retried })
+    }
+
+    /// Reads one record into the columns as row `row`; false, with the columns as they were,
+    /// if it declines. `None` when the stamps run out.
+    fn read_row(&self, v: &[u8], cols: &mut [ColumnBuf], seen: &mut [u32], stamp: &mut u32, row: usize) -> Option<bool> {
+        *stamp = stamp.checked_add(1)?;
+        match self.record(v, cols, seen, *stamp) {
+            Ok(fields) => {
                 // Columns the record left out are null (none, usually: no second pass then).
-                Ok(fields) if fields < self.fields => {
-                    for (c, s) in cols.iter_mut().zip(&seen) {
-                        if *s != stamp {
+                if fields < self.fields {
+                    for (c, s) in cols.iter_mut().zip(seen.iter()) {
+                        if *s != *stamp {
                             c.push_null();
                         }
                     }
                 }
-                Ok(_) => {}
-                Err(Decline) => {
-                    // Take back what the record put in: every column holds the accepted rows.
-                    let rows = row - declined.len();
-                    cols.iter_mut().for_each(|c| c.truncate(rows));
-                    declined.push(row);
-                }
+                Some(true)
+            }
+            Err(Decline) => {
+                cols.iter_mut().for_each(|c| c.truncate(row));
+                Some(false)
             }
         }
-        let rows = values.len() - declined.len();
-        let arrays = cols.into_iter().map(|c| c.finish(rows)).collect::<Option<Vec<ArrayRef>>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        let data = RecordBatch::try_new_with_options(self.data_schema.clone(), arrays, &options).ok()?;
-        Some(FlatRows { data, declined })
     }
 
     /// The column of the key at the cursor (after its opening quote), which it consumes with its

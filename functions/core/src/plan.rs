@@ -15,7 +15,7 @@ use crate::config::{Config, ConflictPolicy, TombstonePolicy, UnknownFieldPolicy}
 use crate::dead_letter::DeadLetter;
 use crate::decode::{COL_OFFSET, RowMeta, assemble, decode_values};
 use crate::event::{RawRecord, TopicPartitionBatch};
-use crate::flat::FlatDecoder;
+use crate::flat::{FlatDecoder, Retry};
 use crate::layout::{Coverage, FileRange};
 use crate::naming::RESCUED_COLUMN;
 use crate::partition::{self, TimePartition};
@@ -467,7 +467,34 @@ fn flat_pass(
         if values.is_empty() {
             continue;
         }
-        let Some(flat) = decoder.decode(&values) else { return Ok(Flat::Declined) };
+        // A declined record that only needs fields rescued (or a byte-order mark stripped) is
+        // read again in that form, in its place: no second decoder, no interleaving.
+        let (mut evolving, mut needs_column) = (false, false);
+        let retry = |i: usize| {
+            let rec = shape::read_record(values[i], &opts).ok()?;
+            if evolves(schema, sample, &rec.shape) {
+                evolving = true;
+                return None;
+            }
+            let body = shape::without_byte_order_mark(values[i]);
+            match fate(cfg, &b.topic, schema, &rec, body, &[]) {
+                Fate::AsIs if rec.byte_order_mark => Some(Retry { value: body.into(), rescued: None }),
+                Fate::Rescued(_) if schema.rescue_index().is_none() => {
+                    needs_column = true;
+                    None
+                }
+                Fate::Rescued(x) => Some(Retry { value: x.value.into(), rescued: Some(x.rescued) }),
+                Fate::AsIs | Fate::Refused(_) => None,
+            }
+        };
+        let Some(flat) = decoder.decode_retrying(&values, retry) else { return Ok(Flat::Declined) };
+        if evolving {
+            return Ok(Flat::Declined);
+        }
+        if needs_column {
+            return Ok(Flat::NeedsRescueColumn);
+        }
+        out.byte_order_marks += flat.retried.iter().filter(|i| values[**i].starts_with(shape::BYTE_ORDER_MARK)).count();
         if flat.declined.is_empty() {
             push_files(cfg, b, Some(&flat.data), &records, schema, &mut out)?;
             continue;

@@ -189,7 +189,12 @@ impl fmt::Display for Summary {
             thousands(self.batches),
             self.payload_bytes as f64 / 1e6
         )?;
-        writeln!(f, "  rows written        {}", thousands(r.rows_written as u64))?;
+        writeln!(
+            f,
+            "  rows written        {} ({} with fields in _rescued_data)",
+            thousands(r.rows_written as u64),
+            thousands(r.rows_rescued as u64)
+        )?;
         let reasons: Vec<String> = r.rejected.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let reasons = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) };
         writeln!(f, "  dead-lettered       {}{reasons}", thousands(r.dead_lettered as u64))?;
@@ -527,6 +532,7 @@ mod tests {
         let text = sum.to_string();
         assert!(text.contains("every record accounted for: 45 in = 40 written + 5 dead-lettered"), "{text}");
         assert!(text.contains("dead-lettered       5 (invalid_json 5)"), "{text}");
+        assert!(text.contains("rows written        40 (0 with fields in _rescued_data)"), "{text}");
     }
 
     #[tokio::test]

@@ -86,12 +86,14 @@ fn summary(t: &Report) -> String {
 pub const DEMO_SEED: u64 = 20261122;
 
 /// The everyday questions the local run answers.
-pub const DEMO_QUERIES: [&str; 4] = [
+pub const DEMO_QUERIES: [&str; 5] = [
     "SELECT 'customer_data' AS \"table\", count(*) AS \"rows\" FROM customer_data UNION ALL SELECT 'transaction', count(*) FROM \"transaction\" UNION ALL SELECT 'names_topic', count(*) FROM names_topic ORDER BY 1",
     "SELECT branch, currency, sum(amount) AS total, count(*) AS transactions FROM \"transaction\" GROUP BY branch, currency ORDER BY branch, currency",
     "SELECT country, count(*) AS customers, avg(salary) AS avg_salary FROM customer_data WHERE register_date >= DATE '2020-01-01' GROUP BY country ORDER BY customers DESC, country LIMIT 5",
     // zip is a 128-bit integer: a string column keeps every digit.
     "SELECT name, city, zip FROM names_topic WHERE _kafka_offset >= 1000 ORDER BY _kafka_partition, _kafka_offset LIMIT 3",
+    // Fields their columns could not store: the rows are in the table, the fields' JSON here.
+    "SELECT _kafka_offset, branch, amount, _rescued_data FROM transaction_events WHERE _rescued_data IS NOT NULL ORDER BY _kafka_offset",
 ];
 
 /// The three everyday scenarios, and how many records the local run makes of each.
@@ -394,6 +396,7 @@ mod tests {
         assert!(out.contains("table transaction_events: 10 rows"), "{out}");
         assert!(out.contains("table names_topic: 603 rows"), "{out}");
         assert!(out.contains("| Berlin | EUR"), "per branch and currency: {out}");
+        assert!(out.contains(r#"| 505           | Rome   |        | {"amount":"lots"} |"#), "rescued: {out}");
         assert!(!out.contains("integer_out_of_range") && !out.contains("schema_conflict"), "only undecodable records: {out}");
         assert!(
             out.contains("0 rows written (0 with rescued fields), 0 dead-lettered, 0 tombstones skipped, 14 already committed"),
