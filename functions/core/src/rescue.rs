@@ -102,10 +102,11 @@ pub fn fits_decimal(number: &str, p: u8, s: i8) -> bool {
     // The point sits after `point` of `digits`; strip zeros on both ends.
     let Some(first) = digits.iter().position(|d| *d != b'0') else { return true };
     let last = digits.iter().rposition(|d| *d != b'0').unwrap_or(first);
-    let point = int.len() as i64 + exp;
-    let int_digits = (point - first as i64).max(0);
-    let frac_digits = (last as i64 + 1 - point).max(0);
-    int_digits <= i64::from(p) - i64::from(s) && frac_digits <= i64::from(s)
+    // i128: an exponent near i64's ends must not overflow (serde_json reads `1e-9223372036854775808` as 0).
+    let point = int.len() as i128 + i128::from(exp);
+    let int_digits = (point - first as i128).max(0);
+    let frac_digits = (last as i128 + 1 - point).max(0);
+    int_digits <= i128::from(p) - i128::from(s) && frac_digits <= i128::from(s)
 }
 
 #[cfg(test)]
@@ -143,6 +144,9 @@ mod tests {
             ("1.5e-2", 3, 2, false),
             ("18446744073709551615", 20, 0, true),
             ("340282366920938463463374607431768211455", 38, 0, false),
+            ("1e-9223372036854775808", 38, 10, false),
+            ("1e9223372036854775807", 38, 0, false),
+            ("0e9223372036854775807", 1, 0, true),
         ] {
             assert_eq!(fits_decimal(n, p, s), fits, "{n} in decimal({p},{s})");
         }
