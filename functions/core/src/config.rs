@@ -312,8 +312,12 @@ impl Config {
             schema.push(name, source, ty);
         }
         // A pinned schema is the whole contract, declared up front: its rescued-data column too,
-        // when the topic's policies can rescue a field.
-        if self.conflicts(topic) == ConflictPolicy::Rescue || self.unknown_fields(topic) == UnknownFieldPolicy::Rescue {
+        // when the policies of a topic of its table can rescue a field (every topic of one table
+        // must commit the same schema).
+        let table = self.table_for(topic);
+        let rescues =
+            |t: &str| self.conflicts(t) == ConflictPolicy::Rescue || self.unknown_fields(t) == UnknownFieldPolicy::Rescue;
+        if rescues(topic) || self.topics.keys().any(|t| self.table_for(t) == table && rescues(t)) {
             schema.add_rescue_column();
         }
         schema.pinned = true;
@@ -377,6 +381,21 @@ mod tests {
         let s = c.pinned_schema("orders-v1").unwrap().unwrap();
         assert!(s.pinned);
         assert_eq!(s.column("amount").unwrap().source, "Amount");
+        assert!(s.rescue_index().is_some(), "rescue is the default");
+    }
+
+    #[test]
+    fn topics_of_one_pinned_table_commit_one_schema() {
+        let pin = r#""schema":[{"name":"id","type":"bigint"}]"#;
+        let strict = r#""conflicts":"dead_letter","unknown_fields":"dead_letter""#;
+        let json = format!(
+            r#"{{"topics":{{"a":{{"table":"t",{pin},{strict}}},"b":{{"table":"t",{pin}}},"c":{{"table":"u",{pin},{strict}}}}}}}"#
+        );
+        let c = Config::from_json(&json).unwrap();
+        let (a, b, u) = (c.pinned_schema("a").unwrap(), c.pinned_schema("b").unwrap(), c.pinned_schema("c").unwrap());
+        assert_eq!(a, b, "a topic that never rescues shares its table's rescued-data column");
+        assert!(a.unwrap().rescue_index().is_some());
+        assert!(u.unwrap().rescue_index().is_none(), "a table no topic rescues into has none");
     }
 
     #[test]

@@ -139,8 +139,9 @@ pub fn decode_values<V: AsRef<[u8]>>(
         Some(b) => {
             let mut decoded = b.columns().iter();
             let mut cols = Vec::with_capacity(data_fields.len());
-            for (c, f) in schema.columns.iter().zip(data_fields.iter()) {
-                if c.name == crate::naming::RESCUED_COLUMN {
+            let rescue = schema.rescue_index();
+            for (i, (c, f)) in schema.columns.iter().zip(data_fields.iter()).enumerate() {
+                if Some(i) == rescue {
                     let texts: StringArray = kept.iter().map(|i| rescued.get(*i).and_then(|r| r.as_deref())).collect();
                     cols.push(Arc::new(texts) as ArrayRef);
                 } else {

@@ -82,7 +82,7 @@ impl FlatDecoder {
         let mut kinds = Vec::with_capacity(schema.columns.len());
         let mut by_source = HashMap::new();
         for (i, c) in schema.columns.iter().enumerate() {
-            if c.name == naming::RESCUED_COLUMN {
+            if schema.rescue_index() == Some(i) {
                 kinds.push(Kind::Rescued);
                 continue;
             }

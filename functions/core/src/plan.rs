@@ -232,8 +232,12 @@ enum Fate {
 /// Decides a good record's fate by its topic's policies: misfit fields are rescued, unless a
 /// policy sends the whole record to the dead-letter area.
 fn fate(cfg: &Config, topic: &str, schema: &TableSchema, rec: &RecordShape, body: &[u8], also: &[String]) -> Fate {
-    let unknown = cfg.unknown_fields(topic);
-    let conflicts = cfg.conflicts(topic);
+    // A table that cannot have the rescued-data column dead-letters what it would rescue.
+    let (unknown, conflicts) = match (cfg.unknown_fields(topic), cfg.conflicts(topic)) {
+        (u, c) if schema.can_rescue() => (u, c),
+        (UnknownFieldPolicy::Ignore, _) => (UnknownFieldPolicy::Ignore, ConflictPolicy::DeadLetter),
+        _ => (UnknownFieldPolicy::DeadLetter, ConflictPolicy::DeadLetter),
+    };
     let mut misfits = schema.misfits(&rec.shape, unknown == UnknownFieldPolicy::Ignore);
     match rescue::decimal_misfits(schema, &rec.shape, body) {
         Ok(more) => misfits.extend(more.into_iter().map(|(field, reject)| Misfit { field, reject, unknown: false })),
@@ -317,7 +321,7 @@ fn decode_records(
         index.push(i);
     }
     let mut decoded = decode_values(schema, &values, &rescued)?;
-    if !decoded.failed.is_empty() && cfg.conflicts(&b.topic) == ConflictPolicy::Rescue {
+    if !decoded.failed.is_empty() && cfg.conflicts(&b.topic) == ConflictPolicy::Rescue && schema.can_rescue() {
         // What admission let through and the decoder still refuses (an int column's overflow, a
         // decimal's precision): rescue the fields at fault, then decode again.
         for (at, _) in &decoded.failed {

@@ -63,6 +63,11 @@ pub struct TableSchema {
     pub columns: Vec<Column>,
     #[serde(default)]
     pub pinned: bool,
+    /// The column named [`RESCUED_COLUMN`] is the rescued-data column. Without the flag a column
+    /// of that name is a data column of a table from before rescue existed (when a JSON key
+    /// `_rescued_data` kept its name): such a table cannot rescue, and dead-letters instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rescues: bool,
 }
 
 impl fmt::Display for ColumnType {
@@ -331,6 +336,11 @@ fn admit_fields(
                         changed = true;
                     }
                 }
+                // Checking, not evolving: only a conflict inside the batch leaves a storable
+                // nested field without its column; its top-level field is rescued, not lost.
+                Unknown::Add if ColumnType::from_shape(shape).is_some() => {
+                    return Err(format!("field {sub:?} has no column of its type"));
+                }
                 Unknown::Add | Unknown::Ignore => {}
                 Unknown::Refuse => {
                     if !matches!(shape, Shape::Null) {
@@ -424,21 +434,33 @@ impl TableSchema {
 
     /// Where the rescued-data column is, once the table has one.
     pub fn rescue_index(&self) -> Option<usize> {
+        if !self.rescues {
+            return None;
+        }
         self.columns.iter().position(|c| c.name == RESCUED_COLUMN)
     }
 
-    /// Adds the rescued-data column after the columns so far; false if the table has it.
+    /// Whether fields can be rescued: the table has the column, or can add it (no data column
+    /// of a table from before rescue holds the name).
+    pub fn can_rescue(&self) -> bool {
+        self.rescues || self.column(RESCUED_COLUMN).is_none()
+    }
+
+    /// Adds the rescued-data column after the columns so far; false if the table has it, or
+    /// cannot have it ([`TableSchema::can_rescue`]).
     pub fn add_rescue_column(&mut self) -> bool {
-        if self.rescue_index().is_some() {
+        if self.rescues || !self.can_rescue() {
             return false;
         }
         self.push(RESCUED_COLUMN.into(), RESCUED_COLUMN.into(), ColumnType::String);
+        self.rescues = true;
         true
     }
 
     /// The columns read from the records' JSON: all but the rescued-data column.
     pub fn decoded_columns(&self) -> impl Iterator<Item = &Column> {
-        self.columns.iter().filter(|c| c.name != RESCUED_COLUMN)
+        let rescue = self.rescue_index();
+        self.columns.iter().enumerate().filter(move |(i, _)| Some(*i) != rescue).map(|(_, c)| c)
     }
 
     /// The Arrow schema arrow-json decodes with: fields named by their JSON keys, without the
@@ -571,6 +593,27 @@ mod tests {
         let decoded: Vec<String> = s.decode_schema().fields().iter().map(|f| f.name().clone()).collect();
         assert_eq!(decoded, ["a", "_rescued_data"], "the data field keeps its JSON key; ours is not read");
         assert_eq!(s.data_schema().len(), 3);
+        // A table from before rescue, whose data column took the name: it stays a data column.
+        let legacy: TableSchema =
+            serde_json::from_str(r#"{"columns":[{"name":"_rescued_data","source":"_rescued_data","type":"bigint"}]}"#).unwrap();
+        assert!(!legacy.can_rescue() && legacy.rescue_index().is_none());
+        assert_eq!(legacy.decode_schema().fields().len(), 1);
+        assert!(!legacy.clone().add_rescue_column());
+    }
+
+    #[test]
+    fn a_nested_field_a_conflict_kept_from_its_column_is_a_misfit() {
+        let mut s = TableSchema::default();
+        s.evolve(&shape(r#"{"o":{"x":1}}"#));
+        // The batch's first record conflicts on o.x, so evolve adds no o.y: the second record's
+        // o is rescued whole rather than o.y dropped by the decoder.
+        let mut batch = shape(r#"{"o":{"x":"s"}}"#);
+        crate::shape::absorb(&mut batch, &shape(r#"{"o":{"x":1,"y":2}}"#));
+        s.evolve(&batch);
+        assert_eq!(s.column("o").unwrap().ty.to_string(), "struct<x:bigint>");
+        let m = misfit_fields(&s, r#"{"o":{"x":1,"y":2}}"#, false);
+        assert_eq!(m.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["o"], "{m:?}");
+        assert!(misfit_fields(&s, r#"{"o":{"x":1,"y":null}}"#, false).is_empty(), "a null needs no column");
     }
 
     #[test]

@@ -328,3 +328,17 @@ async fn a_writer_waits_for_the_claimer_and_writes_only_the_rest() {
     assert_eq!((rb.total.rows_written, rb.total.already_committed), (5, 5));
     assert_eq!(table_offsets(&store).await, (0..15).collect::<Vec<i64>>());
 }
+
+/// A table from before rescue existed whose producer sent a key `_rescued_data`: its data column
+/// of that name stays one, and what the table would rescue is dead-lettered, never stuck.
+#[tokio::test]
+async fn a_table_whose_data_column_took_the_rescued_name_dead_letters_instead() {
+    let ing = ingest();
+    let legacy = br#"{"columns":[{"name":"a","source":"a","type":"bigint"},{"name":"_rescued_data","source":"_rescued_data","type":"bigint"}]}"#;
+    ing.store.put("_tributary/schemas/t.json", bytes::Bytes::from_static(legacy), Precondition::None).await.unwrap();
+    let recs = records(&[br#"{"a":1}"#, br#"{"a":"one"}"#, br#"{"a":2,"_rescued_data":7}"#], 0);
+    let out = ing.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
+    assert_eq!((out.total.rows_written, out.total.dead_lettered), (2, 1), "{:?}", out.total);
+    assert_eq!(out.total.rejected["schema_conflict"], 1);
+    assert!(out.total.balanced());
+}
