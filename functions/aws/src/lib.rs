@@ -11,6 +11,7 @@ mod lambda;
 pub mod logging;
 mod memory;
 mod s3;
+pub mod startup;
 
 use std::future::Future;
 use std::ops::Range;

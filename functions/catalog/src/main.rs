@@ -12,7 +12,10 @@ use tributary_catalog::CatalogFn;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tributary_aws::logging::init();
-    let config = tributary_core::Config::from_env()?;
+    let config = match tributary_core::Config::from_env() {
+        Ok(config) => config,
+        Err(e) => return tributary_aws::startup::refuse_invocations(e).await,
+    };
     let store = S3Store::from_env(config.bucket.clone()).await;
     let glue = GlueCatalog::from_env(config.database.clone()).await;
     let f = CatalogFn::new(store, glue, config);

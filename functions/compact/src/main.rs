@@ -12,7 +12,10 @@ use tributary_compact::Compactor;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tributary_aws::logging::init();
-    let config = tributary_core::Config::from_env()?;
+    let config = match tributary_core::Config::from_env() {
+        Ok(config) => config,
+        Err(e) => return tributary_aws::startup::refuse_invocations(e).await,
+    };
     let store = S3Store::from_env(config.bucket.clone()).await;
     let catalog = GlueCatalog::from_env(config.database.clone()).await;
     let compactor = Compactor::new(store, catalog, config);

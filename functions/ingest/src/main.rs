@@ -11,7 +11,10 @@ use tributary_ingest::{Ingest, config_from_env, function_handler};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tributary_aws::logging::init();
-    let config = config_from_env()?;
+    let config = match config_from_env() {
+        Ok(config) => config,
+        Err(e) => return tributary_aws::startup::refuse_invocations(e).await,
+    };
     let store = S3Store::from_env(config.bucket.clone()).await;
     let ingest = Ingest::new(store, config);
     let ingest = &ingest;

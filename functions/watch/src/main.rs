@@ -8,7 +8,11 @@ use tributary_watch::{Watch, WatchConfig};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tributary_aws::logging::init();
-    let watch = Watch::new(LambdaMappings::from_env().await, WatchConfig::from_env()?);
+    let config = match WatchConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => return tributary_aws::startup::refuse_invocations(e).await,
+    };
+    let watch = Watch::new(LambdaMappings::from_env().await, config);
     let watch = &watch;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
         watch.handle().await.map_err(|e| {

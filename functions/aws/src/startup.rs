@@ -1,0 +1,43 @@
+//! What a function does when its configuration is refused at start-up.
+//!
+//! A Lambda function whose `main` returns an error before the runtime loop starts is reported by
+//! Lambda as `Runtime.ExitError` (an init failure): the real reason reaches only the log, not the
+//! invocation's `errorType`, the event source mapping's failure record or an alarm's dimensions.
+//! So a refused configuration (a moved prefix, a malformed `TRIBUTARY_CONFIG`, no mapping UUID)
+//! starts the runtime anyway and fails every invocation with `errorType` `ConfigError` and the
+//! reason, until the stack is fixed. Nothing is processed, so nothing is committed: the event
+//! source mapping retries its batch, and EventBridge and the schedules retry their triggers.
+
+use std::fmt::Display;
+
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+/// The `errorType` of an invocation refused for its function's configuration.
+pub const CONFIG_ERROR: &str = "ConfigError";
+
+/// The error every invocation answers while the configuration is refused.
+pub fn refusal(reason: &impl Display) -> Diagnostic {
+    Diagnostic { error_type: CONFIG_ERROR.into(), error_message: format!("the function's configuration is refused: {reason}") }
+}
+
+/// Runs the runtime loop, failing every invocation with [`refusal`]. Returns only when the
+/// runtime itself fails.
+pub async fn refuse_invocations(reason: impl Display) -> Result<(), Error> {
+    tracing::error!(error = %reason, "configuration refused; every invocation fails with ConfigError until it is fixed");
+    let reason = reason.to_string();
+    let reason = &reason;
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move { Err::<Value, Diagnostic>(refusal(reason)) })).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_configuration_names_itself_and_its_reason() {
+        let d = refusal(&"table_prefix is moved to \"x/\"");
+        assert_eq!(d.error_type, "ConfigError");
+        assert!(d.error_message.ends_with("refused: table_prefix is moved to \"x/\""), "{}", d.error_message);
+    }
+}
