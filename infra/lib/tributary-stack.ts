@@ -66,8 +66,31 @@ export function tableNameOf(topic: string): string {
   return (/^[a-z]/.test(s) ? s : `t_${s}`).slice(0, 255);
 }
 
+/**
+ * The areas the stack's grants, EventBridge patterns and lifecycle rules name. The functions refuse
+ * a `TributaryConfig` that moves one (functions/core/src/config.rs, `refuse_moved_areas`); the CDK
+ * app refuses it before anything deploys. SAM cannot parse JSON in a Rule: there the functions'
+ * `ConfigError` is the refusal.
+ */
+const FIXED_AREAS: Record<string, string> = { table_prefix: "tables/", dead_letter_prefix: "dead-letter/", state_prefix: "_tributary/" };
+
 /** What the SAM template's Rules refuse, refused at synth time. */
-function validate(p: { kafka: KafkaSource; authSecretArn?: string; authMechanism: string; authSecretKmsKeyArn?: string }) {
+function validate(p: { kafka: KafkaSource; authSecretArn?: string; authMechanism: string; authSecretKmsKeyArn?: string; tributaryConfig: string }) {
+  let config: unknown;
+  try {
+    config = JSON.parse(p.tributaryConfig);
+  } catch (e) {
+    throw new Error(`tributaryConfig is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new Error("tributaryConfig must be a JSON object");
+  }
+  for (const [name, fixed] of Object.entries(FIXED_AREAS)) {
+    const value = (config as Record<string, unknown>)[name];
+    if (value !== undefined && value !== fixed) {
+      throw new Error(`tributaryConfig ${name} ${JSON.stringify(value)}: the stack grants, triggers and expires by ${JSON.stringify(fixed)} only; remove ${name}`);
+    }
+  }
   if (p.kafka.kind === "msk" && p.authSecretArn) {
     if (p.authMechanism !== "SASL_SCRAM_512_AUTH") {
       throw new Error("Amazon MSK authenticates a secret with SASL_SCRAM_512_AUTH only (SCRAM-SHA-512)");

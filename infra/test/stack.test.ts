@@ -226,6 +226,16 @@ test("SASL/SCRAM on MSK: SCRAM-512 only, with the secret's key usable through Se
   assert.ok(!JSON.stringify(synth().findResources("AWS::IAM::Policy")).includes("kms:ViaService"));
 });
 
+test("a tributaryConfig that moves an area the stack names is refused at synth, as the functions refuse it", () => {
+  for (const name of ["table_prefix", "dead_letter_prefix", "state_prefix"]) {
+    assert.throws(() => stack(undefined, { tributaryConfig: JSON.stringify({ [name]: "elsewhere/" }) }), new RegExp(`${name} "elsewhere/"`));
+  }
+  assert.throws(() => stack(undefined, { tributaryConfig: "{not json" }), /not JSON/);
+  assert.throws(() => stack(undefined, { tributaryConfig: "[]" }), /JSON object/);
+  // The defaults spelt out, and everything else, pass.
+  stack(undefined, { tributaryConfig: JSON.stringify({ table_prefix: "tables/", state_prefix: "_tributary/", topics: { t: { conflicts: "rescue" } } }) });
+});
+
 test("replaced files: no tag lifecycle rule, no tagging grant, the retention in compact's environment", () => {
   const t = synth();
   const [bucket] = Object.values(t.findResources("AWS::S3::Bucket")) as any[];
