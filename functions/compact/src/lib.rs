@@ -18,7 +18,8 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use serde::Serialize;
 use serde_json::Value;
 use tributary_aws::{
-    CatalogError, MultipartWrite, ObjectMeta, ObjectRead, ObjectWrite, PartitionLocation, StoreError, get_json, put_json_if,
+    CatalogError, MultipartWrite, ObjectMeta, ObjectRead, ObjectWrite, PartitionLocation, Precondition, StoreError, get_json,
+    put_json_if,
 };
 use tributary_core::Config;
 use tributary_core::compaction::{
@@ -220,6 +221,8 @@ where
     /// Handles one invocation. `attempt` names this compactor in leases (the request id).
     pub async fn handle(&self, event: &Value, attempt: &str) -> Result<CompactResponse, CompactError> {
         let mut resp = CompactResponse::default();
+        // Partitions a retire marker names: their marker goes once nothing is left to delete.
+        let mut marked = BTreeSet::new();
         let partitions: BTreeSet<(String, TimePartition)> = match parse_trigger(event)? {
             Trigger::Keys(keys) => {
                 let mut set = BTreeSet::new();
@@ -233,19 +236,25 @@ where
                 }
                 set
             }
-            Trigger::Sweep => self.sweep_partitions().await?,
+            Trigger::Sweep => {
+                marked = self.retire_marked_partitions().await?;
+                let mut set = self.sweep_partitions().await?;
+                set.extend(marked.iter().cloned());
+                set
+            }
         };
         // One failing partition does not hold back the others; the invocation still fails, so
         // the trigger retries (and the sweep comes back to it).
         let mut first_error = None;
         for (table, tp) in partitions {
             resp.partitions_seen += 1;
-            match self.retire_replaced(&table, &tp).await {
-                Ok(n) => resp.replaced_deleted += n,
-                Err(e) => {
-                    tracing::error!(table, partition = %tp.path(), error = %e, "replaced files not deleted");
-                    first_error.get_or_insert(e);
-                }
+            let mut retired = self.retire_replaced(&table, &tp).await.map(|n| resp.replaced_deleted += n);
+            if retired.is_ok() && marked.contains(&(table.clone(), tp.clone())) {
+                retired = self.release_retire_marker(&table, &tp).await;
+            }
+            if let Err(e) = retired {
+                tracing::error!(table, partition = %tp.path(), error = %e, "replaced files not deleted");
+                first_error.get_or_insert(e);
             }
             match self.compact_partition(&table, &tp, attempt).await {
                 Ok((outcome, lag)) => {
@@ -295,6 +304,28 @@ where
             }
         }
         Ok(out)
+    }
+
+    /// Partitions whose switches replaced files that may not all be deleted yet, of any age.
+    async fn retire_marked_partitions(&self) -> Result<BTreeSet<(String, TimePartition)>, CompactError> {
+        let listed = self.store.list(&compaction::retire_markers_prefix(&self.config)).await?;
+        Ok(listed.iter().filter_map(|m| compaction::partition_of_retire_marker(&self.config, &m.key)).collect())
+    }
+
+    /// Deletes a partition's retire marker once nothing is left to delete there. A switch that
+    /// began before the delete puts its marker before its state lists the files, and its closing
+    /// is in the state by then: reading the state again after the delete sees it, and the marker
+    /// is put back.
+    async fn release_retire_marker(&self, table: &str, tp: &TimePartition) -> Result<(), CompactError> {
+        if self.load_state(table, tp).await?.0.retirement_pending((self.clock)()) {
+            return Ok(());
+        }
+        let marker = compaction::retire_marker_key(&self.config, table, tp);
+        self.store.delete(&marker).await?;
+        if self.load_state(table, tp).await?.0.retirement_pending((self.clock)()) {
+            self.store.put(&marker, bytes::Bytes::new(), Precondition::None).await?;
+        }
+        Ok(())
     }
 
     async fn load_state(&self, table: &str, tp: &TimePartition) -> Result<(PartitionState, Option<String>), CompactError> {
@@ -480,6 +511,12 @@ where
             tracing::info!(table, partition = %tp.path(), "partition not in the catalog yet");
         }
         self.check(CrashPoint::AfterSwitch)?;
+        if !replaced.is_empty() {
+            // Before the state lists them: the sweep finds the partition by this marker whatever
+            // its age, and deletes them once their retention has passed.
+            let marker = compaction::retire_marker_key(&self.config, table, tp);
+            self.store.put(&marker, bytes::Bytes::new(), Precondition::None).await?;
+        }
         let mut current = state;
         loop {
             let Some(next) = current.finish_closing((self.clock)(), replaced.clone()) else {

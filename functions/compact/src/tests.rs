@@ -172,6 +172,35 @@ async fn replaced_files_are_deleted_after_the_retention_since_their_switch() {
     assert_eq!(r.replaced_deleted, 0, "deleted once");
 }
 
+/// Late data compacted a month-old partition again: the sweep's look-back, by date, never
+/// reaches it, so its retire marker brings the sweep there until the replaced files are gone.
+#[tokio::test]
+async fn the_sweep_deletes_what_a_switch_of_an_old_partition_replaced_by_its_marker() {
+    const SWITCH: i64 = LATER + 30 * 86_400_000;
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(SWITCH));
+    let w = world_with(4, at_t0, |c| c.compaction.replaced_retention_hours = 6);
+    let c = w.compactor_on(&clock);
+    for i in 0..4 {
+        w.ingest(0, i * 10, 10).await;
+    }
+    let key = "tables/t/dt=2026-11-22/hr=03/part-t~0~0~9.parquet";
+    let event =
+        json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {"bucket": {"name": "b"}, "object": {"key": key}}});
+    assert_eq!(c.handle(&event, "c1").await.unwrap().compacted.len(), 1);
+    let marker = "_tributary/retire/t/dt=2026-11-22/hr=03".to_string();
+    assert!(w.store.keys().contains(&marker), "the switch marks the partition");
+    let sweep = json!({"tributary": "sweep"});
+    assert_eq!(c.handle(&sweep, "c2").await.unwrap().replaced_deleted, 0, "not before the retention");
+    assert!(w.store.keys().contains(&marker));
+    clock.store(SWITCH + 6 * 3_600_000, std::sync::atomic::Ordering::SeqCst);
+    let r = c.handle(&sweep, "c3").await.unwrap();
+    assert_eq!((r.partitions_seen, r.replaced_deleted), (1, 4));
+    assert!(!w.store.keys().iter().any(|k| k.starts_with("tables/t/dt=2026-11-22/hr=03/part-")), "the ingest files are gone");
+    assert!(!w.store.keys().contains(&marker), "nothing is left to delete: the marker goes");
+    assert_eq!(w.visible().await, expected(&[(0, 0..40)]), "readers lost nothing");
+    assert_eq!(c.handle(&sweep, "c4").await.unwrap().partitions_seen, 0, "the sweep no longer visits it");
+}
+
 #[tokio::test]
 async fn duplicates_are_removed() {
     let w = world(2, at_t0);

@@ -398,6 +398,14 @@ impl PartitionState {
         Some((keys, next))
     }
 
+    /// Whether replaced files may still be waiting for deletion here: a switch lists some, or one
+    /// under way (a closing, or a live lease) may list some when it commits.
+    pub fn retirement_pending(&self, now_ms: i64) -> bool {
+        self.closing.is_some()
+            || self.lease.as_ref().is_some_and(|l| l.expires_ms > now_ms)
+            || self.history.iter().any(|t| !t.replaced.is_empty())
+    }
+
     /// For a writer that put `key` at `location`: where the file must also be copied to stay
     /// visible, or `None` if it is visible (or folded into compacted files) already.
     pub fn follow(&self, location: &str, key: &str) -> Follow {
@@ -465,6 +473,27 @@ pub fn day_states_prefix(cfg: &Config, table: &str, day: &str) -> String {
 /// The time partition a state key ([`state_key`]) names.
 pub fn partition_of_state_key(key: &str) -> Option<TimePartition> {
     TimePartition::from_key(key.strip_suffix(".json")?)
+}
+
+/// The marker of a partition whose switch replaced files: written before the state lists them,
+/// deleted once none is left to delete. The sweep lists these, so a partition of any age that
+/// late data compacted again has its replaced files deleted, though the sweep's look-back, by
+/// date, never reaches it.
+pub fn retire_marker_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
+    format!("{}{table}/{}", retire_markers_prefix(cfg), tp.path().trim_end_matches('/'))
+}
+
+/// The prefix of every [`retire_marker_key`].
+pub fn retire_markers_prefix(cfg: &Config) -> String {
+    format!("{}retire/", cfg.state_prefix)
+}
+
+/// The table and time partition a [`retire_marker_key`] names.
+pub fn partition_of_retire_marker(cfg: &Config, key: &str) -> Option<(String, TimePartition)> {
+    let rest = key.strip_prefix(&retire_markers_prefix(cfg))?;
+    let (table, path) = rest.split_once('/')?;
+    let tp = TimePartition::from_key(path)?;
+    (retire_marker_key(cfg, table, &tp) == key).then(|| (table.to_string(), tp))
 }
 
 /// Name of the `k`-th compacted output file.
@@ -644,6 +673,13 @@ mod tests {
         assert!(s3.history.iter().all(|t| t.replaced.is_empty()));
         assert_eq!(s3.history.len(), 1, "the retired transition, older than a day, is pruned; the recent one stays");
         assert_eq!(s3.retire_due(i64::MAX / 2, retention), None, "nothing is deleted twice");
+        // What keeps a partition's retire marker: listed files, or a switch that may list some.
+        assert!(!s0.retirement_pending(0));
+        assert!(closing.retirement_pending(0), "a closing commits its replaced files later");
+        assert!(s1.retirement_pending(0) && s2.retirement_pending(0));
+        assert!(!s3.retirement_pending(0));
+        let leased = PartitionState { lease: Some(Lease { owner: "c".into(), expires_ms: 10 }), ..s3.clone() };
+        assert!(leased.retirement_pending(9) && !leased.retirement_pending(10), "a live lease only");
     }
 
     #[test]
@@ -659,7 +695,13 @@ mod tests {
         for p in [tp("2026-11-22", Some("03")), tp("2026-11-22", None)] {
             let key = state_key(&cfg, "t", &p);
             assert!(key.starts_with(&day_states_prefix(&cfg, "t", "2026-11-22")), "{key}");
-            assert_eq!(partition_of_state_key(&key), Some(p));
+            assert_eq!(partition_of_state_key(&key), Some(p.clone()));
+            let marker = retire_marker_key(&cfg, "t", &p);
+            assert!(marker.starts_with("_tributary/retire/t/dt=2026-11-22"), "{marker}");
+            assert_eq!(partition_of_retire_marker(&cfg, &marker), Some(("t".to_string(), p)));
+        }
+        for key in ["_tributary/retire/t", "_tributary/retire/t/x", "_tributary/partitions/t/dt=2026-11-22.json"] {
+            assert_eq!(partition_of_retire_marker(&cfg, key), None, "{key}");
         }
     }
 
