@@ -30,6 +30,8 @@ pub enum RejectKind {
     InvalidJson,
     NotAnObject,
     IntegerOutOfRange,
+    /// A JSON number beyond `double`'s range (`1e400`): valid JSON that no numeric column holds.
+    NumberOutOfRange,
     FieldTooLarge,
     TooDeep,
     DuplicateKey,
@@ -49,6 +51,7 @@ impl RejectKind {
             RejectKind::InvalidJson => "invalid_json",
             RejectKind::NotAnObject => "not_an_object",
             RejectKind::IntegerOutOfRange => "integer_out_of_range",
+            RejectKind::NumberOutOfRange => "number_out_of_range",
             RejectKind::FieldTooLarge => "field_too_large",
             RejectKind::TooDeep => "too_deep",
             RejectKind::DuplicateKey => "duplicate_key",
@@ -221,11 +224,17 @@ fn infer_at(bytes: &[u8], opts: &ShapeOptions, depth: usize) -> Result<Shape, Re
     let kind = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = ShapeSeed { depth, opts, kind: &kind };
-    let shape = seed
-        .deserialize(&mut de)
-        .and_then(|s| de.end().map(|_| s))
-        .map_err(|e| Reject::new(kind.get().unwrap_or(RejectKind::InvalidJson), e.to_string()))?;
+    let shape = seed.deserialize(&mut de).and_then(|s| de.end().map(|_| s)).map_err(|e| {
+        let fallback = if out_of_range(&e) { RejectKind::NumberOutOfRange } else { RejectKind::InvalidJson };
+        Reject::new(kind.get().unwrap_or(fallback), e.to_string())
+    })?;
     Ok(shape)
+}
+
+/// Whether serde_json refused valid JSON for a number past `f64`'s range (`1e400`). It names no
+/// error code publicly; the message for this one is fixed ("number out of range at line L column C").
+fn out_of_range(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("number out of range")
 }
 
 /// A UTF-8 byte-order mark. RFC 8259 lets a parser ignore one: records are read without it.
@@ -249,7 +258,10 @@ pub struct RecordShape {
 
 /// Whether a reason concerns one field, which can be rescued, rather than the whole record.
 fn field_level(kind: RejectKind) -> bool {
-    matches!(kind, RejectKind::MixedArray | RejectKind::DuplicateKey | RejectKind::IntegerOutOfRange)
+    matches!(
+        kind,
+        RejectKind::MixedArray | RejectKind::DuplicateKey | RejectKind::IntegerOutOfRange | RejectKind::NumberOutOfRange
+    )
 }
 
 /// Reads one record, which must be a JSON object. Only what makes the record undecodable refuses
@@ -317,7 +329,8 @@ pub fn split_fields(body: &[u8]) -> Result<Vec<(String, &str)>, Reject> {
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let fields = de::Deserializer::deserialize_map(&mut de, Fields).and_then(|f| de.end().map(|_| f)).map_err(|e| {
-        let kind = if e.is_data() { RejectKind::NotAnObject } else { RejectKind::InvalidJson };
+        // A number out of range here is the whole value: valid JSON, not an object.
+        let kind = if e.is_data() || out_of_range(&e) { RejectKind::NotAnObject } else { RejectKind::InvalidJson };
         Reject::new(kind, e.to_string())
     })?;
     Ok(fields)
@@ -643,7 +656,9 @@ mod tests {
         let f =
             fields(read(br#"{"zip":340282366920938463463374607431768211455,"u":18446744073709551615,"n":-9223372036854775809}"#));
         assert_eq!(f.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(), [Shape::HugeInt, Shape::UInt64, Shape::UInt64]);
-        let f = fields(read(br#"{"a":[1,"x"],"b":{"c":1,"c":2},"d":[340282366920938463463374607431768211455],"e":1}"#));
+        let f = fields(read(
+            br#"{"a":[1,"x"],"b":{"c":1,"c":2},"d":[340282366920938463463374607431768211455],"e":1,"f":1e400,"g":{"h":-2E+999}}"#,
+        ));
         let kinds: Vec<Option<RejectKind>> = f
             .iter()
             .map(|(_, s)| match s {
@@ -653,8 +668,18 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            [Some(RejectKind::MixedArray), Some(RejectKind::DuplicateKey), Some(RejectKind::IntegerOutOfRange), None]
+            [
+                Some(RejectKind::MixedArray),
+                Some(RejectKind::DuplicateKey),
+                Some(RejectKind::IntegerOutOfRange),
+                None,
+                Some(RejectKind::NumberOutOfRange),
+                Some(RejectKind::NumberOutOfRange)
+            ]
         );
+        // Beyond double's range is valid JSON; a malformed number is not.
+        assert_eq!(kind(b"1e400"), RejectKind::NotAnObject);
+        assert_eq!(kind(br#"{"a":1e}"#), RejectKind::InvalidJson);
         // A repeated key keeps its last value; a byte-order mark is stripped and counted.
         let r = read(b"\xEF\xBB\xBF{\"k\":1,\"j\":true,\"k\":\"last\"}");
         assert!(r.byte_order_mark);
