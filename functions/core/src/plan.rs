@@ -574,9 +574,10 @@ pub struct Learned {
 }
 
 /// For a batch the table's schema does not describe yet (the first batch of a table, a new
-/// field): learns the schema its first [`LEARN_SAMPLE`] records ask for, and builds the batch
-/// with it by [`build_flat`]. `None` when the sample brings nothing new, or a record after it
-/// would change the learned schema: then [`screen`] and [`build`] decide.
+/// field, its first field to rescue): learns the schema its first [`LEARN_SAMPLE`] records ask
+/// for, with the rescued-data column if a record needs it, and builds the batch with it by
+/// [`build_flat`]. `None` when that teaches nothing new, or a record after the sample would
+/// change the learned schema: then [`screen`] and [`build`] decide.
 ///
 /// When it returns a result, it is the one screening the whole batch would have given: every
 /// record either fits the learned schema as it is or adds nothing to the sample's shape, so the
@@ -606,15 +607,18 @@ fn learn_from(
         }
     }
     let mut learned = schema.clone();
-    if !learned.evolve(&shape) {
-        return Ok(None);
+    // A sample that brings no new field still teaches the rescued-data column when a record
+    // needs it: a table's first rescue then stays on the flat path too.
+    let evolved = learned.evolve(&shape);
+    if !evolved && (learned.rescues || !learned.can_rescue()) {
+        return Ok(None); // nothing this pass could teach
     }
     let mut rescues = false;
     loop {
         match flat_pass(cfg, batches, &learned, Some(&shape))? {
-            Flat::Built(built) => return Ok(Some(Learned { shape, rescues, schema: learned, built })),
+            Flat::Built(built) if evolved || rescues => return Ok(Some(Learned { shape, rescues, schema: learned, built })),
             Flat::NeedsRescueColumn if !rescues && learned.add_rescue_column() => rescues = true,
-            Flat::NeedsRescueColumn | Flat::Declined => return Ok(None),
+            Flat::Built(_) | Flat::NeedsRescueColumn | Flat::Declined => return Ok(None),
         }
     }
 }
@@ -752,6 +756,22 @@ mod tests {
             for (f, s) in fast.files.iter().zip(&slow.files) {
                 assert_eq!((&f.partition, &f.range, &f.rows), (&s.partition, &s.range, &s.rows));
             }
+        }
+        // A table without the rescued-data column meets its first field to rescue: the flat
+        // pass asks for the column, and the learned path adds it and stays flat.
+        let mut plain = TableSchema::default();
+        plain.evolve(&s.batch_shape);
+        let b = event_batches(&values);
+        let tbs = &by_table(&cfg, &b)["cust_data"];
+        assert!(build_flat(&cfg, tbs, &plain).unwrap().is_none());
+        let l = build_learned(&cfg, tbs, &plain).unwrap().expect("the column is learned in the flat pass");
+        assert!(l.rescues);
+        assert_eq!(l.schema, schema);
+        let slow = build_rescuing(&cfg, &screen(&cfg, "cust_data", tbs), &mut plain).unwrap();
+        assert_eq!((l.built.rescued_rows(), l.built.dead_lettered()), (slow.rescued_rows(), slow.dead_lettered()));
+        assert_eq!(l.built.files.len(), slow.files.len());
+        for (f, s) in l.built.files.iter().zip(&slow.files) {
+            assert_eq!((&f.partition, &f.range, &f.rows), (&s.partition, &s.range, &s.rows));
         }
         // A field the schema lacks: screening decides.
         values[9] = Some(br#"{"brand_new":1}"#);

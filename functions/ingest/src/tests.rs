@@ -341,4 +341,89 @@ async fn a_table_whose_data_column_took_the_rescued_name_dead_letters_instead() 
     assert_eq!((out.total.rows_written, out.total.dead_lettered), (2, 1), "{:?}", out.total);
     assert_eq!(out.total.rejected["schema_conflict"], 1);
     assert!(out.total.balanced());
+    // The data column keeps its values: the key `_rescued_data` still lands in it.
+    let rows = table_rows(&ing.store, "t").await;
+    let values: Vec<_> = rows.iter().map(|(o, r)| (*o, r.get("_rescued_data").cloned().flatten())).collect();
+    assert_eq!(values, [(0, None), (2, Some("7".to_string()))]);
+}
+
+/// Every row of the table's data files as (offset, column name → value as text), by offset.
+async fn table_rows(store: &MemoryStore, table: &str) -> Vec<(i64, std::collections::BTreeMap<String, Option<String>>)> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    let mut rows = Vec::new();
+    let prefix = format!("tables/{table}/");
+    for k in store.keys().iter().filter(|k| k.starts_with(&prefix) && k.ends_with(".parquet")) {
+        for b in tributary_core::parquet_io::decode(store.get(k).await.unwrap().unwrap().body).unwrap() {
+            let offsets = b.column_by_name("_kafka_offset").unwrap().as_primitive::<arrow_array::types::Int64Type>().clone();
+            for i in 0..b.num_rows() {
+                let mut row = std::collections::BTreeMap::new();
+                for (f, col) in b.schema().fields().iter().zip(b.columns()) {
+                    let text = match col.data_type() {
+                        _ if col.is_null(i) => None,
+                        arrow_schema::DataType::Utf8 => Some(col.as_string::<i32>().value(i).to_string()),
+                        arrow_schema::DataType::Decimal128(..) => {
+                            Some(col.as_primitive::<arrow_array::types::Decimal128Type>().value_as_string(i))
+                        }
+                        arrow_schema::DataType::Int64 => {
+                            Some(col.as_primitive::<arrow_array::types::Int64Type>().value(i).to_string())
+                        }
+                        _ => continue,
+                    };
+                    row.insert(f.name().clone(), text);
+                }
+                rows.push((offsets.value(i), row));
+            }
+        }
+    }
+    rows.sort_by_key(|(o, _)| *o);
+    rows
+}
+
+static EMF_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Pinned columns take what they hold exactly and rescue the rest, end to end: a number or a
+/// boolean in a pinned `string` column keeps its JSON text; a pinned `decimal(6,2)` takes what
+/// fits and rescues a value with digits below its scale or too many before the point. A
+/// byte-order mark is stripped, counted, and both counts reach the EMF line.
+#[tokio::test]
+async fn pinned_columns_keep_exact_values_and_the_counts_reach_the_metrics() {
+    let json = r#"{"bucket":"b","topics":{"p":{"table":"pinned","schema":[{"name":"id","type":"bigint"},
+        {"name":"code","type":"string"},{"name":"price","type":"decimal(6,2)"}]}}}"#;
+    let ing = Ingest::new(MemoryStore::new(), Config::from_json(json).unwrap())
+        .with_metrics_sink(|line| EMF_LINES.lock().unwrap().push(line.into()));
+    let recs = records(
+        &[
+            br#"{"id":0,"code":1.50,"price":12.5}"#,
+            br#"{"id":1,"code":true,"price":"x"}"#,
+            br#"{"id":2,"code":"s","price":12.345}"#,
+            br#"{"id":3,"price":123456.7}"#,
+            b"\xEF\xBB\xBF{\"id\":4,\"code\":1e3,\"price\":-9999.99}",
+        ],
+        0,
+    );
+    let out = ing.handle(build_event("aws:kafka", "p", 0, &recs)).await.unwrap();
+    let t = &out.total;
+    assert_eq!((t.rows_written, t.rows_rescued, t.byte_order_marks, t.dead_lettered), (5, 3, 1, 0), "{t:?}");
+    assert!(t.balanced());
+    let rows = table_rows(&ing.store, "pinned").await;
+    let col = |name: &str| rows.iter().map(|(_, r)| r.get(name).cloned().flatten()).collect::<Vec<_>>();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(rows.iter().map(|(o, _)| *o).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(col("code"), [s("1.50"), s("true"), s("s"), None, s("1e3")]);
+    assert_eq!(col("price"), [s("12.50"), None, None, None, s("-9999.99")]);
+    let rescued: Vec<Option<serde_json::Value>> =
+        col("_rescued_data").into_iter().map(|v| v.map(|t| serde_json::from_str(&t).unwrap())).collect();
+    let j = |v: &str| Some(serde_json::from_str::<serde_json::Value>(v).unwrap());
+    assert_eq!(rescued, [None, j(r#"{"price":"x"}"#), j(r#"{"price":12.345}"#), j(r#"{"price":123456.7}"#), None]);
+    // The rescued text is the value as sent, not a float's rendering of it.
+    assert!(col("_rescued_data")[2].as_deref().unwrap().contains("12.345"));
+    let lines = EMF_LINES.lock().unwrap().clone();
+    let line: serde_json::Value = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["Table"] == "pinned")
+        .expect("an EMF line for the table");
+    assert_eq!((line["RowsRescued"].as_f64(), line["ByteOrderMarksStripped"].as_f64()), (Some(3.0), Some(1.0)), "{line}");
+    assert_eq!((line["RowsWritten"].as_f64(), line["DeadLettered"].as_f64()), (Some(5.0), Some(0.0)));
 }
