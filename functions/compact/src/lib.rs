@@ -396,7 +396,7 @@ where
         let lag =
             ingest.iter().filter_map(|m| m.last_modified_ms).min().map(|t| ((now - t) as f64 / 1000.0).max(0.0)).unwrap_or(0.0);
         let sizes: Vec<u64> = ingest.iter().map(|m| m.size).collect();
-        let Some(reason) = due(&self.config.compaction, tp, self.config.granularity, &sizes, compacted.len(), now) else {
+        let Some(reason) = due(&self.config.compaction, tp, &sizes, now) else {
             return Ok((Outcome::NotDue, lag));
         };
         if state.lease.as_ref().is_some_and(|l| l.expires_ms > now && l.owner != attempt) {

@@ -9,7 +9,7 @@ use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Granularity};
+use crate::config::Config;
 use crate::layout::{self, FileRange};
 use crate::naming::META_PREFIX;
 use crate::partition::TimePartition;
@@ -66,41 +66,30 @@ pub enum Due {
     Closed,
 }
 
-/// The end of a partition's window, in milliseconds.
-pub fn window_end_ms(tp: &TimePartition, g: Granularity) -> Option<i64> {
+/// The end of a partition's window, in milliseconds: an hour after `hr=`, or a day after `dt=`
+/// alone (the partition's own keys say its granularity).
+pub fn window_end_ms(tp: &TimePartition) -> Option<i64> {
     let day = chrono::NaiveDate::parse_from_str(&tp.dt, "%Y-%m-%d").ok()?;
-    let start = match (&tp.hr, g) {
-        (Some(hr), _) => day.and_hms_opt(hr.parse().ok()?, 0, 0)?,
-        (None, _) => day.and_hms_opt(0, 0, 0)?,
+    let (start, len) = match &tp.hr {
+        Some(hr) => (day.and_hms_opt(hr.parse().ok()?, 0, 0)?, chrono::Duration::hours(1)),
+        None => (day.and_hms_opt(0, 0, 0)?, chrono::Duration::days(1)),
     };
-    let len = if tp.hr.is_some() { chrono::Duration::hours(1) } else { chrono::Duration::days(1) };
     Some((start + len).and_utc().timestamp_millis())
 }
 
-/// Whether a partition whose current location holds `ingest_files` (sizes) and `compacted`
-/// compacted files is due at `now_ms`.
-pub fn due(
-    policy: &CompactionPolicy,
-    tp: &TimePartition,
-    g: Granularity,
-    ingest_files: &[u64],
-    compacted: usize,
-    now_ms: i64,
-) -> Option<Due> {
-    if ingest_files.is_empty() {
+/// Whether a partition whose current location holds ingest files of `ingest_sizes` bytes is due
+/// at `now_ms`: enough of them, or its window closed (plus grace). A closed partition with a
+/// single ingest file is rewritten too: one large, well-compressed file with big row groups.
+pub fn due(policy: &CompactionPolicy, tp: &TimePartition, ingest_sizes: &[u64], now_ms: i64) -> Option<Due> {
+    if ingest_sizes.is_empty() {
         return None;
     }
-    let bytes: u64 = ingest_files.iter().sum();
-    if ingest_files.len() >= policy.min_files || bytes >= policy.min_bytes {
+    let bytes: u64 = ingest_sizes.iter().sum();
+    if ingest_sizes.len() >= policy.min_files || bytes >= policy.min_bytes {
         return Some(Due::Size);
     }
-    let closed = window_end_ms(tp, g).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
-    // A closed partition with a single ingest file and nothing compacted still gets rewritten:
-    // one large, well-compressed file with big row groups.
-    if closed && (ingest_files.len() + compacted) >= 1 {
-        return Some(Due::Closed);
-    }
-    None
+    let closed = window_end_ms(tp).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
+    closed.then_some(Due::Closed)
 }
 
 /// Sorted, disjoint, inclusive offset intervals per topic-partition: what a partition holds.
@@ -534,16 +523,17 @@ mod tests {
     fn due_by_size_or_closed_window() {
         let p = CompactionPolicy { min_files: 3, min_bytes: 100, grace_seconds: 60, ..Default::default() };
         let h = tp("2026-11-22", Some("03"));
-        let end = window_end_ms(&h, Granularity::Hour).unwrap();
+        let end = window_end_ms(&h).unwrap();
         assert_eq!(end, 1_795_320_000_000);
-        assert_eq!(due(&p, &h, Granularity::Hour, &[], 1, end + 10_000_000), None);
-        assert_eq!(due(&p, &h, Granularity::Hour, &[10, 10], 0, end), None);
-        assert_eq!(due(&p, &h, Granularity::Hour, &[10, 10, 10], 0, end), Some(Due::Size));
-        assert_eq!(due(&p, &h, Granularity::Hour, &[200], 0, end), Some(Due::Size));
-        assert_eq!(due(&p, &h, Granularity::Hour, &[10], 0, end + 59_999), None);
-        assert_eq!(due(&p, &h, Granularity::Hour, &[10], 1, end + 60_000), Some(Due::Closed));
+        assert_eq!(due(&p, &h, &[], end + 10_000_000), None);
+        assert_eq!(due(&p, &h, &[10, 10], end), None);
+        assert_eq!(due(&p, &h, &[10, 10, 10], end), Some(Due::Size));
+        assert_eq!(due(&p, &h, &[200], end), Some(Due::Size));
+        assert_eq!(due(&p, &h, &[10], end + 59_999), None);
+        assert_eq!(due(&p, &h, &[10], end + 60_000), Some(Due::Closed));
         let d = tp("2026-11-22", None);
-        assert_eq!(window_end_ms(&d, Granularity::Day).unwrap(), 1_795_392_000_000);
+        assert_eq!(window_end_ms(&d).unwrap(), 1_795_392_000_000);
+        assert_eq!(due(&p, &d, &[10], 1_795_392_000_000 + 59_999), None, "a day's window closes at midnight");
     }
 
     #[test]
