@@ -11,6 +11,8 @@ scripts/validate-template.sh
 scripts/audit.sh
 echo "test: cargo fmt --check"
 cargo fmt --all --check
+echo "test: cargo clippy -D warnings (every target; an allow carries its reason beside it)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test: cargo build --bins (the Lambda binaries and the local tool must build, not only their libraries)"
 cargo build --workspace --bins --locked
 echo "test: cargo test (target dir $CARGO_TARGET_DIR)"

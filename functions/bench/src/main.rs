@@ -134,7 +134,7 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
         };
         split(2);
         for group in built.files {
-            let props = parquet_io::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20, Vec::new())?;
+            let props = parquet_io::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20)?;
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
             rows += group.rows.num_rows();
             rescued += group.rescued_rows();

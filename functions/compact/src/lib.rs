@@ -655,7 +655,7 @@ where
                         Some(Ok(b)) => b.clone(),
                         _ => return Err(CompactError::State("a row group decoded to nothing".into())),
                     };
-                    let props = writer_properties_for(&sample, policy.zstd_level, policy.row_group_rows, Vec::new())?;
+                    let props = writer_properties_for(&sample, policy.zstd_level, policy.row_group_rows)?;
                     let key = format!("{location}{}", compaction::output_name(outputs.len()));
                     *writer =
                         Some(PartWriter::start(&self.store, key, Encoder::pages(plan, props, policy.row_group_rows)?).await?);
@@ -690,7 +690,7 @@ where
         let mut seen = Seen::default();
         let mut outputs = Vec::new();
         let mut writer: Option<PartWriter<'_, S>> = None;
-        let props = |sample: &RecordBatch| writer_properties_for(sample, policy.zstd_level, policy.row_group_rows, Vec::new());
+        let props = |sample: &RecordBatch| writer_properties_for(sample, policy.zstd_level, policy.row_group_rows);
         for ((m, verdict), meta) in inputs.iter().zip(&verdicts).zip(metas) {
             if let Some(why) = verdict {
                 tracing::warn!(key = %m.key, reason = %why, "incompatible schema: file left as it is");

@@ -499,8 +499,7 @@ async fn an_incompatible_file_is_left_in_place_and_reported() {
     ])
     .unwrap();
     let bytes =
-        tributary_core::parquet_io::encode(&[batch], tributary_core::parquet_io::writer_properties(1, 1024, vec![]).unwrap())
-            .unwrap();
+        tributary_core::parquet_io::encode(&[batch], tributary_core::parquet_io::writer_properties(1, 1024).unwrap()).unwrap();
     let odd = "tables/t/dt=2026-11-22/hr=03/part-t~9~00000000000000000000~00000000000000000000.parquet";
     w.store.put(odd, bytes.into(), tributary_aws::Precondition::None).await.unwrap();
     let Outcome::Compacted(r) = w.compact("c").await.unwrap().0 else { panic!() };

@@ -629,7 +629,10 @@ mod tests {
         assert_eq!(closing.follow(&v1, &b), Follow::Done);
         let s1 = closing.finish_closing(1000, vec![]).unwrap();
         assert_eq!((s1.version, s1.location.as_str()), (1, v1.as_str()));
-        assert_eq!(closing.finish_closing(1000, vec![]), Some(s1.clone()), "same outcome whoever finishes");
+        // Whoever finishes reads the closing state from its stored JSON: the same switch results.
+        let stored: PartitionState = serde_json::from_slice(&serde_json::to_vec(&closing).unwrap()).unwrap();
+        assert_eq!(stored, closing, "the closing state survives being stored");
+        assert_eq!(stored.finish_closing(1000, vec![]), Some(s1.clone()), "same outcome whoever finishes");
         assert_eq!(s1.follow(&s0.location, &a), Follow::Done);
         assert_eq!(s1.follow(&s0.location, &b), Follow::CopyTo(v1.clone()));
         assert_eq!(s1.follow(&v1, &b), Follow::Done);

@@ -37,7 +37,7 @@ pub fn records(data: &[u8]) {
     let built = plan::build_rescuing(&cfg, &screened, &mut schema).expect("a batch of any values builds");
     assert_eq!(built.rows() + built.dead_lettered() + built.tombstones, built.records_in, "every record accounted for");
     for group in &built.files {
-        let props = parquet_io::writer_properties(1, 1 << 16, Vec::new()).expect("properties");
+        let props = parquet_io::writer_properties(1, 1 << 16).expect("properties");
         parquet_io::encode(std::slice::from_ref(&group.rows), props).expect("a built file encodes");
     }
     if let Some(flat) = plan::build_flat(&cfg, &[&batch], &schema).expect("the flat path builds") {

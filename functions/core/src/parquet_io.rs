@@ -11,18 +11,11 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
-/// Key of the file metadata entry that records the Kafka ranges a file holds.
-pub const RANGES_KEY: &str = "tributary.kafka_ranges";
-
-pub fn writer_properties(
-    zstd_level: i32,
-    row_group_rows: usize,
-    metadata: Vec<KeyValue>,
-) -> Result<WriterProperties, ParquetError> {
+/// Writer settings for every file Tributary writes, at a zstd level and a row group size.
+pub fn writer_properties(zstd_level: i32, row_group_rows: usize) -> Result<WriterProperties, ParquetError> {
     Ok(WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
@@ -30,7 +23,6 @@ pub fn writer_properties(
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_created_by(format!("tributary {}", env!("CARGO_PKG_VERSION")))
-        .set_key_value_metadata(Some(metadata))
         .build())
 }
 
@@ -72,9 +64,8 @@ pub fn writer_properties_for(
     sample: &RecordBatch,
     zstd_level: i32,
     row_group_rows: usize,
-    metadata: Vec<KeyValue>,
 ) -> Result<WriterProperties, ParquetError> {
-    let mut b = writer_properties(zstd_level, row_group_rows, metadata)?.into_builder();
+    let mut b = writer_properties(zstd_level, row_group_rows)?.into_builder();
     for name in without_dictionary(sample) {
         b = b.set_column_dictionary_enabled(ColumnPath::new(vec![name]), false);
     }
@@ -115,11 +106,7 @@ mod tests {
         let d = decode_values(&s, &[v.as_bytes()], &[]).unwrap();
         let rows = [RowMeta { topic: "t", partition: 0, offset: 0, timestamp_ms: 0, key: None, headers: &[] }];
         let batch = assemble(&s, d.data.as_ref(), &rows).unwrap();
-        let bytes = encode(
-            std::slice::from_ref(&batch),
-            writer_properties(1, 1 << 20, vec![KeyValue::new(RANGES_KEY.into(), "t~0~0~0".to_string())]).unwrap(),
-        )
-        .unwrap();
+        let bytes = encode(std::slice::from_ref(&batch), writer_properties(1, 1 << 20).unwrap()).unwrap();
         let back = decode(bytes.clone()).unwrap();
         assert_eq!(back[0], batch);
 
@@ -128,8 +115,6 @@ mod tests {
         let text = format!("{:?}", meta.schema_descr());
         assert!(!text.contains("INT96"), "{text}");
         assert!(!text.contains("is_signed: false"), "{text}");
-        let kv = meta.key_value_metadata().unwrap();
-        assert!(kv.iter().any(|k| k.key == RANGES_KEY));
         for c in meta.schema_descr().columns() {
             assert_eq!(c.name(), c.name().to_lowercase());
         }
@@ -151,7 +136,7 @@ mod tests {
         assert_eq!(without_dictionary(&batch), ["offset", "mail"]);
         assert!(without_dictionary(&batch.slice(0, 100)).is_empty(), "a small sample keeps every dictionary");
         // The file reads back the same, and its unique columns are not dictionary encoded.
-        let bytes = encode(std::slice::from_ref(&batch), writer_properties_for(&batch, 1, 1 << 20, vec![]).unwrap()).unwrap();
+        let bytes = encode(std::slice::from_ref(&batch), writer_properties_for(&batch, 1, 1 << 20).unwrap()).unwrap();
         assert_eq!(decode(bytes.clone()).unwrap()[0], batch);
         let r = SerializedFileReader::new(Bytes::from(bytes)).unwrap();
         let dict: Vec<bool> = r.metadata().row_group(0).columns().iter().map(|c| c.dictionary_page_offset().is_some()).collect();

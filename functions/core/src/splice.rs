@@ -605,7 +605,7 @@ mod tests {
 
     /// A file with dictionaries where `sample`'s values repeat.
     fn file(batches: &[RecordBatch], row_group_rows: usize, sample: &RecordBatch) -> Bytes {
-        let props = writer_properties_for(sample, 1, row_group_rows, Vec::new()).unwrap();
+        let props = writer_properties_for(sample, 1, row_group_rows).unwrap();
         Bytes::from(encode(batches, props).unwrap())
     }
 
@@ -616,14 +616,8 @@ mod tests {
     fn splice(files: &[Bytes], row_group_rows: usize) -> (SplicePlan, Bytes) {
         let metas: Vec<_> = files.iter().map(|f| meta(f, PageIndexPolicy::Optional)).collect();
         let plan = SplicePlan::new(&metas, &["offset"]).expect("a plan");
-        let mut w = Splicer::try_new(
-            Vec::new(),
-            &plan,
-            writer_properties(3, row_group_rows, Vec::new()).unwrap(),
-            row_group_rows,
-            1 << 30,
-        )
-        .unwrap();
+        let mut w =
+            Splicer::try_new(Vec::new(), &plan, writer_properties(3, row_group_rows).unwrap(), row_group_rows, 1 << 30).unwrap();
         for (f, m) in files.iter().zip(&metas) {
             for rg in 0..m.metadata().num_row_groups() {
                 let r = Piece::range(m.metadata(), rg);
@@ -722,7 +716,7 @@ mod tests {
         let m0 = meta(&files[0], PageIndexPolicy::Optional);
         let r = Piece::range(m0.metadata(), 0);
         let piece = Piece::new(m0.clone(), 0, files[0].slice(r.start as usize..r.end as usize)).unwrap();
-        let mut w = Splicer::try_new(Vec::new(), &plan, writer_properties(3, 2048, Vec::new()).unwrap(), 2048, 1 << 30).unwrap();
+        let mut w = Splicer::try_new(Vec::new(), &plan, writer_properties(3, 2048).unwrap(), 2048, 1 << 30).unwrap();
         assert!(!w.push(&piece, plan.decode(&piece, 400).unwrap(), |_| Ok(false)).unwrap());
     }
 
@@ -741,7 +735,7 @@ mod tests {
         assert!(SplicePlan::new(&metas(&[&small]), &["offset"]).is_none());
         assert!(SplicePlan::new(&metas(&[&a, &small]), &["offset"]).is_none());
         // A column with a dictionary in one input is encoded again; the others are still copied.
-        let props = writer_properties(1, 1 << 20, Vec::new())
+        let props = writer_properties(1, 1 << 20)
             .unwrap()
             .into_builder()
             .set_column_dictionary_enabled(ColumnPath::from("score"), false)

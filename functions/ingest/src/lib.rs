@@ -22,7 +22,7 @@ use tributary_core::event::{self, EventError};
 use tributary_core::layout::{self, Coverage, FileRange};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::naming::RESCUED_COLUMN;
-use tributary_core::parquet_io::{self, RANGES_KEY};
+use tributary_core::parquet_io;
 use tributary_core::partition::TimePartition;
 use tributary_core::plan;
 
@@ -389,13 +389,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             }
             let location = partitions[&tp].location.clone();
             let key = format!("{location}{}.parquet", group.range.file_stem());
-            let ranges = format!("{}~{}~{}~{}", group.range.topic, group.range.partition, group.range.first, group.range.last);
-            let props = parquet_io::writer_properties_for(
-                &group.rows,
-                cfg.zstd_level,
-                1 << 20,
-                vec![parquet::file::metadata::KeyValue::new(RANGES_KEY.into(), ranges)],
-            )?;
+            let props = parquet_io::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20)?;
             let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
             report.rows_written += group.rows.num_rows();
             report.rows_rescued += group.rescued_rows();
