@@ -15,7 +15,7 @@ use tributary_aws::{GlueCatalog, ObjectRead, S3Store};
 use tributary_catalog::CatalogFn;
 use tributary_compact::Compactor;
 use tributary_core::Config;
-use tributary_core::dead_letter::DeadLetter;
+use tributary_core::ingest::dead_letter::DeadLetter;
 use tributary_ingest::Ingest;
 use tributary_tests::{Moto, Role};
 
@@ -109,7 +109,7 @@ async fn odd_field_names_become_valid_columns_and_lose_nothing() {
         let store = S3Store::new(moto.bucket(&bucket).await, &bucket);
         let ing = Ingest::new(store.clone(), Config { bucket: bucket.clone(), ..Config::default() }).with_metrics_sink(|_| {});
         let recs = [(0i64, 1_795_316_400_000i64, None, Some(value.trim_ascii_end()), &[][..])];
-        let out = ing.handle(tributary_core::event::build_event("aws:kafka", "names", 0, &recs)).await.unwrap();
+        let out = ing.handle(tributary_core::kafka::build_event("aws:kafka", "names", 0, &recs)).await.unwrap();
         assert_eq!(out.total.rows_written + out.total.dead_lettered, 1, "{name}: {out:?}");
         if out.total.dead_lettered == 1 {
             assert!(name.starts_with("collide--"), "{name}: dead-lettered: {:?}", out.total.rejected);
@@ -117,7 +117,7 @@ async fn odd_field_names_become_valid_columns_and_lose_nothing() {
         }
         let key = out.total.objects.iter().find(|k| k.ends_with(".parquet")).unwrap();
         let body = store.get(key).await.unwrap().unwrap().body;
-        let batches = tributary_core::parquet_io::decode(body).unwrap();
+        let batches = tributary_core::parquet::write::decode(body).unwrap();
         let schema = batches[0].schema();
         let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let distinct: std::collections::BTreeSet<&&str> = columns.iter().collect();

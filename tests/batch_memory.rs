@@ -5,9 +5,9 @@
 
 use tributary_aws::S3Store;
 use tributary_core::Config;
-use tributary_core::event::SampleRecord;
-use tributary_core::event::{build_event, parse_event};
-use tributary_core::sample::{Rng, customer};
+use tributary_core::kafka::SampleRecord;
+use tributary_core::kafka::{build_event, parse_event};
+use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
 use tributary_tests::Moto;
 

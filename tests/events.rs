@@ -1,7 +1,7 @@
 //! The sample events in `events/` parse as AWS sends them.
 
 use aws_lambda_events::event::s3::S3Event;
-use tributary_core::event::{batches, parse_event};
+use tributary_core::kafka::{batches, parse_event};
 use tributary_core::layout::{FileRange, decode_event_key};
 use tributary_tests::event_file;
 

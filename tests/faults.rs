@@ -34,9 +34,9 @@ use tributary_compact::{Compactor, CrashPoint};
 use tributary_core::Config;
 use tributary_core::compaction::PartitionState;
 use tributary_core::config::Granularity;
-use tributary_core::dead_letter::DeadLetter;
-use tributary_core::event::{SampleRecord, build_event};
-use tributary_core::partition::TimePartition;
+use tributary_core::ingest::dead_letter::DeadLetter;
+use tributary_core::kafka::{SampleRecord, build_event};
+use tributary_core::layout::time_partition::TimePartition;
 use tributary_ingest::Ingest;
 use tributary_local::pipeline::object_created;
 use tributary_tests::faults::{Fault, Faults, Faulty};
@@ -497,7 +497,7 @@ impl Schedule {
         self.faults.per_mille.store(0, Ordering::SeqCst);
         // Past every invocation's deadline: the claims of writers that died before their put
         // are void (a live writer would have finished by then).
-        self.clock.fetch_add(tributary_core::claims::DEFAULT_CLAIM_MS + 1, Ordering::SeqCst);
+        self.clock.fetch_add(tributary_core::ingest::claims::DEFAULT_CLAIM_MS + 1, Ordering::SeqCst);
         while !self.pending().is_empty() {
             for p in self.pending() {
                 let start = self.committed[p] as usize;
@@ -624,7 +624,7 @@ impl Schedule {
         // Every registered partition points where its state says (no stale location left).
         for (values, location) in self.registered().await {
             let tp = TimePartition { dt: values[0].clone(), hr: values.get(1).cloned() };
-            let key = tributary_core::compaction::state_key(&self.config, TOPIC, &tp);
+            let key = tributary_core::layout::state_key(&self.config, TOPIC, &tp);
             let state: Option<tributary_aws::Versioned<PartitionState>> =
                 tributary_aws::get_json(&self.clean, &key).await.expect("state read");
             let want = state.map_or_else(|| PartitionState::initial(&self.config, TOPIC, &tp), |v| v.value);

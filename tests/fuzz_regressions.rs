@@ -1,10 +1,10 @@
 //! Replays every input the fuzz targets (`tests/fuzz`) ever crashed on, kept under
 //! `tests/fuzz/regressions/<target>/`, and the bad-input corpora, through the same entry points
-//! (`tributary_core::fuzzing`): none may panic.
+//! (`tributary_core::testing::fuzz`): none may panic.
 
 use std::path::{Path, PathBuf};
 
-use tributary_core::fuzzing;
+use tributary_core::testing::fuzz;
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -23,9 +23,9 @@ type Target = (&'static str, fn(&[u8]), &'static [&'static str]);
 fn fuzz_regressions_and_corpora_never_panic() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let targets: [Target; 3] = [
-        ("records", fuzzing::records, &["corpus/bad-values"]),
-        ("kafka_event", fuzzing::kafka_event, &["corpus/bad-events", "../events"]),
-        ("s3_event", fuzzing::s3_event, &["corpus/bad-events", "../events"]),
+        ("records", fuzz::records, &["corpus/bad-values"]),
+        ("kafka_event", fuzz::kafka_event, &["corpus/bad-events", "../events"]),
+        ("s3_event", fuzz::s3_event, &["corpus/bad-events", "../events"]),
     ];
     let mut replayed = 0;
     for (target, run, corpora) in targets {

@@ -2,14 +2,14 @@
 //! pyarrow and DuckDB as well as by our own reader.
 
 use std::collections::BTreeMap;
-use tributary_core::event::SampleRecord;
+use tributary_core::kafka::SampleRecord;
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::value::RawValue;
 use tributary_aws::{ObjectRead, S3Store};
 use tributary_core::Config;
-use tributary_core::dead_letter::from_jsonl;
-use tributary_core::event::{build_event, parse_event};
+use tributary_core::ingest::dead_letter::from_jsonl;
+use tributary_core::kafka::{build_event, parse_event};
 use tributary_ingest::{Ingest, function_handler};
 use tributary_tests::{Moto, Role, bad_values, event_file, py_json};
 
@@ -78,7 +78,7 @@ async fn msk_batch_lands_as_parquet_that_independent_readers_agree_on() {
     let mut rows = 0;
     for m in ing.store.list("tables/customer_data/").await.unwrap() {
         let body = ing.store.get(&m.key).await.unwrap().unwrap().body;
-        rows += tributary_core::parquet_io::decode(body).unwrap().iter().map(|b| b.num_rows()).sum::<usize>();
+        rows += tributary_core::parquet::write::decode(body).unwrap().iter().map(|b| b.num_rows()).sum::<usize>();
     }
     assert_eq!(rows, 8);
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use tributary_aws::ObjectRead;
-use tributary_core::dead_letter::from_jsonl;
+use tributary_core::ingest::dead_letter::from_jsonl;
 use tributary_local::kafka::{Produced, create_topics, produce};
 use tributary_tests::{Tansu, py_json, tributary_bin};
 

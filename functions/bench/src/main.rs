@@ -18,12 +18,12 @@ use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore, ObjectRead, ObjectWrite, S3Store};
 use tributary_compact::{Compactor, Outcome};
 use tributary_core::Config;
-use tributary_core::event::{RawRecord, SampleRecord, TopicPartitionBatch, build_event};
-use tributary_core::parquet_io;
-use tributary_core::partition::TimePartition;
-use tributary_core::plan;
-use tributary_core::sample::{Rng, customer};
-use tributary_core::schema::TableSchema;
+use tributary_core::ingest;
+use tributary_core::kafka::{RawRecord, SampleRecord, TopicPartitionBatch, build_event};
+use tributary_core::layout::time_partition::TimePartition;
+use tributary_core::parquet::write as parquet_write;
+use tributary_core::table::schema::TableSchema;
+use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -113,9 +113,9 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
         split(0);
         // As ingest does: one flat pass with the known schema, or with one learned from the
         // batch's first records; else screening.
-        let flat = match plan::build_flat(&cfg, &[&batch], &schema)? {
+        let flat = match ingest::build_flat(&cfg, &[&batch], &schema)? {
             Some(built) => Some(built),
-            None => plan::build_learned(&cfg, &[&batch], &schema)?.map(|l| {
+            None => ingest::build_learned(&cfg, &[&batch], &schema)?.map(|l| {
                 schema = l.schema;
                 l.built
             }),
@@ -126,16 +126,16 @@ fn ingest_core(path: &Path, out_path: &Path) -> Result<serde_json::Value, Error>
                 built
             }
             None => {
-                let screened = plan::screen(&cfg, "customer_data", &[&batch]);
+                let screened = ingest::screen(&cfg, "customer_data", &[&batch]);
                 schema.evolve(&screened.batch_shape);
                 split(1);
-                plan::build_rescuing(&cfg, &screened, &mut schema)?
+                ingest::build_rescuing(&cfg, &screened, &mut schema)?
             }
         };
         split(2);
         for group in built.files {
-            let props = parquet_io::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20)?;
-            let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
+            let props = parquet_write::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20)?;
+            let body = parquet_write::encode(std::slice::from_ref(&group.rows), props)?;
             rows += group.rows.num_rows();
             rescued += group.rescued_rows();
             files += 1;
@@ -341,7 +341,7 @@ mod tests {
         let mut n = 0;
         for e in &evs {
             assert!(e.len() <= PAYLOAD_CAP, "{} bytes", e.len());
-            n += tributary_core::event::batches_from_slice(e).unwrap()[0].records.len();
+            n += tributary_core::kafka::batches_from_slice(e).unwrap()[0].records.len();
         }
         assert_eq!(n, 30_000);
     }

@@ -16,11 +16,12 @@ use serde_json::Value;
 use tributary_aws::{CatalogError, ObjectRead, PartitionLocation, StoreError, StoredTable, TableCatalog, TableDef, get_json};
 use tributary_core::Config;
 use tributary_core::catalog::{self, Evolution};
-use tributary_core::compaction::{self, PartitionState, is_ingest_file};
+use tributary_core::compaction::PartitionState;
+use tributary_core::layout::is_ingest_file;
+use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::layout::{object_created_keys, schema_key, schemas_prefix, table_of_schema_key};
 use tributary_core::metrics::{Emf, Unit};
-use tributary_core::partition::TimePartition;
-use tributary_core::schema::TableSchema;
+use tributary_core::table::schema::TableSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogFnError {
@@ -120,7 +121,7 @@ where
         match trigger_keys(event)? {
             Trigger::Keys(keys) => {
                 for key in keys {
-                    match compaction::table_partition(&self.config, &key).filter(|_| is_ingest_file(&key)) {
+                    match tributary_core::layout::table_partition(&self.config, &key).filter(|_| is_ingest_file(&key)) {
                         Some((t, tp)) => {
                             wanted.entry(t).or_default().insert(tp);
                         }
@@ -266,7 +267,11 @@ where
             match self.catalog.partition_location(table, values).await? {
                 Some(have) if have == want => return Ok(()),
                 // A compaction switched after our read of the state: never move readers back.
-                Some(have) if compaction::location_version(&have) > compaction::location_version(&want) => return Ok(()),
+                Some(have)
+                    if tributary_core::layout::location_version(&have) > tributary_core::layout::location_version(&want) =>
+                {
+                    return Ok(());
+                }
                 _ => {}
             }
             self.catalog.set_partition_location(table, values, &want).await?;
@@ -275,7 +280,7 @@ where
     }
 
     async fn location(&self, table: &str, tp: &TimePartition) -> Result<String, CatalogFnError> {
-        let key = compaction::state_key(&self.config, table, tp);
+        let key = tributary_core::layout::state_key(&self.config, table, tp);
         let state = match get_json::<PartitionState, _>(&self.store, &key).await? {
             Some(v) => v.value,
             None => PartitionState::initial(&self.config, table, tp),

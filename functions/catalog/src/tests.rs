@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tributary_core::event::SampleRecord;
+use tributary_core::kafka::SampleRecord;
 
 use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore, PartitionLocation, TableCatalog};
-use tributary_core::event::build_event;
+use tributary_core::kafka::build_event;
 use tributary_ingest::Ingest;
 
 use super::*;
@@ -44,7 +44,11 @@ impl World {
     /// Writes the state of partition `dt=2026-11-22/hr=03`, as a compaction that switched it.
     async fn switched_to(&self, version: u32, location: &str) {
         let state = PartitionState { version, location: location.into(), ..Default::default() };
-        let key = compaction::state_key(&self.f.config, "t", &TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) });
+        let key = tributary_core::layout::state_key(
+            &self.f.config,
+            "t",
+            &TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) },
+        );
         tributary_aws::put_json_if(self.store.as_ref(), &key, &state, None).await.unwrap();
     }
 

@@ -17,7 +17,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
 use tributary_aws::{MultipartWrite, ObjectRead, StoreError};
-use tributary_core::splice::{Piece, SplicePlan, Splicer};
+use tributary_core::parquet::splice::{Piece, SplicePlan, Splicer};
 
 /// One object as a Parquet source.
 pub struct ObjectReader<S> {

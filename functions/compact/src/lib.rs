@@ -22,15 +22,14 @@ use tributary_aws::{
     put_json_if,
 };
 use tributary_core::Config;
-use tributary_core::compaction::{
-    self, Closing, Lease, PartitionState, Ranges, Seen, conform, due, is_compacted_file, is_ingest_file, union_schema,
-};
-use tributary_core::decode::{COL_OFFSET, COL_PARTITION, COL_TOPIC};
+use tributary_core::compaction::{Closing, Lease, PartitionState, Ranges, Seen, conform, due, union_schema};
+use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::layout::{FileRange, object_created_keys, schemas_prefix, table_of_schema_key};
+use tributary_core::layout::{is_compacted_file, is_ingest_file};
 use tributary_core::metrics::{Emf, Unit};
-use tributary_core::parquet_io::writer_properties_for;
-use tributary_core::partition::TimePartition;
-use tributary_core::splice::{Piece, SplicePlan};
+use tributary_core::parquet::splice::{Piece, SplicePlan};
+use tributary_core::parquet::write::writer_properties_for;
+use tributary_core::table::kafka_columns::{COL_OFFSET, COL_PARTITION, COL_TOPIC};
 
 use crate::io::{Encoder, ObjectReader, PartWriter};
 
@@ -227,7 +226,7 @@ where
             Trigger::Keys(keys) => {
                 let mut set = BTreeSet::new();
                 for key in keys {
-                    match compaction::table_partition(&self.config, &key).filter(|_| is_ingest_file(&key)) {
+                    match tributary_core::layout::table_partition(&self.config, &key).filter(|_| is_ingest_file(&key)) {
                         Some(p) => {
                             set.insert(p);
                         }
@@ -296,8 +295,8 @@ where
                         out.insert((table.clone(), tp));
                     }
                 }
-                for m in self.store.list(&compaction::day_states_prefix(cfg, &table, &day)).await? {
-                    if let Some(tp) = compaction::partition_of_state_key(&m.key) {
+                for m in self.store.list(&tributary_core::layout::day_states_prefix(cfg, &table, &day)).await? {
+                    if let Some(tp) = tributary_core::layout::partition_of_state_key(&m.key) {
                         out.insert((table.clone(), tp));
                     }
                 }
@@ -308,8 +307,8 @@ where
 
     /// Partitions whose switches replaced files that may not all be deleted yet, of any age.
     async fn retire_marked_partitions(&self) -> Result<BTreeSet<(String, TimePartition)>, CompactError> {
-        let listed = self.store.list(&compaction::retire_markers_prefix(&self.config)).await?;
-        Ok(listed.iter().filter_map(|m| compaction::partition_of_retire_marker(&self.config, &m.key)).collect())
+        let listed = self.store.list(&tributary_core::layout::retire_markers_prefix(&self.config)).await?;
+        Ok(listed.iter().filter_map(|m| tributary_core::layout::partition_of_retire_marker(&self.config, &m.key)).collect())
     }
 
     /// Deletes a partition's retire marker once nothing is left to delete there. A switch that
@@ -320,7 +319,7 @@ where
         if self.load_state(table, tp).await?.0.retirement_pending((self.clock)()) {
             return Ok(());
         }
-        let marker = compaction::retire_marker_key(&self.config, table, tp);
+        let marker = tributary_core::layout::retire_marker_key(&self.config, table, tp);
         self.store.delete(&marker).await?;
         if self.load_state(table, tp).await?.0.retirement_pending((self.clock)()) {
             self.store.put(&marker, bytes::Bytes::new(), Precondition::None).await?;
@@ -329,7 +328,7 @@ where
     }
 
     async fn load_state(&self, table: &str, tp: &TimePartition) -> Result<(PartitionState, Option<String>), CompactError> {
-        let key = compaction::state_key(&self.config, table, tp);
+        let key = tributary_core::layout::state_key(&self.config, table, tp);
         Ok(match get_json::<PartitionState, _>(&self.store, &key).await? {
             Some(v) => (v.value, v.etag),
             None => (PartitionState::initial(&self.config, table, tp), None),
@@ -343,7 +342,7 @@ where
         s: &PartitionState,
         etag: Option<&str>,
     ) -> Result<Option<String>, CompactError> {
-        let key = compaction::state_key(&self.config, table, tp);
+        let key = tributary_core::layout::state_key(&self.config, table, tp);
         Ok(put_json_if(&self.store, &key, s, etag).await?)
     }
 
@@ -416,7 +415,7 @@ where
         let inputs: Vec<ObjectMeta> = compacted.iter().chain(ingest.iter()).map(|m| (*m).clone()).collect();
         let next_version = state.version + 1;
         let short: String = attempt.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
-        let next_location = compaction::version_location(&self.config, table, tp, next_version, &short);
+        let next_location = tributary_core::layout::version_location(&self.config, table, tp, next_version, &short);
         let started = Instant::now();
         let mut report = PartitionReport {
             table: table.into(),
@@ -514,7 +513,7 @@ where
         if !replaced.is_empty() {
             // Before the state lists them: the sweep finds the partition by this marker whatever
             // its age, and deletes them once their retention has passed.
-            let marker = compaction::retire_marker_key(&self.config, table, tp);
+            let marker = tributary_core::layout::retire_marker_key(&self.config, table, tp);
             self.store.put(&marker, bytes::Bytes::new(), Precondition::None).await?;
         }
         let mut current = state;
@@ -557,7 +556,11 @@ where
         match self.catalog.partition_location(table, &values).await? {
             None => Ok(false),
             Some(have) if have == location => Ok(true),
-            Some(have) if compaction::location_version(&have) > compaction::location_version(location) => Ok(true),
+            Some(have)
+                if tributary_core::layout::location_version(&have) > tributary_core::layout::location_version(location) =>
+            {
+                Ok(true)
+            }
             Some(_) => Ok(self.catalog.set_partition_location(table, &values, location).await?),
         }
     }
@@ -656,7 +659,7 @@ where
                         _ => return Err(CompactError::State("a row group decoded to nothing".into())),
                     };
                     let props = writer_properties_for(&sample, policy.zstd_level, policy.row_group_rows)?;
-                    let key = format!("{location}{}", compaction::output_name(outputs.len()));
+                    let key = format!("{location}{}", tributary_core::layout::output_name(outputs.len()));
                     *writer =
                         Some(PartWriter::start(&self.store, key, Encoder::pages(plan, props, policy.row_group_rows)?).await?);
                 }
@@ -716,7 +719,7 @@ where
                 }
                 self.close_if_full(&mut writer, &mut outputs, report).await?;
                 if writer.is_none() {
-                    let key = format!("{location}{}", compaction::output_name(outputs.len()));
+                    let key = format!("{location}{}", tributary_core::layout::output_name(outputs.len()));
                     writer = Some(PartWriter::start(&self.store, key, Encoder::rows(union.clone(), props(&batch)?)?).await?);
                 }
                 if let Some(w) = writer.as_mut()
@@ -786,9 +789,9 @@ fn dedup_mask(batch: &RecordBatch, seen: &mut Seen) -> Result<BooleanArray, Comp
     let col = |name: &str| {
         batch.column_by_name(name).ok_or_else(|| CompactError::State(format!("a data file without the {name} column")))
     };
-    let topics = col(tributary_core::decode::COL_TOPIC)?.as_string::<i32>().clone();
-    let parts = col(tributary_core::decode::COL_PARTITION)?.as_primitive::<Int32Type>().clone();
-    let offsets = col(tributary_core::decode::COL_OFFSET)?.as_primitive::<Int64Type>().clone();
+    let topics = col(tributary_core::table::kafka_columns::COL_TOPIC)?.as_string::<i32>().clone();
+    let parts = col(tributary_core::table::kafka_columns::COL_PARTITION)?.as_primitive::<Int32Type>().clone();
+    let offsets = col(tributary_core::table::kafka_columns::COL_OFFSET)?.as_primitive::<Int64Type>().clone();
     Ok((0..batch.num_rows()).map(|i| Some(seen.insert(topics.value(i), parts.value(i), offsets.value(i)))).collect())
 }
 

@@ -2,13 +2,13 @@
 //! same scenarios run against an S3 and Glue API server in `tests/compact_s3.rs`.
 
 use std::sync::Arc;
-use tributary_core::event::SampleRecord;
+use tributary_core::kafka::SampleRecord;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore};
-use tributary_core::event::build_event;
+use tributary_core::kafka::build_event;
 use tributary_ingest::Ingest;
 
 use super::*;
@@ -73,7 +73,7 @@ impl World {
                 continue;
             }
             let body = self.store.get(&m.key).await.unwrap().unwrap().body;
-            for b in tributary_core::parquet_io::decode(body).unwrap() {
+            for b in tributary_core::parquet::write::decode(body).unwrap() {
                 let p = b.column_by_name("_kafka_partition").unwrap().as_primitive::<arrow_array::types::Int32Type>().clone();
                 let o = b.column_by_name("_kafka_offset").unwrap().as_primitive::<Int64Type>().clone();
                 rows.extend((0..b.num_rows()).map(|i| (p.value(i), o.value(i))));
@@ -240,7 +240,7 @@ async fn files_of_distinct_values_are_merged_by_copying_their_pages() {
     assert_eq!((s.covered.0["t~0"].clone(), s.covered.0["t~1"].clone()), (vec![(0, 899)], vec![(0, 299)]));
     // Each row's own value came with it: n is the offset the record was ingested at.
     for k in current_files(&w).await {
-        for b in tributary_core::parquet_io::decode(w.store.get(&k).await.unwrap().unwrap().body).unwrap() {
+        for b in tributary_core::parquet::write::decode(w.store.get(&k).await.unwrap().unwrap().body).unwrap() {
             assert_eq!(b.column_by_name("n").unwrap(), b.column_by_name("_kafka_offset").unwrap());
         }
     }
@@ -499,7 +499,8 @@ async fn an_incompatible_file_is_left_in_place_and_reported() {
     ])
     .unwrap();
     let bytes =
-        tributary_core::parquet_io::encode(&[batch], tributary_core::parquet_io::writer_properties(1, 1024).unwrap()).unwrap();
+        tributary_core::parquet::write::encode(&[batch], tributary_core::parquet::write::writer_properties(1, 1024).unwrap())
+            .unwrap();
     let odd = "tables/t/dt=2026-11-22/hr=03/part-t~9~00000000000000000000~00000000000000000000.parquet";
     w.store.put(odd, bytes.into(), tributary_aws::Precondition::None).await.unwrap();
     let Outcome::Compacted(r) = w.compact("c").await.unwrap().0 else { panic!() };

@@ -4,8 +4,8 @@
 use arrow_schema::{DataType, TimeUnit};
 
 use crate::config::Granularity;
-use crate::decode::meta_fields;
-use crate::schema::TableSchema;
+use crate::table::kafka_columns::meta_fields;
+use crate::table::schema::TableSchema;
 
 pub const SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
 pub const INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn schema_columns_end_with_kafka_metadata() {
         let mut s = TableSchema::default();
-        s.push("amount".into(), "amount".into(), crate::schema::ColumnType::BigInt);
+        s.push("amount".into(), "amount".into(), crate::table::schema::ColumnType::BigInt);
         let c = columns(&s);
         assert_eq!(c[0], CatalogColumn::new("amount", "bigint"));
         let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();

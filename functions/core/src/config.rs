@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compaction::CompactionPolicy;
 use crate::naming;
-use crate::schema::{ColumnType, TableSchema};
+use crate::table::PARTITION_KEYS;
+use crate::table::schema::{ColumnType, TableSchema};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -158,9 +158,6 @@ impl Default for Config {
         }
     }
 }
-
-/// Names the partition keys take; data columns of the same name are renamed (`f_dt`).
-pub const PARTITION_KEYS: [&str; 2] = ["dt", "hr"];
 
 impl Config {
     /// Parses and validates a JSON configuration.
@@ -322,6 +319,49 @@ impl Config {
         }
         schema.pinned = true;
         Ok(Some(schema))
+    }
+}
+
+/// When and how partitions are compacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionPolicy {
+    /// Compact an open partition once it holds this many ingest files...
+    pub min_files: usize,
+    /// ...or this many bytes of them.
+    pub min_bytes: u64,
+    /// A partition's window is closed this long after it ends (late records still arrive).
+    pub grace_seconds: u64,
+    /// An output file is closed and the next begun past this size.
+    pub max_file_bytes: u64,
+    /// Rows per row group in compacted files (Athena likes them large).
+    pub row_group_rows: usize,
+    /// zstd level of compacted files (ingest writes at its own, lower level).
+    pub zstd_level: i32,
+    /// How long a compactor holds a partition before another may take over.
+    pub lease_seconds: u64,
+    /// Files a switch replaced are deleted by the compactor this many hours after the switch,
+    /// so running queries never lose a file under them. Counted from the switch, not from the
+    /// file's creation as an S3 lifecycle rule would (late data can re-compact a partition of
+    /// any age, whose replaced files a lifecycle rule would expire at once).
+    pub replaced_retention_hours: u32,
+    /// How far back the periodic sweep looks for partitions to close.
+    pub sweep_lookback_days: u32,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            min_files: 32,
+            min_bytes: 128 << 20,
+            grace_seconds: 600,
+            max_file_bytes: 1 << 30,
+            row_group_rows: 1 << 20,
+            zstd_level: 3,
+            lease_seconds: 900,
+            replaced_retention_hours: 24,
+            sweep_lookback_days: 2,
+        }
     }
 }
 

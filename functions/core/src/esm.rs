@@ -156,7 +156,7 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::batches;
+    use crate::kafka::batches;
 
     fn rec(topic: &str, partition: i32, offset: i64, value: &[u8]) -> Consumed {
         Consumed {
@@ -219,10 +219,6 @@ mod tests {
         assert!(b.push(rec("t", 0, 1, b"{}"), t).is_some());
     }
 }
-
-/// Where the stack's S3 on-failure destination puts the batches the mapping gave up on: Lambda
-/// writes its invocation records under this prefix of the destination bucket.
-pub const FAILED_BATCHES_PREFIX: &str = "aws/lambda/";
 
 /// The Kafka event inside an invocation record that an S3 on-failure destination wrote for a
 /// batch Lambda gave up on (after 10 retries when retries are infinite). For S3 destinations

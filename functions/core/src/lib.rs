@@ -1,50 +1,46 @@
 //! Tributary's pure core: everything that decides *what* to write, with no I/O and no AWS SDK.
+//! `core::X` decides; the crate `functions/X` does X's I/O.
 //!
-//! The ingest path is a pipeline of small, separately tested steps:
+//! Modules, bottom to top (a module uses only those above it in this list):
 //!
-//! 1. [`event`]: an MSK / self-managed Kafka event becomes [`event::TopicPartitionBatch`]es of raw records.
-//! 2. [`shape`]: each record value is checked (UTF-8, JSON object, 64-bit integers, sizes, duplicate
-//!    keys) and its shape inferred, or it gets a dead-letter [`shape::Reject`] reason.
-//! 3. [`schema`]: the shapes evolve the table's schema (or are checked against a pinned one).
-//! 4. [`decode`]: accepted values are decoded by arrow-json straight into an Arrow batch, with the
-//!    Kafka metadata columns added.
-//! 5. [`partition`]: rows are split by event time into Hive partitions.
-//! 6. [`layout`]: object keys derive from topic, partition, offsets and time partition only,
-//!    so a retried batch writes the same objects again.
+//! | layer | modules |
+//! |---|---|
+//! | vocabulary | [`naming`], [`reject`], [`metrics`] |
+//! | JSON | [`json`] (cursor, shape inference and the record checks) |
+//! | Kafka | [`kafka`] (records; the strict and lenient event readers) |
+//! | table | [`table`] (schema and its evolution) |
+//! | configuration | [`config`] |
+//! | layout | [`layout`] (object keys, time partitions, S3 event keys) |
+//! | decisions | [`ingest`], [`compaction`], [`catalog`], [`watch`] |
+//! | leaf | [`parquet`] (writer settings, page-copying merge) |
 //!
-//! [`flat`] decodes a batch of flat records whose fields the table already has in one pass,
-//! doing steps 2 to 4 at once; anything else it gives back to them.
+//! One ingest batch: [`kafka::batches_from_slice`] reads the event into
+//! [`kafka::TopicPartitionBatch`]es; [`ingest::by_table`] groups them; the fast path
+//! ([`ingest::build_flat`], [`ingest::build_learned`]) decodes flat records straight into Arrow,
+//! and anything it declines is [`ingest::screen`]ed record by record and built by
+//! [`ingest::build`] into files per time partition ([`layout::time_partition`]) and dead
+//! letters ([`ingest::dead_letter`]), each under the key [`layout`] derives from its offsets;
+//! [`parquet::write`] encodes them.
 //!
-//! 7. [`parquet_io`]: Parquet encoding with Athena-safe types.
-//!
-//! Compaction: [`compaction`] decides when and where, [`splice`] merges files by copying the
-//! compressed pages of columns that need no re-encoding.
-//!
-//! Operations: [`watch`] tells a stopped event source mapping from an idle topic.
+//! One compaction: [`compaction::due`] says whether a partition is due; the partition state
+//! ([`compaction::PartitionState`]) makes the switch to a new version atomic for readers;
+//! [`compaction::union_schema`] merges the files' schemas; [`parquet::splice`] copies the pages
+//! of columns that need no re-encoding.
 
 pub mod catalog;
-pub mod claims;
 pub mod compaction;
 pub mod config;
-pub mod dead_letter;
-pub mod decode;
 pub mod esm;
-pub mod event;
-mod event_scan;
-pub mod flat;
-pub mod fuzzing;
-mod json_lex;
+pub mod ingest;
+pub mod json;
+pub mod kafka;
 pub mod layout;
 pub mod metrics;
 pub mod naming;
-pub mod parquet_io;
-pub mod partition;
-pub mod plan;
-pub mod rescue;
-pub mod sample;
-pub mod schema;
-pub mod shape;
-pub mod splice;
+pub mod parquet;
+pub mod reject;
+pub mod table;
+pub mod testing;
 pub mod watch;
 
 pub use config::Config;

@@ -15,16 +15,16 @@ use bytes::Bytes;
 use serde::Serialize;
 use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError, get_json, put_json_if};
 use tributary_core::Config;
-use tributary_core::claims::{CLOCK_SKEW_MS, ClaimDecision, ClaimLog, DEFAULT_CLAIM_MS, PUT_MARGIN_MS};
-use tributary_core::compaction::{self, Follow, PartitionState};
-use tributary_core::dead_letter::to_jsonl;
-use tributary_core::event::{self, EventError};
+use tributary_core::compaction::{Follow, PartitionState};
+use tributary_core::ingest;
+use tributary_core::ingest::claims::{CLOCK_SKEW_MS, ClaimDecision, ClaimLog, DEFAULT_CLAIM_MS, PUT_MARGIN_MS};
+use tributary_core::ingest::dead_letter::to_jsonl;
+use tributary_core::kafka::{self, EventError};
+use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::layout::{self, Coverage, FileRange};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::naming::RESCUED_COLUMN;
-use tributary_core::parquet_io;
-use tributary_core::partition::TimePartition;
-use tributary_core::plan;
+use tributary_core::parquet::write as parquet_write;
 
 pub use registry::Registry;
 
@@ -44,7 +44,7 @@ pub enum IngestError {
     Registry(String),
     #[error("partition state: {0}")]
     Moved(String),
-    /// Another invocation holds a claim on offsets this one would write ([`tributary_core::claims`]).
+    /// Another invocation holds a claim on offsets this one would write ([`tributary_core::ingest::claims`]).
     #[error("claimed: {0}")]
     Claimed(String),
 }
@@ -193,42 +193,42 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     /// Handles one event. Any error means nothing was acknowledged: the event source mapping
     /// retries the batch, and the retry writes the same keys.
     pub async fn handle(&self, event: KafkaEvent) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(event::batches(event)?, None).await
+        self.handle_batches(kafka::batches(event)?, None).await
     }
 
     /// [`Ingest::handle`] by a writer that is sure to be done (or dead) by `until_ms`: its claims
     /// on offsets are void after it (the default is Lambda's longest timeout).
     pub async fn handle_until(&self, event: KafkaEvent, until_ms: i64) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(event::batches(event)?, Some(until_ms)).await
+        self.handle_batches(kafka::batches(event)?, Some(until_ms)).await
     }
 
     /// The event as JSON, as the runtime hands it over: a record that does not match the Kafka
     /// record format goes to the dead-letter area instead of failing its batch.
     pub async fn handle_json(&self, event: serde_json::Value) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(event::batches_from_json(event)?, None).await
+        self.handle_batches(kafka::batches_from_json(event)?, None).await
     }
 
     /// The event's JSON bytes, as the runtime receives them: read without building a JSON tree
     /// when the event is well formed, else as [`Ingest::handle_json`] reads it.
     pub async fn handle_slice(&self, event: &[u8]) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(event::batches_from_slice(event)?, None).await
+        self.handle_batches(kafka::batches_from_slice(event)?, None).await
     }
 
     /// [`Ingest::handle_slice`] by an invocation that Lambda stops at `deadline_ms` (its
     /// context's deadline): its claims on offsets are void after it and the clock skew.
     pub async fn handle_slice_until(&self, event: &[u8], deadline_ms: i64) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(event::batches_from_slice(event)?, Some(deadline_ms + CLOCK_SKEW_MS)).await
+        self.handle_batches(kafka::batches_from_slice(event)?, Some(deadline_ms + CLOCK_SKEW_MS)).await
     }
 
     async fn handle_batches(
         &self,
-        batches: Vec<event::TopicPartitionBatch>,
+        batches: Vec<kafka::TopicPartitionBatch>,
         until_ms: Option<i64>,
     ) -> Result<IngestResponse, IngestError> {
         let started = Instant::now();
         let until_ms = until_ms.unwrap_or_else(|| (self.clock)() + DEFAULT_CLAIM_MS);
         let mut response = IngestResponse::default();
-        for (table, tbs) in plan::by_table(&self.config, &batches) {
+        for (table, tbs) in ingest::by_table(&self.config, &batches) {
             let report = self.ingest_table(&table, &tbs, until_ms).await?;
             self.emit(&table, &report, started);
             response.total.add(&report);
@@ -249,7 +249,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         Ok(response)
     }
 
-    async fn ingest_table(&self, table: &str, tbs: &[&event::TopicPartitionBatch], until_ms: i64) -> Result<Report, IngestError> {
+    async fn ingest_table(&self, table: &str, tbs: &[&kafka::TopicPartitionBatch], until_ms: i64) -> Result<Report, IngestError> {
         let cfg = &self.config;
         // Topics sharing a table share its pinned schema: the first topic's configuration rules.
         let pinned = tbs.iter().find_map(|b| cfg.pinned_schema(&b.topic).transpose()).transpose()?;
@@ -257,7 +257,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         // screened record by record, may evolve the schema, and is decided by `build`.
         let current = self.registry.current(&self.store, cfg, table, pinned.as_ref()).await?;
         let mut built = match &current {
-            Some(schema) => plan::build_flat(cfg, tbs, schema)?,
+            Some(schema) => ingest::build_flat(cfg, tbs, schema)?,
             None => None,
         };
         // A table's first batch, or one with a new field: the schema its first records ask for,
@@ -266,7 +266,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         if built.is_none()
             && pinned.is_none()
             && let Some(schema) = &current
-            && let Some(learned) = plan::build_learned(cfg, tbs, schema)?
+            && let Some(learned) = ingest::build_learned(cfg, tbs, schema)?
             && self.registry.evolve(&self.store, cfg, table, None, &learned.shape, learned.rescues).await? == learned.schema
         {
             built = Some(learned.built);
@@ -274,15 +274,15 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         let built = match built {
             Some(built) => built,
             None => {
-                let screened = plan::screen(cfg, table, tbs);
+                let screened = ingest::screen(cfg, table, tbs);
                 let shape = &screened.batch_shape;
                 let schema = self.registry.evolve(&self.store, cfg, table, pinned.as_ref(), shape, false).await?;
-                match plan::build(cfg, &screened, &schema)? {
+                match ingest::build(cfg, &screened, &schema)? {
                     Some(built) => built,
                     // A field to rescue, and no rescued-data column yet: commit it, build again.
                     None => {
                         let schema = self.registry.evolve(&self.store, cfg, table, pinned.as_ref(), shape, true).await?;
-                        plan::build(cfg, &screened, &schema)?.ok_or_else(|| {
+                        ingest::build(cfg, &screened, &schema)?.ok_or_else(|| {
                             IngestError::Registry(format!(
                                 "the schema of {table} has no {RESCUED_COLUMN} column to rescue fields into"
                             ))
@@ -389,8 +389,8 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             }
             let location = partitions[&tp].location.clone();
             let key = format!("{location}{}.parquet", group.range.file_stem());
-            let props = parquet_io::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20)?;
-            let body = parquet_io::encode(std::slice::from_ref(&group.rows), props)?;
+            let props = parquet_write::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20)?;
+            let body = parquet_write::encode(std::slice::from_ref(&group.rows), props)?;
             report.rows_written += group.rows.num_rows();
             report.rows_rescued += group.rescued_rows();
             report.bytes_written += body.len();
@@ -420,8 +420,14 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     }
 
     /// Claims the group's offsets in its claim log before its file is written
-    /// ([`tributary_core::claims`]).
-    async fn claim(&self, table: &str, group: &plan::FileGroup, until_ms: i64, rechecked: bool) -> Result<Claimed, IngestError> {
+    /// ([`tributary_core::ingest::claims`]).
+    async fn claim(
+        &self,
+        table: &str,
+        group: &ingest::FileGroup,
+        until_ms: i64,
+        rechecked: bool,
+    ) -> Result<Claimed, IngestError> {
         let key = layout::claim_key(&self.config, table, &group.partition, &group.range.topic, group.range.partition);
         let offsets = group.offsets()?;
         // Each round reads the log and writes it conditionally; a lost race reads it again.
@@ -445,7 +451,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     }
 
     async fn partition_state(&self, table: &str, tp: &TimePartition) -> Result<PartitionState, IngestError> {
-        let key = compaction::state_key(&self.config, table, tp);
+        let key = tributary_core::layout::state_key(&self.config, table, tp);
         Ok(match get_json::<PartitionState, _>(&self.store, &key).await? {
             Some(v) => v.value,
             None => PartitionState::initial(&self.config, table, tp),

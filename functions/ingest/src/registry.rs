@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use tributary_aws::{ObjectRead, ObjectWrite, get_json, put_json_if};
 use tributary_core::Config;
+use tributary_core::json::shape::Shape;
 use tributary_core::layout::schema_key;
-use tributary_core::schema::TableSchema;
-use tributary_core::shape::Shape;
+use tributary_core::table::schema::TableSchema;
 
 use crate::IngestError;
 

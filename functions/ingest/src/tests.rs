@@ -4,10 +4,10 @@
 use super::*;
 use lambda_runtime::{Context, LambdaEvent};
 use tributary_aws::MemoryStore;
-use tributary_core::dead_letter::from_jsonl;
-use tributary_core::event::build_event;
+use tributary_core::ingest::dead_letter::from_jsonl;
+use tributary_core::kafka::build_event;
 
-type Rec<'a> = tributary_core::event::SampleRecord<'a>;
+type Rec<'a> = tributary_core::kafka::SampleRecord<'a>;
 
 fn ingest() -> Ingest<MemoryStore> {
     Ingest::new(MemoryStore::new(), Config { bucket: "b".into(), ..Default::default() })
@@ -65,10 +65,10 @@ async fn writes_parquet_and_dead_letters_with_balanced_counts() {
     let dl_key = keys.iter().find(|k| k.starts_with("dead-letter/customer_data/dt=2026-11-22/")).unwrap();
     let letters = from_jsonl(&ing.store.get(dl_key).await.unwrap().unwrap().body).unwrap();
     assert_eq!(letters.iter().map(|l| l.offset).collect::<Vec<_>>(), [11]);
-    assert_eq!(letters[0].kind, tributary_core::shape::RejectKind::InvalidJson);
+    assert_eq!(letters[0].kind, tributary_core::reject::RejectKind::InvalidJson);
     assert_eq!(letters[0].value().unwrap(), b"{oops");
     // The 128-bit integer is a row: its new column a string of its digits.
-    let schema: tributary_core::schema::TableSchema =
+    let schema: tributary_core::table::schema::TableSchema =
         serde_json::from_slice(&ing.store.get("_tributary/schemas/customer_data.json").await.unwrap().unwrap().body).unwrap();
     assert_eq!(schema.column("zip").map(|c| c.ty.to_string()), Some("string".into()));
 }
@@ -97,7 +97,7 @@ async fn a_retry_with_other_boundaries_adds_no_duplicates() {
     assert_eq!((out.total.rows_written, out.total.already_committed), (2, 2));
     let mut offsets = Vec::new();
     for k in ing.store.keys().iter().filter(|k| k.ends_with(".parquet")) {
-        for b in tributary_core::parquet_io::decode(ing.store.get(k).await.unwrap().unwrap().body).unwrap() {
+        for b in tributary_core::parquet::write::decode(ing.store.get(k).await.unwrap().unwrap().body).unwrap() {
             let col = b.column_by_name("_kafka_offset").unwrap();
             let a = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(col.as_ref());
             offsets.extend(a.values().iter().copied());
@@ -155,7 +155,7 @@ async fn tables_never_disagree_on_a_column_type() {
         other.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"v":"x"}"#, br#"{"v":2,"w":true}"#], 0))).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.rows_rescued, out.total.dead_lettered), (2, 1, 0));
     let schema = other.store.get("_tributary/schemas/t.json").await.unwrap().unwrap();
-    let s: tributary_core::schema::TableSchema = serde_json::from_slice(&schema.body).unwrap();
+    let s: tributary_core::table::schema::TableSchema = serde_json::from_slice(&schema.body).unwrap();
     assert_eq!(
         s.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>(),
         ["v:bigint", "w:boolean", "_rescued_data:string"]
@@ -204,7 +204,7 @@ async fn tombstones_and_pinned_schemas_follow_configuration() {
     assert_eq!(out.total.rejected["tombstone"], 1);
     assert_eq!(out.total.rejected["schema_conflict"], 1);
     assert_eq!(out.total.rejected["decode_error"], 1);
-    let schema: tributary_core::schema::TableSchema =
+    let schema: tributary_core::table::schema::TableSchema =
         serde_json::from_slice(&ing.store.get("_tributary/schemas/pinned.json").await.unwrap().unwrap().body).unwrap();
     assert_eq!(schema.rescue_index(), None, "a topic that never rescues gets no rescued-data column");
 }
@@ -224,7 +224,7 @@ async fn malformed_event_is_an_error_not_a_panic() {
 async fn table_offsets(store: &MemoryStore) -> Vec<i64> {
     let mut offsets = Vec::new();
     for k in store.keys().iter().filter(|k| k.starts_with("tables/") && k.ends_with(".parquet")) {
-        for b in tributary_core::parquet_io::decode(store.get(k).await.unwrap().unwrap().body).unwrap() {
+        for b in tributary_core::parquet::write::decode(store.get(k).await.unwrap().unwrap().body).unwrap() {
             let col = b.column_by_name("_kafka_offset").unwrap();
             offsets.extend(arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(col.as_ref()).values());
         }
@@ -354,7 +354,7 @@ async fn table_rows(store: &MemoryStore, table: &str) -> Vec<(i64, std::collecti
     let mut rows = Vec::new();
     let prefix = format!("tables/{table}/");
     for k in store.keys().iter().filter(|k| k.starts_with(&prefix) && k.ends_with(".parquet")) {
-        for b in tributary_core::parquet_io::decode(store.get(k).await.unwrap().unwrap().body).unwrap() {
+        for b in tributary_core::parquet::write::decode(store.get(k).await.unwrap().unwrap().body).unwrap() {
             let offsets = b.column_by_name("_kafka_offset").unwrap().as_primitive::<arrow_array::types::Int64Type>().clone();
             for i in 0..b.num_rows() {
                 let mut row = std::collections::BTreeMap::new();

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tributary_aws::{MultipartWrite, ObjectRead, ObjectWrite, PartitionLocation, TableCatalog};
-use tributary_core::compaction::table_partition;
 use tributary_core::esm::{Batch, Batcher, Consumed};
+use tributary_core::layout::table_partition;
 use tributary_ingest::Report;
 
 use crate::Error;

@@ -17,9 +17,9 @@ use aws_lambda_events::event::kafka::KafkaEvent;
 use tributary_aws::{MemoryCatalog, ObjectRead, S3Store, TableCatalog};
 use tributary_compact::Outcome;
 use tributary_core::Config;
-use tributary_core::dead_letter::from_jsonl;
-use tributary_core::event::parse_event;
-use tributary_core::partition::TimePartition;
+use tributary_core::ingest::dead_letter::from_jsonl;
+use tributary_core::kafka::parse_event;
+use tributary_core::layout::time_partition::TimePartition;
 use tributary_ingest::Report;
 
 use crate::kafka::Produced;
@@ -103,7 +103,7 @@ pub const SCENARIOS: [(&str, u64); 3] = [("customer_data", 3_000), ("transaction
 /// says: `customer_data`, `transaction`, and `names_topic` (any other name). The same records on
 /// every run of a seed.
 pub fn scenario_records(seed: u64, counts: &[(&'static str, u64)]) -> Vec<(&'static str, Vec<(String, String)>)> {
-    use tributary_core::sample::{Rng, customer, name_record, transaction};
+    use tributary_core::testing::sample::{Rng, customer, name_record, transaction};
     let mut rng = Rng::new(seed);
     counts
         .iter()
@@ -127,7 +127,7 @@ pub fn scenario_records(seed: u64, counts: &[(&'static str, u64)]) -> Vec<(&'sta
 /// as Kafka events of three partitions each (offsets from 1,000), batches of at most 2,000
 /// records, keys and headers set, spread over four hours of 2026-11-22.
 pub fn generate_scenarios(seed: u64) -> Vec<(&'static str, Vec<KafkaEvent>)> {
-    use tributary_core::event::{SampleRecord, build_event};
+    use tributary_core::kafka::{SampleRecord, build_event};
     let t0 = 1_795_305_600_000i64; // 2026-11-22T00:00:00Z
     let headers: [(&str, &[u8]); 1] = [("source", b"tributary-demo")];
     let mut out = Vec::new();
@@ -328,7 +328,7 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
         for obj in store.list(&prefix).await?.iter().filter(|o| o.key.ends_with(".parquet")) {
             let Some(o) = store.get(&obj.key).await? else { continue };
             let entry = by_table.entry(table.clone()).or_default();
-            entry.0.extend(tributary_core::parquet_io::decode(o.body)?);
+            entry.0.extend(tributary_core::parquet::write::decode(o.body)?);
             entry.1 += 1;
         }
     }
@@ -409,7 +409,7 @@ mod tests {
         let mut want = 0i64;
         let (_, events) = &generate_scenarios(DEMO_SEED)[1];
         for e in events {
-            for b in tributary_core::event::batches(e.clone()).unwrap() {
+            for b in tributary_core::kafka::batches(e.clone()).unwrap() {
                 for r in &b.records {
                     let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
                     want += v["amount"].as_i64().unwrap();

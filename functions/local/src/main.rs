@@ -109,7 +109,7 @@ enum Command {
         #[arg(long)]
         bucket: Option<String>,
         /// Where Lambda writes them in that bucket.
-        #[arg(long, default_value = tributary_core::esm::FAILED_BATCHES_PREFIX)]
+        #[arg(long, default_value = tributary_core::layout::FAILED_BATCHES_PREFIX)]
         prefix: String,
         /// Without --aws: the local store's directory.
         #[arg(long, default_value = "tributary-local-data")]

@@ -25,8 +25,8 @@ pub fn data_files(r: &IngestResponse) -> impl Iterator<Item = &String> {
     r.total.objects.iter().filter(|k| k.ends_with(".parquet"))
 }
 
-/// How long a delivery's offset claims live ([`tributary_core::claims`]).
-/// Its put must start a minute before that ([`tributary_core::claims::PUT_MARGIN_MS`]), and it
+/// How long a delivery's offset claims live ([`tributary_core::ingest::claims`]).
+/// Its put must start a minute before that ([`tributary_core::ingest::claims::PUT_MARGIN_MS`]), and it
 /// waits for another writer's claim only while two minutes remain.
 pub const CLAIM_MS: i64 = 180_000;
 
@@ -128,7 +128,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
     use tributary_aws::{MemoryCatalog, MemoryStore, TableCatalog};
-    use tributary_core::event::build_event;
+    use tributary_core::kafka::build_event;
 
     fn event(offset: i64, value: &'static [u8]) -> KafkaEvent {
         build_event("aws:kafka", "orders", 0, &[(offset, 1_795_316_400_000, None, Some(value), &[][..])])

@@ -79,7 +79,7 @@ mod tests {
     use bytes::Bytes;
     use tributary_aws::{MemoryCatalog, MemoryStore, Precondition};
     use tributary_core::Config;
-    use tributary_core::event::build_event;
+    use tributary_core::kafka::build_event;
 
     use super::*;
 

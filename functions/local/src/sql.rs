@@ -11,11 +11,12 @@ use arrow_array::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use tributary_aws::{ObjectRead, S3Store, get_json};
 use tributary_core::Config;
-use tributary_core::compaction::{PartitionState, is_ingest_file, state_key};
-use tributary_core::decode::output_schema;
+use tributary_core::compaction::PartitionState;
+use tributary_core::layout::time_partition::TimePartition;
+use tributary_core::layout::{is_ingest_file, state_key};
 use tributary_core::layout::{schema_key, schemas_prefix, table_of_schema_key};
-use tributary_core::partition::TimePartition;
-use tributary_core::schema::TableSchema;
+use tributary_core::table::kafka_columns::output_schema;
+use tributary_core::table::schema::TableSchema;
 
 use crate::Error;
 

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| tributary_core::fuzzing::records(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tributary_core::testing::fuzz::records(data));

@@ -12,16 +12,25 @@ use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::ArrowError;
 
 use crate::config::{Config, ConflictPolicy, TombstonePolicy, UnknownFieldPolicy};
-use crate::dead_letter::DeadLetter;
-use crate::decode::{COL_OFFSET, RowMeta, assemble, decode_values};
-use crate::event::{RawRecord, TopicPartitionBatch};
-use crate::flat::{FlatDecoder, Retry};
+use crate::ingest::dead_letter::DeadLetter;
+use crate::ingest::decode::{RowMeta, assemble, decode_values};
+use crate::ingest::fast_path::{FlatDecoder, Retry};
+use crate::ingest::rescue::Rescued;
+use crate::json::shape::{self, RecordShape, Shape, ShapeOptions};
+use crate::kafka::{RawRecord, TopicPartitionBatch};
+use crate::layout::time_partition::TimePartition;
 use crate::layout::{Coverage, FileRange};
 use crate::naming::RESCUED_COLUMN;
-use crate::partition::{self, TimePartition};
-use crate::rescue::{self, Rescued};
-use crate::schema::{Misfit, TableSchema};
-use crate::shape::{self, RecordShape, Reject, RejectKind, Shape, ShapeOptions};
+use crate::reject::{Reject, RejectKind};
+use crate::table::kafka_columns::COL_OFFSET;
+use crate::table::schema::{Misfit, TableSchema};
+
+pub mod claims;
+pub mod dead_letter;
+pub mod decode;
+pub mod fast_path;
+pub mod rescue;
+pub mod split;
 
 /// Groups topic-partition batches by the table their topic maps to.
 pub fn by_table<'a>(cfg: &Config, batches: &'a [TopicPartitionBatch]) -> BTreeMap<String, Vec<&'a TopicPartitionBatch>> {
@@ -411,7 +420,7 @@ fn push_files(
         .collect();
     let rows = assemble(schema, data, &metas)?;
     let event_col = cfg.event_time_column(&b.topic);
-    let (parts, stats) = partition::split(&rows, event_col.as_deref(), cfg.granularity)?;
+    let (parts, stats) = split::split(&rows, event_col.as_deref(), cfg.granularity)?;
     out.event_time_fallbacks += stats.fallback_rows;
     let (first, last) = b.offsets().unwrap_or_default();
     for (tp, rows) in parts {
@@ -626,7 +635,7 @@ fn learn_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{SampleRecord, batches, build_event};
+    use crate::kafka::{SampleRecord, batches, build_event};
 
     fn event_batches(values: &[Option<&[u8]>]) -> Vec<TopicPartitionBatch> {
         let recs: Vec<SampleRecord> = values
@@ -718,8 +727,8 @@ mod tests {
     #[test]
     fn the_flat_path_builds_what_screen_and_build_build() {
         let cfg = Config::default();
-        let mut rng = crate::sample::Rng::new(3);
-        let recs: Vec<String> = (0..300).map(|i| crate::sample::customer(&mut rng, i % 4)).collect();
+        let mut rng = crate::testing::sample::Rng::new(3);
+        let recs: Vec<String> = (0..300).map(|i| crate::testing::sample::customer(&mut rng, i % 4)).collect();
         let mut values: Vec<Option<&[u8]>> = recs.iter().map(|r| Some(r.as_bytes())).collect();
         values[7] = None;
         let b = event_batches(&values);
@@ -784,8 +793,8 @@ mod tests {
     fn a_learned_schema_builds_what_screening_the_whole_batch_builds() {
         const ALPHABET: &[u8] = b"\"\\{}[],:. -+0123456789eEtfnulZT\x00\xc3\xa9";
         let cfg = Config::default();
-        let mut rng = crate::sample::Rng::new(5);
-        let mut pool: Vec<String> = (0..6).map(|i| crate::sample::customer(&mut rng, i % 4)).collect();
+        let mut rng = crate::testing::sample::Rng::new(5);
+        let mut pool: Vec<String> = (0..6).map(|i| crate::testing::sample::customer(&mut rng, i % 4)).collect();
         pool.extend(
             [
                 r#"{"a":1,"b":"2020-01-01","c":"x","d":true}"#,

@@ -1,14 +1,14 @@
 //! The strict reader of a Kafka event's JSON bytes: one pass, no JSON tree, every string
 //! borrowed from the bytes. It reads only the event as the event source mapping writes it
 //! (the records' eight fields, each once, strings without escapes, whole numbers, single-key
-//! header maps) and declines anything else, so that [`crate::event::batches_from_slice`] hands
+//! header maps) and declines anything else, so that [`crate::kafka::batches_from_slice`] hands
 //! the event to the lenient reader, which decides. Whatever it reads, it reads as the lenient
 //! reader does (the tests in `event.rs` and the `kafka_event` fuzz target check it).
 
 use std::collections::BTreeMap;
 
-use crate::event::{WireRecord, int_text};
-use crate::json_lex::{Cursor, Decline, Step};
+use crate::json::cursor::{Cursor, Decline, Step};
+use crate::kafka::{WireRecord, int_text};
 
 /// The records of an event under their group key (`"<topic>-<partition>"`), in key order.
 pub(crate) type Groups<'a> = BTreeMap<&'a str, Vec<WireRecord<'a>>>;

@@ -13,68 +13,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-/// Why a record is not written to its table. The `kind` names the metric dimension and the
-/// `reason` is what a person reads in the dead-letter area.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    pub kind: RejectKind,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectKind {
-    InvalidBase64,
-    InvalidUtf8,
-    ByteOrderMark,
-    InvalidJson,
-    NotAnObject,
-    IntegerOutOfRange,
-    /// A JSON number beyond `double`'s range (`1e400`): valid JSON that no numeric column holds.
-    NumberOutOfRange,
-    FieldTooLarge,
-    TooDeep,
-    DuplicateKey,
-    MixedArray,
-    SchemaConflict,
-    Tombstone,
-    DecodeError,
-    MalformedRecord,
-}
-
-impl RejectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectKind::InvalidBase64 => "invalid_base64",
-            RejectKind::InvalidUtf8 => "invalid_utf8",
-            RejectKind::ByteOrderMark => "byte_order_mark",
-            RejectKind::InvalidJson => "invalid_json",
-            RejectKind::NotAnObject => "not_an_object",
-            RejectKind::IntegerOutOfRange => "integer_out_of_range",
-            RejectKind::NumberOutOfRange => "number_out_of_range",
-            RejectKind::FieldTooLarge => "field_too_large",
-            RejectKind::TooDeep => "too_deep",
-            RejectKind::DuplicateKey => "duplicate_key",
-            RejectKind::MixedArray => "mixed_array",
-            RejectKind::SchemaConflict => "schema_conflict",
-            RejectKind::Tombstone => "tombstone",
-            RejectKind::DecodeError => "decode_error",
-            RejectKind::MalformedRecord => "malformed_record",
-        }
-    }
-}
-
-impl Reject {
-    pub fn new(kind: RejectKind, reason: impl Into<String>) -> Self {
-        Reject { kind, reason: reason.into() }
-    }
-}
-
-impl fmt::Display for Reject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind.as_str(), self.reason)
-    }
-}
+use crate::reject::{Reject, RejectKind};
 
 /// What a string value looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! every record a flat JSON object whose fields are all columns the table already has, of
 //! scalar types (boolean, bigint, double, string, date, timestamp).
 //!
-//! The full path ([`crate::shape`] screening, then arrow-json decoding) reads every value twice
+//! The full path ([`crate::json::shape`] screening, then arrow-json decoding) reads every value twice
 //! and allocates per key; this reads it once, with no allocation per record. It never decides
 //! anything the full path would decide otherwise: whenever a record is not plainly one of the
 //! table's rows (invalid JSON or UTF-8, a new or duplicated field, a nested value, a number or
@@ -21,11 +21,11 @@ use arrow_array::{
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{Schema, SchemaRef};
 
-use crate::config::PARTITION_KEYS;
-use crate::json_lex::{Cursor, Decline, STRING_STOP, Step, int_value};
+use crate::json::cursor::{Cursor, Decline, STRING_STOP, Step, int_value};
+use crate::json::shape::{self, ShapeOptions};
 use crate::naming;
-use crate::schema::{ColumnType, TableSchema, UTC};
-use crate::shape::{self, ShapeOptions};
+use crate::table::PARTITION_KEYS;
+use crate::table::schema::{ColumnType, TableSchema, UTC};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -477,9 +477,9 @@ impl ColumnBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::decode_values;
-    use crate::sample::{Rng, customer};
-    use crate::shape::{self, Shape};
+    use crate::ingest::decode::decode_values;
+    use crate::json::shape::{self, Shape};
+    use crate::testing::sample::{Rng, customer};
 
     fn schema_of(records: &[&[u8]]) -> TableSchema {
         let opts = ShapeOptions::default();

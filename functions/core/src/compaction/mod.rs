@@ -9,52 +9,10 @@ use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{CompactionPolicy, Config};
+use crate::layout::time_partition::TimePartition;
 use crate::layout::{self, FileRange};
 use crate::naming::META_PREFIX;
-use crate::partition::TimePartition;
-
-/// When and how partitions are compacted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CompactionPolicy {
-    /// Compact an open partition once it holds this many ingest files...
-    pub min_files: usize,
-    /// ...or this many bytes of them.
-    pub min_bytes: u64,
-    /// A partition's window is closed this long after it ends (late records still arrive).
-    pub grace_seconds: u64,
-    /// An output file is closed and the next begun past this size.
-    pub max_file_bytes: u64,
-    /// Rows per row group in compacted files (Athena likes them large).
-    pub row_group_rows: usize,
-    pub zstd_level: i32,
-    /// How long a compactor holds a partition before another may take over.
-    pub lease_seconds: u64,
-    /// Files a switch replaced are deleted by the compactor this many hours after the switch,
-    /// so running queries never lose a file under them. Counted from the switch, not from the
-    /// file's creation as an S3 lifecycle rule would (late data can re-compact a partition of
-    /// any age, whose replaced files a lifecycle rule would expire at once).
-    pub replaced_retention_hours: u32,
-    /// How far back the periodic sweep looks for partitions to close.
-    pub sweep_lookback_days: u32,
-}
-
-impl Default for CompactionPolicy {
-    fn default() -> Self {
-        CompactionPolicy {
-            min_files: 32,
-            min_bytes: 128 << 20,
-            grace_seconds: 600,
-            max_file_bytes: 1 << 30,
-            row_group_rows: 1 << 20,
-            zstd_level: 3,
-            lease_seconds: 900,
-            replaced_retention_hours: 24,
-            sweep_lookback_days: 2,
-        }
-    }
-}
 
 /// Why a partition is compacted now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -431,88 +389,10 @@ pub enum Follow {
     Lost(String),
 }
 
-/// The location of version `n` of a partition: next to, never under, the ingest location, so a
-/// reader of one location never sees another's files. `attempt` keeps two compactors that both
-/// think they make version `n` (one with an expired lease) out of each other's way.
-pub fn version_location(cfg: &Config, table: &str, tp: &TimePartition, n: u32, attempt: &str) -> String {
-    format!("{}{table}/_v/{}v{n:06}-{attempt}/", cfg.table_prefix, tp.path())
-}
-
-/// The version a partition location names: `n` for a `…/_v/…/v00000n-<attempt>/` directory made
-/// by [`version_location`], 0 for the partition's first directory. Locations only move forward,
-/// so a writer holding an older one than the catalog's has read a stale state.
-pub fn location_version(location: &str) -> u32 {
-    let last = location.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
-    match last.strip_prefix('v').and_then(|rest| rest.split_once('-')) {
-        Some((digits, _)) if digits.len() == 6 && location.contains("/_v/") => digits.parse().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-/// Key of a partition's state object.
-pub fn state_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
-    format!("{}partitions/{table}/{}", cfg.state_prefix, tp.path().trim_end_matches('/')) + ".json"
-}
-
-/// The prefix of the state keys of a table's partitions of one day (both granularities).
-pub fn day_states_prefix(cfg: &Config, table: &str, day: &str) -> String {
-    format!("{}partitions/{table}/dt={day}", cfg.state_prefix)
-}
-
-/// The time partition a state key ([`state_key`]) names.
-pub fn partition_of_state_key(key: &str) -> Option<TimePartition> {
-    TimePartition::from_key(key.strip_suffix(".json")?)
-}
-
-/// The marker of a partition whose switch replaced files: written before the state lists them,
-/// deleted once none is left to delete. The sweep lists these, so a partition of any age that
-/// late data compacted again has its replaced files deleted, though the sweep's look-back, by
-/// date, never reaches it.
-pub fn retire_marker_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
-    format!("{}{table}/{}", retire_markers_prefix(cfg), tp.path().trim_end_matches('/'))
-}
-
-/// The prefix of every [`retire_marker_key`].
-pub fn retire_markers_prefix(cfg: &Config) -> String {
-    format!("{}retire/", cfg.state_prefix)
-}
-
-/// The table and time partition a [`retire_marker_key`] names.
-pub fn partition_of_retire_marker(cfg: &Config, key: &str) -> Option<(String, TimePartition)> {
-    let rest = key.strip_prefix(&retire_markers_prefix(cfg))?;
-    let (table, path) = rest.split_once('/')?;
-    let tp = TimePartition::from_key(path)?;
-    (retire_marker_key(cfg, table, &tp) == key).then(|| (table.to_string(), tp))
-}
-
-/// Name of the `k`-th compacted output file.
-pub fn output_name(k: usize) -> String {
-    format!("compacted-{k:04}.parquet")
-}
-
-/// True for the name of a file ingest writes (`part-…`).
-pub fn is_ingest_file(key: &str) -> bool {
-    key.rsplit('/').next().is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
-}
-
-/// True for a compacted output.
-pub fn is_compacted_file(key: &str) -> bool {
-    key.rsplit('/').next().is_some_and(|n| n.starts_with("compacted-") && n.ends_with(".parquet"))
-}
-
-/// The table and time partition of a data key (`tables/<table>/dt=…/…` or `tables/<table>/_v/dt=…/…`).
-pub fn table_partition(cfg: &Config, key: &str) -> Option<(String, TimePartition)> {
-    let rest = key.strip_prefix(&cfg.table_prefix)?;
-    let table = rest.split('/').next()?;
-    if table.is_empty() {
-        return None;
-    }
-    Some((table.to_string(), TimePartition::from_key(rest)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::{output_name, version_location};
     use arrow_schema::DataType;
 
     fn tp(dt: &str, hr: Option<&str>) -> TimePartition {
@@ -673,39 +553,5 @@ mod tests {
         assert!(!s3.retirement_pending(0));
         let leased = PartitionState { lease: Some(Lease { owner: "c".into(), expires_ms: 10 }), ..s3.clone() };
         assert!(leased.retirement_pending(9) && !leased.retirement_pending(10), "a live lease only");
-    }
-
-    #[test]
-    fn keys_classify() {
-        let cfg = Config::default();
-        assert!(is_ingest_file("tables/t/dt=2026-11-22/hr=03/part-x~0~1~2.parquet"));
-        assert!(!is_ingest_file("tables/t/_v/dt=2026-11-22/hr=03/v000001-a/compacted-0000.parquet"));
-        assert!(is_compacted_file("tables/t/_v/dt=2026-11-22/hr=03/v000001-a/compacted-0000.parquet"));
-        let (t, p) = table_partition(&cfg, "tables/t/_v/dt=2026-11-22/hr=03/v000001-a/part-x~0~1~2.parquet").unwrap();
-        assert_eq!((t.as_str(), p.values()), ("t", vec!["2026-11-22".to_string(), "03".to_string()]));
-        assert_eq!(table_partition(&cfg, "dead-letter/t/dt=2026-11-22/x.jsonl"), None);
-        assert_eq!(state_key(&cfg, "t", &tp("2026-11-22", Some("03"))), "_tributary/partitions/t/dt=2026-11-22/hr=03.json");
-        for p in [tp("2026-11-22", Some("03")), tp("2026-11-22", None)] {
-            let key = state_key(&cfg, "t", &p);
-            assert!(key.starts_with(&day_states_prefix(&cfg, "t", "2026-11-22")), "{key}");
-            assert_eq!(partition_of_state_key(&key), Some(p.clone()));
-            let marker = retire_marker_key(&cfg, "t", &p);
-            assert!(marker.starts_with("_tributary/retire/t/dt=2026-11-22"), "{marker}");
-            assert_eq!(partition_of_retire_marker(&cfg, &marker), Some(("t".to_string(), p)));
-        }
-        for key in ["_tributary/retire/t", "_tributary/retire/t/x", "_tributary/partitions/t/dt=2026-11-22.json"] {
-            assert_eq!(partition_of_retire_marker(&cfg, key), None, "{key}");
-        }
-    }
-
-    #[test]
-    fn location_versions_read_back() {
-        let cfg = Config::default();
-        let tp = tp("2026-11-22", Some("03"));
-        let first = PartitionState::initial(&cfg, "t", &tp).location;
-        assert_eq!(location_version(&format!("s3://b/{first}")), 0);
-        assert_eq!(location_version(&format!("s3://b/{}", version_location(&cfg, "t", &tp, 12, "req1"))), 12);
-        // A table or partition value that looks like a version directory is not one.
-        assert_eq!(location_version("s3://b/tables/v000003-x/dt=2026-11-22/"), 0);
     }
 }

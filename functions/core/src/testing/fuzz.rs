@@ -3,11 +3,12 @@
 //! each also checks what must hold of its result.
 
 use crate::config::Config;
-use crate::event::{RawRecord, TopicPartitionBatch, batches, batches_from_json, batches_from_slice, parse_event};
+use crate::ingest as plan;
+use crate::kafka::{RawRecord, TopicPartitionBatch, batches, batches_from_json, batches_from_slice, parse_event};
+use crate::layout::time_partition::TimePartition;
 use crate::layout::{FileRange, decode_event_key, object_created_keys};
-use crate::partition::TimePartition;
-use crate::schema::TableSchema;
-use crate::{compaction, parquet_io, plan};
+use crate::parquet::write as parquet_io;
+use crate::table::schema::TableSchema;
 
 /// The record decoder: each line of `data` is one record value (an empty line a tombstone),
 /// decoded as ingest does (screen, evolve the schema, build, encode). Every record ends up as a
@@ -87,8 +88,8 @@ pub fn s3_event(data: &[u8]) {
         if let Some(r) = key.rsplit('/').next().and_then(FileRange::parse) {
             assert_eq!(FileRange::parse(&format!("{}.parquet", r.file_stem())), Some(r), "file names round-trip");
         }
-        let _ = compaction::is_ingest_file(&key);
-        let _ = compaction::table_partition(&cfg, &key);
+        let _ = crate::layout::is_ingest_file(&key);
+        let _ = crate::layout::table_partition(&cfg, &key);
         let _ = TimePartition::from_key(&key);
     }
 }

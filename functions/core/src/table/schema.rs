@@ -10,9 +10,10 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field as ArrowField, Fields, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
-use crate::config::PARTITION_KEYS;
+use crate::json::shape::{Shape, StrKind};
 use crate::naming::{self, RESCUED_COLUMN};
-use crate::shape::{Reject, RejectKind, Shape, StrKind};
+use crate::reject::{Reject, RejectKind};
+use crate::table::PARTITION_KEYS;
 
 /// The Arrow time zone of every timestamp column: UTC as an offset, which needs no time-zone
 /// database and makes Parquet mark the column `isAdjustedToUTC`.
@@ -479,10 +480,10 @@ impl TableSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::ShapeOptions;
+    use crate::json::shape::ShapeOptions;
 
     fn shape(json: &str) -> Shape {
-        crate::shape::read_record(json.as_bytes(), &ShapeOptions::default()).unwrap().shape
+        crate::json::shape::read_record(json.as_bytes(), &ShapeOptions::default()).unwrap().shape
     }
 
     #[test]
@@ -565,7 +566,7 @@ mod tests {
         assert_eq!(misfit_fields(&s, r#"{"name":5}"#, false)[0].0, "name");
         // Nulls fit everywhere; an unstorable value fits nowhere, with its own reason.
         assert!(misfit_fields(&s, r#"{"age":null,"new":null}"#, false).is_empty());
-        let rec = crate::shape::read_record(br#"{"tags":[1,"x"],"age":1}"#, &ShapeOptions::default()).unwrap();
+        let rec = crate::json::shape::read_record(br#"{"tags":[1,"x"],"age":1}"#, &ShapeOptions::default()).unwrap();
         let m = s.misfits(&rec.shape, false);
         assert_eq!((m.len(), m[0].field.as_str(), m[0].reject.kind), (1, "tags", RejectKind::MixedArray));
     }
@@ -608,7 +609,7 @@ mod tests {
         // The batch's first record conflicts on o.x, so evolve adds no o.y: the second record's
         // o is rescued whole rather than o.y dropped by the decoder.
         let mut batch = shape(r#"{"o":{"x":"s"}}"#);
-        crate::shape::absorb(&mut batch, &shape(r#"{"o":{"x":1,"y":2}}"#));
+        crate::json::shape::absorb(&mut batch, &shape(r#"{"o":{"x":1,"y":2}}"#));
         s.evolve(&batch);
         assert_eq!(s.column("o").unwrap().ty.to_string(), "struct<x:bigint>");
         let m = misfit_fields(&s, r#"{"o":{"x":1,"y":2}}"#, false);

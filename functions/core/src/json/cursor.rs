@@ -1,5 +1,5 @@
-//! A cursor over JSON bytes for the strict one-pass readers ([`crate::flat`] for record values,
-//! [`crate::event_scan`] for the Kafka event): it reads only what the JSON grammar allows and
+//! A cursor over JSON bytes for the strict one-pass readers ([`crate::ingest::fast_path`] for record values,
+//! [`crate::kafka::strict`] for the Kafka event): it reads only what the JSON grammar allows and
 //! *declines* anything else, so the reader using it can give its input back to a lenient one.
 
 /// Why a strict reader gave its input back to the lenient one, which decides (never shown to
@@ -212,7 +212,7 @@ pub(crate) fn int_value(tok: &[u8]) -> Step<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::Rng;
+    use crate::testing::sample::Rng;
 
     #[test]
     fn word_test_finds_exactly_the_first_byte_that_ends_a_run() {

@@ -1,4 +1,4 @@
-//! Hive-style time partitions by event time: `dt=YYYY-MM-DD/hr=HH/` (or `dt=` alone by day).
+//! Splits a built batch into its time partitions by event time.
 
 use std::collections::BTreeMap;
 
@@ -6,61 +6,11 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_schema::{ArrowError, DataType, TimeUnit};
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::DateTime;
 
 use crate::config::Granularity;
-use crate::decode::COL_TIMESTAMP;
-
-/// A time partition of a table.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TimePartition {
-    /// `YYYY-MM-DD`
-    pub dt: String,
-    /// `HH`, with hourly granularity.
-    pub hr: Option<String>,
-}
-
-impl TimePartition {
-    pub fn from_datetime(t: DateTime<Utc>, g: Granularity) -> Self {
-        let dt = format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day());
-        let hr = match g {
-            Granularity::Hour => Some(format!("{:02}", t.hour())),
-            Granularity::Day => None,
-        };
-        TimePartition { dt, hr }
-    }
-
-    pub fn from_millis(ms: i64, g: Granularity) -> Self {
-        Self::from_datetime(DateTime::from_timestamp_millis(ms).unwrap_or_default(), g)
-    }
-
-    /// `dt=2026-11-22/hr=03/`
-    pub fn path(&self) -> String {
-        match &self.hr {
-            Some(hr) => format!("dt={}/hr={hr}/", self.dt),
-            None => format!("dt={}/", self.dt),
-        }
-    }
-
-    /// Parses the partition part of a key (`.../dt=2026-11-22/hr=03/...`).
-    pub fn from_key(key: &str) -> Option<Self> {
-        let mut dt = None;
-        let mut hr = None;
-        for seg in key.split('/') {
-            if let Some(v) = seg.strip_prefix("dt=") {
-                dt = Some(v.to_string());
-            } else if let Some(v) = seg.strip_prefix("hr=") {
-                hr = Some(v.to_string());
-            }
-        }
-        Some(TimePartition { dt: dt?, hr })
-    }
-
-    /// The partition values in key order (`["2026-11-22", "03"]`).
-    pub fn values(&self) -> Vec<String> {
-        std::iter::once(self.dt.clone()).chain(self.hr.clone()).collect()
-    }
-}
+use crate::layout::time_partition::TimePartition;
+use crate::table::kafka_columns::COL_TIMESTAMP;
 
 /// Where a row's event time came from.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -148,9 +98,9 @@ pub fn split(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{RowMeta, assemble, decode_values};
-    use crate::schema::TableSchema;
-    use crate::shape::{ShapeOptions, infer_record};
+    use crate::ingest::decode::{RowMeta, assemble, decode_values};
+    use crate::json::shape::{ShapeOptions, infer_record};
+    use crate::table::schema::TableSchema;
 
     fn batch(values: &[&str], kafka_ms: &[i64]) -> RecordBatch {
         let mut s = TableSchema::default();
@@ -192,12 +142,5 @@ mod tests {
         let b = batch(&[r#"{"s":"text"}"#], &[0]);
         let (parts, stats) = split(&b, Some("s"), Granularity::Day).unwrap();
         assert_eq!((parts[0].0.dt.as_str(), stats.fallback_rows), ("1970-01-01", 1));
-    }
-
-    #[test]
-    fn partition_from_key() {
-        let tp = TimePartition::from_key("tables/t/dt=2026-11-22/hr=03/part-x.parquet").unwrap();
-        assert_eq!(tp.values(), ["2026-11-22", "03"]);
-        assert_eq!(TimePartition::from_key("tables/t/x.parquet"), None);
     }
 }

@@ -6,8 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use crate::event::RawRecord;
-use crate::shape::{Reject, RejectKind};
+use crate::kafka::RawRecord;
+use crate::reject::{Reject, RejectKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {

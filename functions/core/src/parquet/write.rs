@@ -93,9 +93,9 @@ pub fn decode(bytes: impl Into<Bytes>) -> Result<Vec<RecordBatch>, ParquetError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{RowMeta, assemble, decode_values};
-    use crate::schema::TableSchema;
-    use crate::shape::{ShapeOptions, infer_record};
+    use crate::ingest::decode::{RowMeta, assemble, decode_values};
+    use crate::json::shape::{ShapeOptions, infer_record};
+    use crate::table::schema::TableSchema;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     #[test]

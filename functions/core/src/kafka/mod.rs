@@ -15,7 +15,9 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::shape::{Reject, RejectKind};
+use crate::reject::{Reject, RejectKind};
+
+mod strict;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {
@@ -314,7 +316,7 @@ pub fn batches_from_json(event: serde_json::Value) -> Result<Vec<TopicPartitionB
 /// anywhere (a record off the format, an escaped string, a timestamp out of the usual range) is
 /// read again by the lenient one, which decides: both give the same batches when both read it.
 pub fn batches_from_slice(bytes: &[u8]) -> Result<Vec<TopicPartitionBatch>, EventError> {
-    match crate::event_scan::scan(bytes) {
+    match strict::scan(bytes) {
         Some(groups) => Ok(into_batches(by_topic_partition(groups)?)),
         None => batches_from_json(serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?),
     }
@@ -475,7 +477,7 @@ mod tests {
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
             assert_eq!(batches_from_slice(&bytes), lenient(&bytes), "{}", f.display());
-            strict += usize::from(crate::event_scan::scan(&bytes).is_some());
+            strict += usize::from(strict::scan(&bytes).is_some());
         }
         assert!(strict >= 3, "only {strict} events took the strict reader");
         // Built events, with keys, headers and tombstones, and a millisecond the record type drops.
@@ -487,7 +489,7 @@ mod tests {
             &[(7, 1_763_780_400_001, Some(b"k"), Some(b"{}"), h), (8, 1_000, None, None, &[]), (3, 2_000, None, Some(b"x"), &[])],
         );
         let bytes = serde_json::to_vec(&e).unwrap();
-        assert!(crate::event_scan::scan(&bytes).is_some());
+        assert!(strict::scan(&bytes).is_some());
         let b = batches_from_slice(&bytes).unwrap();
         assert_eq!(b, lenient(&bytes).unwrap());
         assert_eq!(b[0].records.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 7, 8]);
@@ -528,7 +530,7 @@ mod tests {
         }
         // Encodings of random bytes, as they are (the SIMD decoder must take every one) and with
         // a few characters replaced, removed or inserted.
-        let mut rng = crate::sample::Rng::new(9);
+        let mut rng = crate::testing::sample::Rng::new(9);
         let edits = format!("{alphabet}= -_\n\0");
         for round in 0..20_000 {
             let bytes: Vec<u8> = (0..rng.below(300)).map(|_| rng.next_u64() as u8).collect();
@@ -574,11 +576,11 @@ mod tests {
     fn mutated_events_read_as_the_lenient_reader_reads_them() {
         let events = sample_events();
         for e in &events {
-            assert!(crate::event_scan::scan(e).is_some(), "the strict reader reads {}", String::from_utf8_lossy(e));
+            assert!(strict::scan(e).is_some(), "the strict reader reads {}", String::from_utf8_lossy(e));
             assert_eq!(batches_from_slice(e), lenient(e));
         }
         const ALPHABET: &[u8] = b"\"\\{}[],:. -+0123456789eEtfnulAQ=_\x00\x1f\xc3\xa9\xff";
-        let mut rng = crate::sample::Rng::new(3);
+        let mut rng = crate::testing::sample::Rng::new(3);
         let (mut strict, mut tried) = (0, 0);
         for round in 0..20_000 {
             let mut e = events[round % events.len()].clone();
@@ -586,7 +588,7 @@ mod tests {
                 rng.mutate(&mut e, ALPHABET);
             }
             tried += 1;
-            strict += usize::from(crate::event_scan::scan(&e).is_some());
+            strict += usize::from(strict::scan(&e).is_some());
             // When the strict reader reads it, its batches are the lenient reader's (errors too).
             assert_eq!(batches_from_slice(&e), lenient(&e), "{}", String::from_utf8_lossy(&e));
         }

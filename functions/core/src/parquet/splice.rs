@@ -559,8 +559,8 @@ fn merge_statistics(a: Statistics, b: &Statistics) -> Option<Statistics> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parquet_io::{decode, encode, writer_properties, writer_properties_for};
-    use crate::sample::Rng;
+    use crate::parquet::write::{decode, encode, writer_properties, writer_properties_for};
+    use crate::testing::sample::Rng;
     use arrow_array::builder::{ListBuilder, StringBuilder};
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;

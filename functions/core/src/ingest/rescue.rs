@@ -6,8 +6,9 @@
 //! Rescue works on top-level fields: a conflict anywhere inside a field rescues the whole field.
 //! Values are kept as their exact text, so a 128-bit integer keeps every digit.
 
-use crate::schema::{ColumnType, TableSchema};
-use crate::shape::{Reject, RejectKind, Shape, split_fields};
+use crate::json::shape::{Shape, split_fields};
+use crate::reject::{Reject, RejectKind};
+use crate::table::schema::{ColumnType, TableSchema};
 
 /// A record with some fields taken out: the JSON object to decode, and the rescued fields as a
 /// JSON object.

@@ -1,7 +1,7 @@
-//! JSON values to Arrow, by arrow-json, straight into the table's types; plus the Kafka
-//! metadata columns.
+//! JSON values to Arrow, by arrow-json, straight into the table's types; and the Kafka
+//! metadata columns' values ([`meta_columns`]).
 //!
-//! Values reach this step already checked against the schema ([`crate::schema::TableSchema::misfits`]),
+//! Values reach this step already checked against the schema ([`crate::table::schema::TableSchema::misfits`]),
 //! so the bulk decode normally succeeds. If it does not, each value is decoded alone to find
 //! the ones at fault, which the plan rescues field by field or dead-letters: one bad value never
 //! fails a batch. The rescued-data column is never decoded from JSON: the plan hands it in.
@@ -13,10 +13,10 @@ use arrow_array::{
     ArrayRef, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray, TimestampMillisecondArray, make_array,
 };
 use arrow_json::ReaderBuilder;
-use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 
-use crate::naming::META_PREFIX;
-use crate::schema::{TableSchema, UTC};
+use crate::table::kafka_columns::{header_fields, output_schema};
+use crate::table::schema::{TableSchema, UTC};
 
 /// Kafka metadata of one row.
 #[derive(Debug, Clone, Copy)]
@@ -27,38 +27,6 @@ pub struct RowMeta<'a> {
     pub timestamp_ms: i64,
     pub key: Option<&'a [u8]>,
     pub headers: &'a [(String, Vec<u8>)],
-}
-
-pub const COL_TOPIC: &str = "_kafka_topic";
-pub const COL_PARTITION: &str = "_kafka_partition";
-pub const COL_OFFSET: &str = "_kafka_offset";
-pub const COL_TIMESTAMP: &str = "_kafka_timestamp";
-pub const COL_KEY: &str = "_kafka_key";
-pub const COL_HEADERS: &str = "_kafka_headers";
-
-fn header_fields() -> Fields {
-    Fields::from(vec![Field::new("key", DataType::Utf8, true), Field::new("value", DataType::Binary, true)])
-}
-
-/// The metadata columns every table ends with.
-pub fn meta_fields() -> Vec<Field> {
-    let fields = vec![
-        Field::new(COL_TOPIC, DataType::Utf8, false),
-        Field::new(COL_PARTITION, DataType::Int32, false),
-        Field::new(COL_OFFSET, DataType::Int64, false),
-        Field::new(COL_TIMESTAMP, DataType::Timestamp(TimeUnit::Millisecond, Some(UTC.into())), false),
-        Field::new(COL_KEY, DataType::Binary, true),
-        Field::new(COL_HEADERS, DataType::List(Arc::new(Field::new("element", DataType::Struct(header_fields()), true))), true),
-    ];
-    debug_assert!(fields.iter().all(|f| f.name().starts_with(META_PREFIX)));
-    fields
-}
-
-/// The schema files of this table are written with: data columns, then metadata columns.
-pub fn output_schema(schema: &TableSchema) -> SchemaRef {
-    let mut fields: Vec<Field> = schema.data_schema().iter().map(|f| f.as_ref().clone()).collect();
-    fields.extend(meta_fields());
-    Arc::new(Schema::new(fields))
 }
 
 fn decode_all(decode_schema: &SchemaRef, values: &[&[u8]]) -> Result<Option<RecordBatch>, ArrowError> {
@@ -205,7 +173,8 @@ pub fn assemble(schema: &TableSchema, data: Option<&RecordBatch>, rows: &[RowMet
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::{ShapeOptions, infer_record};
+    use crate::json::shape::{ShapeOptions, infer_record};
+    use crate::table::kafka_columns::{COL_HEADERS, COL_KEY, COL_OFFSET, COL_PARTITION, COL_TIMESTAMP, COL_TOPIC};
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecondType};
 
@@ -244,7 +213,7 @@ mod tests {
         // Both pass shape admission for an int column, but the second overflows nothing arrow
         // can't hold... so force a decoder failure with a pinned int column instead.
         let mut pinned = s.clone();
-        pinned.columns[0].ty = crate::schema::ColumnType::Int;
+        pinned.columns[0].ty = crate::table::schema::ColumnType::Int;
         let vals: Vec<&[u8]> = vec![br#"{"n":1,"s":"a"}"#, br#"{"n":99999999999,"s":"b"}"#, br#"{"n":3,"s":"c"}"#];
         let d = decode_values(&pinned, &vals, &[]).unwrap();
         assert_eq!(d.kept, vec![0, 2]);

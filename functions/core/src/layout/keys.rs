@@ -1,0 +1,167 @@
+//! Every object key and location Tributary reads or writes (see [`crate::layout`]).
+
+use crate::config::Config;
+use crate::layout::time_partition::TimePartition;
+
+/// The offsets a data file holds for one topic-partition: every record of the batch
+/// `first..=last` that belongs to this time partition and was written to the table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileRange {
+    pub topic: String,
+    pub partition: i32,
+    pub first: i64,
+    pub last: i64,
+}
+
+impl FileRange {
+    pub fn file_stem(&self) -> String {
+        format!("part-{}~{}~{:020}~{:020}", self.topic, self.partition, self.first, self.last)
+    }
+
+    /// Whether both ranges hold an offset of the same topic-partition.
+    pub fn overlaps(&self, other: &FileRange) -> bool {
+        self.topic == other.topic && self.partition == other.partition && self.first <= other.last && other.first <= self.last
+    }
+
+    /// Parses a file name (the last segment of a key) back into its range.
+    pub fn parse(file_name: &str) -> Option<FileRange> {
+        let stem = file_name.strip_prefix("part-")?;
+        let stem = stem.rsplit_once('.').map(|(s, _)| s).unwrap_or(stem);
+        let mut it = stem.split('~');
+        let (topic, partition, first, last) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || topic.is_empty() {
+            return None;
+        }
+        let r = FileRange {
+            topic: topic.into(),
+            partition: partition.parse().ok()?,
+            first: first.parse().ok()?,
+            last: last.parse().ok()?,
+        };
+        (r.first <= r.last).then_some(r)
+    }
+}
+
+pub fn table_root(cfg: &Config, table: &str) -> String {
+    format!("{}{table}/", cfg.table_prefix)
+}
+
+pub fn partition_prefix(cfg: &Config, table: &str, tp: &TimePartition) -> String {
+    format!("{}{}", table_root(cfg, table), tp.path())
+}
+
+pub fn data_key(cfg: &Config, table: &str, tp: &TimePartition, range: &FileRange) -> String {
+    format!("{}{}.parquet", partition_prefix(cfg, table, tp), range.file_stem())
+}
+
+/// The claim log of one Kafka partition's offsets in one time partition of a table
+/// ([`crate::ingest::claims`]).
+pub fn claim_key(cfg: &Config, table: &str, tp: &TimePartition, topic: &str, partition: i32) -> String {
+    format!("{}claims/{table}/{}{topic}~{partition}.json", cfg.state_prefix, tp.path())
+}
+
+pub fn dead_letter_key(cfg: &Config, table: &str, date: &str, range: &FileRange) -> String {
+    format!("{}{}.jsonl", dead_letter_prefix(cfg, table, date), range.file_stem())
+}
+
+/// Where a table's dead letters of one Kafka date are.
+pub fn dead_letter_prefix(cfg: &Config, table: &str, date: &str) -> String {
+    format!("{}{table}/dt={date}/", cfg.dead_letter_prefix)
+}
+
+pub fn schema_key(cfg: &Config, table: &str) -> String {
+    format!("{}{table}.json", schemas_prefix(cfg))
+}
+
+/// Where the schema registry keeps one object per table: listing it lists the tables.
+pub fn schemas_prefix(cfg: &Config) -> String {
+    format!("{}schemas/", cfg.state_prefix)
+}
+
+/// The table a schema-registry key is for (`_tributary/schemas/orders.json` → `orders`).
+pub fn table_of_schema_key<'a>(cfg: &Config, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(&schemas_prefix(cfg))?.strip_suffix(".json")
+}
+
+/// The location of version `n` of a partition: next to, never under, the ingest location, so a
+/// reader of one location never sees another's files. `attempt` keeps two compactors that both
+/// think they make version `n` (one with an expired lease) out of each other's way.
+pub fn version_location(cfg: &Config, table: &str, tp: &TimePartition, n: u32, attempt: &str) -> String {
+    format!("{}{table}/_v/{}v{n:06}-{attempt}/", cfg.table_prefix, tp.path())
+}
+
+/// The version a partition location names: `n` for a `…/_v/…/v00000n-<attempt>/` directory made
+/// by [`version_location`], 0 for the partition's first directory. Locations only move forward,
+/// so a writer holding an older one than the catalog's has read a stale state.
+pub fn location_version(location: &str) -> u32 {
+    let last = location.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    match last.strip_prefix('v').and_then(|rest| rest.split_once('-')) {
+        Some((digits, _)) if digits.len() == 6 && location.contains("/_v/") => digits.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Key of a partition's state object.
+pub fn state_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
+    format!("{}partitions/{table}/{}", cfg.state_prefix, tp.path().trim_end_matches('/')) + ".json"
+}
+
+/// The prefix of the state keys of a table's partitions of one day (both granularities).
+pub fn day_states_prefix(cfg: &Config, table: &str, day: &str) -> String {
+    format!("{}partitions/{table}/dt={day}", cfg.state_prefix)
+}
+
+/// The time partition a state key ([`state_key`]) names.
+pub fn partition_of_state_key(key: &str) -> Option<TimePartition> {
+    TimePartition::from_key(key.strip_suffix(".json")?)
+}
+
+/// The marker of a partition whose switch replaced files: written before the state lists them,
+/// deleted once none is left to delete. The sweep lists these, so a partition of any age that
+/// late data compacted again has its replaced files deleted, though the sweep's look-back, by
+/// date, never reaches it.
+pub fn retire_marker_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
+    format!("{}{table}/{}", retire_markers_prefix(cfg), tp.path().trim_end_matches('/'))
+}
+
+/// The prefix of every [`retire_marker_key`].
+pub fn retire_markers_prefix(cfg: &Config) -> String {
+    format!("{}retire/", cfg.state_prefix)
+}
+
+/// The table and time partition a [`retire_marker_key`] names.
+pub fn partition_of_retire_marker(cfg: &Config, key: &str) -> Option<(String, TimePartition)> {
+    let rest = key.strip_prefix(&retire_markers_prefix(cfg))?;
+    let (table, path) = rest.split_once('/')?;
+    let tp = TimePartition::from_key(path)?;
+    (retire_marker_key(cfg, table, &tp) == key).then(|| (table.to_string(), tp))
+}
+
+/// Name of the `k`-th compacted output file.
+pub fn output_name(k: usize) -> String {
+    format!("compacted-{k:04}.parquet")
+}
+
+/// True for the name of a file ingest writes (`part-…`).
+pub fn is_ingest_file(key: &str) -> bool {
+    key.rsplit('/').next().is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+}
+
+/// True for a compacted output.
+pub fn is_compacted_file(key: &str) -> bool {
+    key.rsplit('/').next().is_some_and(|n| n.starts_with("compacted-") && n.ends_with(".parquet"))
+}
+
+/// The table and time partition of a data key (`tables/<table>/dt=…/…` or `tables/<table>/_v/dt=…/…`).
+pub fn table_partition(cfg: &Config, key: &str) -> Option<(String, TimePartition)> {
+    let rest = key.strip_prefix(&cfg.table_prefix)?;
+    let table = rest.split('/').next()?;
+    if table.is_empty() {
+        return None;
+    }
+    Some((table.to_string(), TimePartition::from_key(rest)?))
+}
+
+/// Where the stack's S3 on-failure destination puts the batches the mapping gave up on: Lambda
+/// writes its invocation records under this prefix of the destination bucket.
+pub const FAILED_BATCHES_PREFIX: &str = "aws/lambda/";
