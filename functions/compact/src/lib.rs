@@ -22,7 +22,8 @@ use tributary_aws::{
     put_json_if,
 };
 use tributary_core::Config;
-use tributary_core::compaction::{Closing, Lease, PartitionState, Ranges, Seen, conform, due, union_schema};
+use tributary_core::compaction::{Closing, Lease, PartitionState, conform, due, union_schema};
+use tributary_core::layout::OffsetSet;
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::layout::{FileRange, object_created_keys, schemas_prefix, table_of_schema_key};
 use tributary_core::layout::{is_compacted_file, is_ingest_file};
@@ -440,7 +441,7 @@ where
         self.check(CrashPoint::AfterOutputs)?;
 
         let mut covered = state.covered.clone();
-        covered.merge(&merged.covered);
+        covered.extend(&merged.covered);
         for m in &ingest {
             if let Some(r) = m.key.rsplit('/').next().and_then(FileRange::parse)
                 && !report.incompatible.contains(&m.key)
@@ -599,7 +600,7 @@ where
         location: &str,
         report: &mut PartitionReport,
     ) -> Result<Option<Merged>, CompactError> {
-        let mut seen = Seen::default();
+        let mut seen = OffsetSet::default();
         let mut outputs = Vec::new();
         let mut writer: Option<PartWriter<'_, S>> = None;
         let copied = self.copy_pages(inputs, metas, plan, location, report, &mut seen, &mut writer, &mut outputs).await;
@@ -607,7 +608,7 @@ where
             if let Some(w) = writer.take() {
                 outputs.push(self.close(w, report).await?);
             }
-            return Ok(Some(Merged { inputs: inputs.iter().map(|m| m.key.clone()).collect(), outputs, covered: seen.ranges() }));
+            return Ok(Some(Merged { inputs: inputs.iter().map(|m| m.key.clone()).collect(), outputs, covered: seen }));
         }
         // Abandoned: nothing points at the new location yet, so removing its files is enough.
         if let Some(w) = writer.take() {
@@ -638,7 +639,7 @@ where
         plan: &SplicePlan,
         location: &str,
         report: &mut PartitionReport,
-        seen: &mut Seen,
+        seen: &mut OffsetSet,
         writer: &mut Option<PartWriter<'s, S>>,
         outputs: &mut Vec<String>,
     ) -> Result<bool, CompactError> {
@@ -690,7 +691,7 @@ where
         let schemas: Vec<_> = metas.iter().map(|b| b.schema().clone()).collect();
         let (union, verdicts) = union_schema(&schemas);
         let mut merged_inputs = Vec::new();
-        let mut seen = Seen::default();
+        let mut seen = OffsetSet::default();
         let mut outputs = Vec::new();
         let mut writer: Option<PartWriter<'_, S>> = None;
         let props = |sample: &RecordBatch| writer_properties_for(sample, policy.zstd_level, policy.row_group_rows);
@@ -735,7 +736,7 @@ where
         if let Some(w) = writer.take() {
             outputs.push(self.close(w, report).await?);
         }
-        Ok(Merged { inputs: merged_inputs, outputs, covered: seen.ranges() })
+        Ok(Merged { inputs: merged_inputs, outputs, covered: seen })
     }
 
     /// Closes the open output once it has reached the size cap (the next rows start another).
@@ -781,11 +782,11 @@ where
 struct Merged {
     inputs: Vec<String>,
     outputs: Vec<String>,
-    covered: Ranges,
+    covered: OffsetSet,
 }
 
 /// Rows whose (topic, partition, offset) was not emitted before.
-fn dedup_mask(batch: &RecordBatch, seen: &mut Seen) -> Result<BooleanArray, CompactError> {
+fn dedup_mask(batch: &RecordBatch, seen: &mut OffsetSet) -> Result<BooleanArray, CompactError> {
     let col = |name: &str| {
         batch.column_by_name(name).ok_or_else(|| CompactError::State(format!("a data file without the {name} column")))
     };

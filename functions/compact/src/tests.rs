@@ -237,7 +237,7 @@ async fn files_of_distinct_values_are_merged_by_copying_their_pages() {
     assert_eq!((r.rows_in, r.rows_out, r.files_out, r.duplicates_removed), (1200, 1200, 1, 0));
     assert_eq!(w.visible().await, before);
     let s = w.state().await;
-    assert_eq!((s.covered.0["t~0"].clone(), s.covered.0["t~1"].clone()), (vec![(0, 899)], vec![(0, 299)]));
+    assert_eq!((s.covered.intervals("t", 0), s.covered.intervals("t", 1)), (&[(0, 899)][..], &[(0, 299)][..]));
     // Each row's own value came with it: n is the offset the record was ingested at.
     for k in current_files(&w).await {
         for b in tributary_core::parquet::write::decode(w.store.get(&k).await.unwrap().unwrap().body).unwrap() {

@@ -21,7 +21,7 @@ use tributary_core::ingest::claims::{CLOCK_SKEW_MS, ClaimDecision, ClaimLog, DEF
 use tributary_core::ingest::dead_letter::to_jsonl;
 use tributary_core::kafka::{self, EventError};
 use tributary_core::layout::time_partition::TimePartition;
-use tributary_core::layout::{self, Coverage, FileRange};
+use tributary_core::layout::{self, FileRange, OffsetSet};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::naming::RESCUED_COLUMN;
 use tributary_core::parquet::write as parquet_write;
@@ -139,7 +139,7 @@ pub struct Ingest<S> {
 /// A time partition as its readers see it: where they look, what that holds.
 struct Listing {
     location: String,
-    coverage: Coverage,
+    coverage: OffsetSet,
     files: Vec<(String, FileRange)>,
 }
 
@@ -304,13 +304,13 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
 
         // Dead letters first. A retry with the same boundaries, or other ones, skips the letters
         // an earlier attempt wrote (dead-letter files are named by the offsets they processed).
-        let mut written: HashMap<String, Coverage> = HashMap::new();
+        let mut written: HashMap<String, OffsetSet> = HashMap::new();
         for d in built.dead_letters {
             let cov = match written.entry(d.date.clone()) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     let listed = self.store.list(&layout::dead_letter_prefix(cfg, table, &d.date)).await?;
-                    e.insert(Coverage::from_files(listed.iter().map(|m| m.key.as_str()), ".jsonl"))
+                    e.insert(OffsetSet::from_file_names(listed.iter().map(|m| m.key.as_str()), ".jsonl"))
                 }
             };
             let (d, dropped) = d.without_covered(cov);
@@ -409,8 +409,8 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     async fn listing(&self, table: &str, tp: &TimePartition) -> Result<Listing, IngestError> {
         let state = self.partition_state(table, tp).await?;
         let listed = self.store.list(&state.location).await?;
-        let mut coverage = Coverage::from_keys(listed.iter().map(|m| m.key.as_str()));
-        coverage.extend(&state.covered.to_coverage());
+        let mut coverage = OffsetSet::from_file_names(listed.iter().map(|m| m.key.as_str()), ".parquet");
+        coverage.extend(&state.covered);
         let files = listed
             .into_iter()
             .filter(|m| m.key.ends_with(".parquet"))

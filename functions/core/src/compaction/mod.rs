@@ -1,8 +1,7 @@
 //! Compaction, decided without I/O: when a partition is due, where its versions live, the
-//! partition state that makes the switch atomic for readers, offset de-duplication, and the
-//! union of file schemas. The protocol is described in `docs/compaction.md`.
+//! partition state that makes the switch atomic for readers, and the union of file schemas.
+//! Offsets are de-duplicated with [`OffsetSet`]. The protocol is described in `docs/compaction.md`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, new_null_array};
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{CompactionPolicy, Config};
 use crate::layout::time_partition::TimePartition;
-use crate::layout::{self, FileRange};
+use crate::layout::{self, OffsetSet};
 use crate::naming::META_PREFIX;
 
 /// Why a partition is compacted now.
@@ -48,135 +47,6 @@ pub fn due(policy: &CompactionPolicy, tp: &TimePartition, ingest_sizes: &[u64], 
     }
     let closed = window_end_ms(tp).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
     closed.then_some(Due::Closed)
-}
-
-/// Sorted, disjoint, inclusive offset intervals per topic-partition: what a partition holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ranges(pub BTreeMap<String, Vec<(i64, i64)>>);
-
-fn tp_key(topic: &str, partition: i32) -> String {
-    format!("{topic}~{partition}")
-}
-
-impl Ranges {
-    /// Adds `first..=last`, merging with neighbours.
-    pub fn add(&mut self, topic: &str, partition: i32, first: i64, last: i64) {
-        let v = self.0.entry(tp_key(topic, partition)).or_default();
-        v.push((first, last));
-        v.sort_unstable();
-        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(v.len());
-        for &(a, b) in v.iter() {
-            match merged.last_mut() {
-                Some((_, e)) if a <= e.saturating_add(1) => *e = (*e).max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        *v = merged;
-    }
-
-    pub fn add_file(&mut self, r: &FileRange) {
-        self.add(&r.topic, r.partition, r.first, r.last);
-    }
-
-    pub fn merge(&mut self, other: &Ranges) {
-        for (k, v) in &other.0 {
-            if let Some((topic, p)) = k.rsplit_once('~').and_then(|(t, p)| Some((t.to_string(), p.parse().ok()?))) {
-                for &(a, b) in v {
-                    self.add(&topic, p, a, b);
-                }
-            }
-        }
-    }
-
-    pub fn contains(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        let Some(v) = self.0.get(&tp_key(topic, partition)) else { return false };
-        let i = v.partition_point(|(a, _)| *a <= offset);
-        i > 0 && offset <= v[i - 1].1
-    }
-
-    /// The coverage of ingest files, for [`layout::Coverage`].
-    pub fn to_coverage(&self) -> layout::Coverage {
-        let mut c = layout::Coverage::default();
-        for (k, v) in &self.0 {
-            if let Some((topic, Ok(p))) = k.rsplit_once('~').map(|(t, p)| (t, p.parse::<i32>())) {
-                for &(first, last) in v {
-                    c.add(&FileRange { topic: topic.to_string(), partition: p, first, last });
-                }
-            }
-        }
-        c
-    }
-}
-
-type TopicPartition = (String, i32);
-
-/// Offsets already emitted by a compaction, per topic-partition: a row whose offset is here is
-/// a duplicate. Memory grows with the number of gaps, not rows.
-#[derive(Debug, Default)]
-pub struct Seen {
-    tps: Vec<(TopicPartition, Vec<(i64, i64)>)>,
-    /// The topic-partition of the previous row: rows come in runs of one topic-partition.
-    last: usize,
-}
-
-impl Seen {
-    fn intervals(&mut self, topic: &str, partition: i32) -> &mut Vec<(i64, i64)> {
-        let hit = self.tps.get(self.last).is_some_and(|((t, p), _)| *p == partition && t == topic);
-        if !hit {
-            self.last = match self.tps.iter().position(|((t, p), _)| *p == partition && t == topic) {
-                Some(i) => i,
-                None => {
-                    self.tps.push(((topic.to_string(), partition), Vec::new()));
-                    self.tps.len() - 1
-                }
-            };
-        }
-        &mut self.tps[self.last].1
-    }
-
-    /// Records `offset`; false if it was already there.
-    pub fn insert(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
-        let v = self.intervals(topic, partition);
-        // Fast path: offsets mostly arrive in order.
-        if let Some(last) = v.last_mut() {
-            if offset == last.1 + 1 {
-                last.1 = offset;
-                return true;
-            }
-            if offset > last.1 + 1 {
-                v.push((offset, offset));
-                return true;
-            }
-        } else {
-            v.push((offset, offset));
-            return true;
-        }
-        let i = v.partition_point(|(a, _)| *a <= offset);
-        if i > 0 && offset <= v[i - 1].1 {
-            return false;
-        }
-        // Insert, then merge with neighbours.
-        v.insert(i, (offset, offset));
-        if i + 1 < v.len() && v[i + 1].0 == offset + 1 {
-            v[i].1 = v[i + 1].1;
-            v.remove(i + 1);
-        }
-        if i > 0 && v[i - 1].1 + 1 == offset {
-            v[i - 1].1 = v[i].1;
-            v.remove(i);
-        }
-        true
-    }
-
-    pub fn ranges(&self) -> Ranges {
-        let mut r = Ranges::default();
-        for ((t, p), v) in &self.tps {
-            for &(a, b) in v {
-                r.add(t, *p, a, b);
-            }
-        }
-        r
-    }
 }
 
 /// The union of file schemas: data columns in order of first appearance, then the Kafka
@@ -245,7 +115,7 @@ pub struct Closing {
     /// Keys of the compacted files (in `next_location`).
     pub outputs: Vec<String>,
     /// What the next version's compacted files cover.
-    pub covered: Ranges,
+    pub covered: OffsetSet,
     pub expires_ms: i64,
 }
 
@@ -287,7 +157,7 @@ pub struct PartitionState {
     /// Keys of the compacted files at `location`.
     pub compacted: Vec<String>,
     /// Offsets the compacted files hold.
-    pub covered: Ranges,
+    pub covered: OffsetSet,
     #[serde(default)]
     pub lease: Option<Lease>,
     #[serde(default)]
@@ -417,36 +287,6 @@ mod tests {
     }
 
     #[test]
-    fn ranges_merge_and_answer() {
-        let mut r = Ranges::default();
-        r.add("a-b", 0, 10, 19);
-        r.add("a-b", 0, 20, 25);
-        r.add("a-b", 0, 40, 50);
-        r.add("a-b", 0, 5, 12);
-        assert_eq!(r.0["a-b~0"], vec![(5, 25), (40, 50)]);
-        assert!(r.contains("a-b", 0, 5) && r.contains("a-b", 0, 25) && r.contains("a-b", 0, 45));
-        assert!(!r.contains("a-b", 0, 26) && !r.contains("a-b", 1, 10) && !r.contains("a", 0, 10));
-        let mut o = Ranges::default();
-        o.add("a-b", 0, 26, 39);
-        r.merge(&o);
-        assert_eq!(r.0["a-b~0"], vec![(5, 50)]);
-        assert!(r.to_coverage().covers("a-b", 0, 30));
-    }
-
-    #[test]
-    fn seen_deduplicates_in_any_order() {
-        let mut s = Seen::default();
-        for o in [1, 2, 3, 10, 11, 5, 4, 7, 6, 8, 9] {
-            assert!(s.insert("t", 0, o), "{o}");
-        }
-        for o in [1, 5, 11, 7] {
-            assert!(!s.insert("t", 0, o), "{o}");
-        }
-        assert!(s.insert("t", 1, 1));
-        assert_eq!(s.ranges().0["t~0"], vec![(1, 11)]);
-    }
-
-    #[test]
     fn union_of_schemas_appends_new_columns_and_reports_conflicts() {
         let a = Arc::new(Schema::new(vec![
             Field::new("x", DataType::Int64, true),
@@ -485,7 +325,7 @@ mod tests {
             next_location: to.to_string(),
             inputs,
             outputs: vec![format!("{to}{}", output_name(0))],
-            covered: Ranges::default(),
+            covered: OffsetSet::default(),
             expires_ms: 0,
         });
         closing

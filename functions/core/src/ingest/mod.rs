@@ -19,7 +19,7 @@ use crate::ingest::rescue::Rescued;
 use crate::json::shape::{self, RecordShape, Shape, ShapeOptions};
 use crate::kafka::{RawRecord, TopicPartitionBatch};
 use crate::layout::time_partition::TimePartition;
-use crate::layout::{Coverage, FileRange};
+use crate::layout::{FileRange, OffsetSet};
 use crate::naming::RESCUED_COLUMN;
 use crate::reject::{Reject, RejectKind};
 use crate::table::kafka_columns::COL_OFFSET;
@@ -128,7 +128,7 @@ impl FileGroup {
     /// Drops the rows whose offsets a time partition already holds (written by an earlier
     /// attempt with other batch boundaries). Returns the group, if rows remain, and how many
     /// rows were dropped.
-    pub fn without_covered(self, coverage: &Coverage) -> Result<(Option<FileGroup>, usize), ArrowError> {
+    pub fn without_covered(self, coverage: &OffsetSet) -> Result<(Option<FileGroup>, usize), ArrowError> {
         if coverage.is_empty() {
             return Ok((Some(self), 0));
         }
@@ -138,7 +138,7 @@ impl FileGroup {
             .ok_or_else(|| ArrowError::SchemaError(format!("{COL_OFFSET} missing")))?
             .as_primitive::<Int64Type>();
         let keep: BooleanArray =
-            offsets.values().iter().map(|o| Some(!coverage.covers(&self.range.topic, self.range.partition, *o))).collect();
+            offsets.values().iter().map(|o| Some(!coverage.contains(&self.range.topic, self.range.partition, *o))).collect();
         let kept = keep.true_count();
         let dropped = self.rows.num_rows() - kept;
         if kept == 0 {
@@ -164,9 +164,9 @@ impl DeadLetterGroup {
     /// Drops the letters an earlier attempt already wrote: a dead-letter file's range names the
     /// offsets its batch processed, and every bad record of that batch dated as the file is in
     /// it. Returns the group, if letters remain, and the letters dropped.
-    pub fn without_covered(mut self, coverage: &Coverage) -> (Option<DeadLetterGroup>, Vec<DeadLetter>) {
+    pub fn without_covered(mut self, coverage: &OffsetSet) -> (Option<DeadLetterGroup>, Vec<DeadLetter>) {
         let (dropped, kept): (Vec<DeadLetter>, Vec<DeadLetter>) =
-            self.letters.into_iter().partition(|l| coverage.covers(&l.topic, l.partition, l.offset));
+            self.letters.into_iter().partition(|l| coverage.contains(&l.topic, l.partition, l.offset));
         self.letters = kept;
         ((!self.letters.is_empty()).then_some(self), dropped)
     }
@@ -712,15 +712,15 @@ mod tests {
         schema.evolve(&s.batch_shape);
         let built = build(&cfg, &s, &schema).unwrap().unwrap();
         let g = built.files[0].clone();
-        let mut cov = Coverage::default();
-        cov.add(&FileRange { topic: "cust-data".into(), partition: 0, first: 90, last: 100 });
+        let mut cov = OffsetSet::default();
+        cov.add_file(&FileRange { topic: "cust-data".into(), partition: 0, first: 90, last: 100 });
         let (g2, dropped) = g.clone().without_covered(&cov).unwrap();
         assert_eq!((g2.unwrap().rows.num_rows(), dropped), (1, 1));
-        cov.add(&FileRange { topic: "cust-data".into(), partition: 0, first: 101, last: 101 });
+        cov.add_file(&FileRange { topic: "cust-data".into(), partition: 0, first: 101, last: 101 });
         let (g3, dropped) = g.clone().without_covered(&cov).unwrap();
         assert!(g3.is_none());
         assert_eq!(dropped, 2);
-        let (g4, dropped) = g.without_covered(&Coverage::default()).unwrap();
+        let (g4, dropped) = g.without_covered(&OffsetSet::default()).unwrap();
         assert_eq!((g4.unwrap().rows.num_rows(), dropped), (2, 0));
     }
 

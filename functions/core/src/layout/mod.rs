@@ -18,7 +18,7 @@
 //! that start with `_` or `.` from producing files that Athena treats as hidden.
 //!
 //! Also here: the time partition a row falls in ([`time_partition`]), the keys S3 events name
-//! ([`object_created_keys`]), and the offsets files hold ([`Coverage`]). No other module or
+//! ([`object_created_keys`]), and sets of Kafka offsets ([`OffsetSet`]). No other module or
 //! crate formats a key.
 
 mod keys;
@@ -76,17 +76,6 @@ mod tests {
     #[test]
     fn event_keys_decode() {
         assert_eq!(decode_event_key("tables/t/dt%3D2026-11-22/a+b%2Bc%7E1.parquet"), "tables/t/dt=2026-11-22/a b+c~1.parquet");
-    }
-
-    #[test]
-    fn coverage_from_listing() {
-        let c = Coverage::from_keys([
-            "tables/t/dt=2026-11-22/hr=03/part-a-b~0~00000000000000000010~00000000000000000019.parquet",
-            "tables/t/dt=2026-11-22/hr=03/part-a-b~1~00000000000000000000~00000000000000000005.parquet",
-            "tables/t/dt=2026-11-22/hr=03/_tributary.json",
-        ]);
-        assert!(c.covers("a-b", 0, 10) && c.covers("a-b", 0, 19) && c.covers("a-b", 1, 0));
-        assert!(!c.covers("a-b", 0, 20) && !c.covers("a-b", 2, 10) && !c.covers("a", 0, 10));
     }
 
     fn tp(dt: &str, hr: Option<&str>) -> TimePartition {
