@@ -17,6 +17,7 @@ use tributary_aws::{CatalogError, ObjectRead, PartitionLocation, StoreError, Sto
 use tributary_core::Config;
 use tributary_core::catalog::{self, Evolution};
 use tributary_core::compaction::PartitionState;
+use tributary_core::layout;
 use tributary_core::layout::is_ingest_file;
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::layout::{object_created_keys, schema_key, schemas_prefix, table_of_schema_key};
@@ -158,7 +159,7 @@ where
     }
 
     async fn recent_partitions(&self, table: &str) -> Result<BTreeSet<TimePartition>, CatalogFnError> {
-        let prefix = format!("{}{table}/", self.config.table_prefix);
+        let prefix = layout::table_root(&self.config, table);
         Ok(self
             .store
             .list(&prefix)
@@ -181,7 +182,7 @@ where
             name: table.to_string(),
             columns: pairs(catalog::columns(schema)),
             partition_keys: pairs(catalog::partition_keys(cfg.granularity)),
-            location: format!("s3://{}/{}{table}/", cfg.bucket, cfg.table_prefix),
+            location: layout::s3_uri(cfg, &layout::table_root(cfg, table)),
             parameters,
         }
     }
@@ -285,7 +286,7 @@ where
             Some(v) => v.value,
             None => PartitionState::initial(&self.config, table, tp),
         };
-        Ok(format!("s3://{}/{}", self.config.bucket, state.location))
+        Ok(layout::s3_uri(&self.config, &state.location))
     }
 
     fn emit(&self, r: &CatalogResponse) {

@@ -23,6 +23,7 @@ use tributary_aws::{
 };
 use tributary_core::Config;
 use tributary_core::compaction::{Closing, Lease, PartitionState, conform, due, union_schema};
+use tributary_core::layout;
 use tributary_core::layout::OffsetSet;
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::layout::{FileRange, object_created_keys, schemas_prefix, table_of_schema_key};
@@ -290,7 +291,7 @@ where
                 let day = chrono_day(now - d * 86_400_000);
                 // Partitions with ingest files, and partitions with a state (compacted ones whose
                 // ingest location is empty still have replaced files to delete).
-                let ingested = format!("{}{table}/dt={day}/", cfg.table_prefix);
+                let ingested = layout::day_prefix(cfg, &table, &day);
                 for m in self.store.list(&ingested).await? {
                     if let Some(tp) = TimePartition::from_key(&m.key) {
                         out.insert((table.clone(), tp));
@@ -499,13 +500,12 @@ where
             .filter(|m| is_ingest_file(&m.key) || is_compacted_file(&m.key))
             .collect();
         for m in old.iter().filter(|m| !c.inputs.contains(&m.key)) {
-            let name = m.key.rsplit('/').next().unwrap_or(&m.key);
-            self.store.copy(&m.key, &format!("{}{name}", c.next_location)).await?;
+            self.store.copy(&m.key, &layout::carried_key(&m.key, &c.next_location)).await?;
             report.carried += 1;
         }
         self.check(CrashPoint::AfterCarry)?;
         let replaced: Vec<String> = old.iter().map(|m| m.key.clone()).collect();
-        let location = format!("s3://{}/{}", self.config.bucket, c.next_location);
+        let location = layout::s3_uri(&self.config, &c.next_location);
         if !self.switch_forward(table, tp, &location).await? {
             // Not registered yet: the catalog function registers it at the state's location.
             tracing::info!(table, partition = %tp.path(), "partition not in the catalog yet");
@@ -660,7 +660,7 @@ where
                         _ => return Err(CompactError::State("a row group decoded to nothing".into())),
                     };
                     let props = writer_properties_for(&sample, policy.zstd_level, policy.row_group_rows)?;
-                    let key = format!("{location}{}", tributary_core::layout::output_name(outputs.len()));
+                    let key = layout::output_key(location, outputs.len());
                     *writer =
                         Some(PartWriter::start(&self.store, key, Encoder::pages(plan, props, policy.row_group_rows)?).await?);
                 }
@@ -720,7 +720,7 @@ where
                 }
                 self.close_if_full(&mut writer, &mut outputs, report).await?;
                 if writer.is_none() {
-                    let key = format!("{location}{}", tributary_core::layout::output_name(outputs.len()));
+                    let key = layout::output_key(location, outputs.len());
                     writer = Some(PartWriter::start(&self.store, key, Encoder::rows(union.clone(), props(&batch)?)?).await?);
                 }
                 if let Some(w) = writer.as_mut()

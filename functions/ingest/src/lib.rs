@@ -310,7 +310,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     let listed = self.store.list(&layout::dead_letter_prefix(cfg, table, &d.date)).await?;
-                    e.insert(OffsetSet::from_file_names(listed.iter().map(|m| m.key.as_str()), ".jsonl"))
+                    e.insert(OffsetSet::of_dead_letter_files(listed.iter().map(|m| m.key.as_str())))
                 }
             };
             let (d, dropped) = d.without_covered(cov);
@@ -388,7 +388,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
                 )));
             }
             let location = partitions[&tp].location.clone();
-            let key = format!("{location}{}.parquet", group.range.file_stem());
+            let key = layout::data_file_key(&location, &group.range);
             let props = parquet_write::writer_properties_for(&group.rows, cfg.zstd_level, 1 << 20)?;
             let body = parquet_write::encode(std::slice::from_ref(&group.rows), props)?;
             report.rows_written += group.rows.num_rows();
@@ -409,11 +409,11 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     async fn listing(&self, table: &str, tp: &TimePartition) -> Result<Listing, IngestError> {
         let state = self.partition_state(table, tp).await?;
         let listed = self.store.list(&state.location).await?;
-        let mut coverage = OffsetSet::from_file_names(listed.iter().map(|m| m.key.as_str()), ".parquet");
+        let mut coverage = OffsetSet::of_data_files(listed.iter().map(|m| m.key.as_str()));
         coverage.extend(&state.covered);
         let files = listed
             .into_iter()
-            .filter(|m| m.key.ends_with(".parquet"))
+            .filter(|m| layout::is_data_file(&m.key))
             .filter_map(|m| m.key.rsplit('/').next().and_then(FileRange::parse).map(|r| (m.key.clone(), r)))
             .collect();
         Ok(Listing { location: state.location, coverage, files })
@@ -473,8 +473,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             match self.partition_state(table, tp).await?.follow(&location, &key) {
                 Follow::Done => return Ok(key),
                 Follow::CopyTo(to) => {
-                    let name = key.rsplit('/').next().unwrap_or(&key).to_string();
-                    let next = format!("{to}{name}");
+                    let next = layout::carried_key(&key, &to);
                     self.store.copy(&key, &next).await?;
                     tracing::info!(table, from = %key, to = %next, "partition compacted meanwhile; file carried over");
                     location = to;

@@ -19,6 +19,7 @@ use tributary_compact::Outcome;
 use tributary_core::Config;
 use tributary_core::ingest::dead_letter::from_jsonl;
 use tributary_core::kafka::parse_event;
+use tributary_core::layout;
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_ingest::Report;
 
@@ -324,8 +325,8 @@ pub async fn demo(data_dir: &Path) -> Result<String, Error> {
     // What a reader sees: each table through the catalog's partition locations, as Athena reads it.
     let mut by_table: std::collections::BTreeMap<String, (Vec<RecordBatch>, usize)> = Default::default();
     for ((table, _), location) in catalog.partitions() {
-        let prefix = location.strip_prefix(&format!("s3://{bucket}/")).unwrap_or(&location).to_string();
-        for obj in store.list(&prefix).await?.iter().filter(|o| o.key.ends_with(".parquet")) {
+        let prefix = layout::key_of_s3_uri(&config, &location).unwrap_or(&location).to_string();
+        for obj in store.list(&prefix).await?.iter().filter(|o| layout::is_data_file(&o.key)) {
             let Some(o) = store.get(&obj.key).await? else { continue };
             let entry = by_table.entry(table.clone()).or_default();
             entry.0.extend(tributary_core::parquet::write::decode(o.body)?);

@@ -22,7 +22,7 @@ pub fn object_created(bucket: &str, key: &str) -> serde_json::Value {
 
 /// The data files (not dead letters) an ingest invocation wrote.
 pub fn data_files(r: &IngestResponse) -> impl Iterator<Item = &String> {
-    r.total.objects.iter().filter(|k| k.ends_with(".parquet"))
+    r.total.objects.iter().filter(|k| tributary_core::layout::is_data_file(k))
 }
 
 /// How long a delivery's offset claims live ([`tributary_core::ingest::claims`]).

@@ -12,6 +12,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use tributary_aws::{ObjectRead, S3Store, get_json};
 use tributary_core::Config;
 use tributary_core::compaction::PartitionState;
+use tributary_core::layout;
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::layout::{is_ingest_file, state_key};
 use tributary_core::layout::{schema_key, schemas_prefix, table_of_schema_key};
@@ -30,10 +31,10 @@ pub async fn session(store: &S3Store, root: &Path, config: &Config) -> Result<Se
         let schema: TableSchema = get_json(store, &schema_key(config, &table)).await?.map(|v| v.value).unwrap_or_default();
         let arrow = output_schema(&schema);
         let partitions: BTreeSet<TimePartition> = store
-            .list(&format!("{}{table}/", config.table_prefix))
+            .list(&layout::table_root(config, &table))
             .await?
             .iter()
-            .filter(|m| is_ingest_file(&m.key) && !m.key.contains("/_v/"))
+            .filter(|m| is_ingest_file(&m.key) && !layout::is_version_key(&m.key))
             .filter_map(|m| TimePartition::from_key(&m.key))
             .collect();
         let mut parts = Vec::new();

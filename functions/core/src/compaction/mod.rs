@@ -262,7 +262,7 @@ pub enum Follow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{output_name, version_location};
+    use crate::layout::{output_key, version_location};
     use arrow_schema::DataType;
 
     fn tp(dt: &str, hr: Option<&str>) -> TimePartition {
@@ -324,7 +324,7 @@ mod tests {
             next_version: 1,
             next_location: to.to_string(),
             inputs,
-            outputs: vec![format!("{to}{}", output_name(0))],
+            outputs: vec![output_key(to, 0)],
             covered: OffsetSet::default(),
             expires_ms: 0,
         });

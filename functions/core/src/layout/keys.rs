@@ -1,6 +1,11 @@
 //! Every object key and location Tributary reads or writes (see [`crate::layout`]).
 
 use crate::config::Config;
+
+/// The directory of a table's compacted versions, beside its partitions (`tables/<t>/_v/dt=…`).
+const VERSIONS_DIR: &str = "_v";
+pub(crate) const DATA_FILE_EXTENSION: &str = ".parquet";
+pub(crate) const DEAD_LETTER_EXTENSION: &str = ".jsonl";
 use crate::layout::time_partition::TimePartition;
 
 /// The offsets a data file holds for one topic-partition: every record of the batch
@@ -42,16 +47,45 @@ impl FileRange {
     }
 }
 
+/// Where a table's files begin: its Glue location.
 pub fn table_root(cfg: &Config, table: &str) -> String {
     format!("{}{table}/", cfg.table_prefix)
 }
 
+/// Where a table's files of one day begin (both granularities; not its compacted versions).
+pub fn day_prefix(cfg: &Config, table: &str, day: &str) -> String {
+    format!("{}dt={day}/", table_root(cfg, table))
+}
+
+/// A partition's ingest location: where ingest writes, and its first location.
 pub fn partition_prefix(cfg: &Config, table: &str, tp: &TimePartition) -> String {
     format!("{}{}", table_root(cfg, table), tp.path())
 }
 
+/// The key of an ingest file in a partition's ingest location.
 pub fn data_key(cfg: &Config, table: &str, tp: &TimePartition, range: &FileRange) -> String {
-    format!("{}{}.parquet", partition_prefix(cfg, table, tp), range.file_stem())
+    data_file_key(&partition_prefix(cfg, table, tp), range)
+}
+
+/// The key of the ingest file holding `range` at `location` (an ingest location or a version).
+pub fn data_file_key(location: &str, range: &FileRange) -> String {
+    format!("{location}{}{DATA_FILE_EXTENSION}", range.file_stem())
+}
+
+/// The key a file gets when carried into `location`: its name is kept, so a carried ingest
+/// file still names its offsets.
+pub fn carried_key(key: &str, location: &str) -> String {
+    format!("{location}{}", key.rsplit('/').next().unwrap_or(key))
+}
+
+/// The `s3://` URI of a key or prefix of the stack's bucket (Glue locations are URIs).
+pub fn s3_uri(cfg: &Config, key: &str) -> String {
+    format!("s3://{}/{key}", cfg.bucket)
+}
+
+/// The key an `s3://` URI of the stack's bucket names; `None` for another bucket or scheme.
+pub fn key_of_s3_uri<'a>(cfg: &Config, uri: &'a str) -> Option<&'a str> {
+    uri.strip_prefix("s3://")?.strip_prefix(cfg.bucket.as_str())?.strip_prefix('/')
 }
 
 /// The claim log of one Kafka partition's offsets in one time partition of a table
@@ -60,8 +94,9 @@ pub fn claim_key(cfg: &Config, table: &str, tp: &TimePartition, topic: &str, par
     format!("{}claims/{table}/{}{topic}~{partition}.json", cfg.state_prefix, tp.path())
 }
 
+/// The key of the dead letters of `range` in a table's dead-letter area, by Kafka date.
 pub fn dead_letter_key(cfg: &Config, table: &str, date: &str, range: &FileRange) -> String {
-    format!("{}{}.jsonl", dead_letter_prefix(cfg, table, date), range.file_stem())
+    format!("{}{}{DEAD_LETTER_EXTENSION}", dead_letter_prefix(cfg, table, date), range.file_stem())
 }
 
 /// Where a table's dead letters of one Kafka date are.
@@ -69,6 +104,7 @@ pub fn dead_letter_prefix(cfg: &Config, table: &str, date: &str) -> String {
     format!("{}{table}/dt={date}/", cfg.dead_letter_prefix)
 }
 
+/// The key of a table's schema in the registry.
 pub fn schema_key(cfg: &Config, table: &str) -> String {
     format!("{}{table}.json", schemas_prefix(cfg))
 }
@@ -87,7 +123,7 @@ pub fn table_of_schema_key<'a>(cfg: &Config, key: &'a str) -> Option<&'a str> {
 /// reader of one location never sees another's files. `attempt` keeps two compactors that both
 /// think they make version `n` (one with an expired lease) out of each other's way.
 pub fn version_location(cfg: &Config, table: &str, tp: &TimePartition, n: u32, attempt: &str) -> String {
-    format!("{}{table}/_v/{}v{n:06}-{attempt}/", cfg.table_prefix, tp.path())
+    format!("{}{VERSIONS_DIR}/{}v{n:06}-{attempt}/", table_root(cfg, table), tp.path())
 }
 
 /// The version a partition location names: `n` for a `…/_v/…/v00000n-<attempt>/` directory made
@@ -96,7 +132,7 @@ pub fn version_location(cfg: &Config, table: &str, tp: &TimePartition, n: u32, a
 pub fn location_version(location: &str) -> u32 {
     let last = location.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
     match last.strip_prefix('v').and_then(|rest| rest.split_once('-')) {
-        Some((digits, _)) if digits.len() == 6 && location.contains("/_v/") => digits.parse().unwrap_or(0),
+        Some((digits, _)) if digits.len() == 6 && is_version_key(location) => digits.parse().unwrap_or(0),
         _ => 0,
     }
 }
@@ -137,9 +173,19 @@ pub fn partition_of_retire_marker(cfg: &Config, key: &str) -> Option<(String, Ti
     (retire_marker_key(cfg, table, &tp) == key).then(|| (table.to_string(), tp))
 }
 
-/// Name of the `k`-th compacted output file.
-pub fn output_name(k: usize) -> String {
-    format!("compacted-{k:04}.parquet")
+/// The key of the `k`-th compacted output file of the version at `location`.
+pub fn output_key(location: &str, k: usize) -> String {
+    format!("{location}compacted-{k:04}.parquet")
+}
+
+/// True for a table's data file: an ingest file or a compacted output (Parquet).
+pub fn is_data_file(key: &str) -> bool {
+    key.ends_with(DATA_FILE_EXTENSION)
+}
+
+/// True for a key inside a compacted version's directory ([`version_location`]).
+pub fn is_version_key(key: &str) -> bool {
+    key.split('/').any(|segment| segment == VERSIONS_DIR)
 }
 
 /// True for the name of a file ingest writes (`part-…`).

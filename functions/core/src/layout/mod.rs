@@ -38,7 +38,7 @@ mod tests {
 
     #[test]
     fn keys_are_deterministic_and_parse_back() {
-        let cfg = Config::default();
+        let cfg = Config { bucket: "lake".into(), ..Config::default() };
         let tp = TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) };
         let r = FileRange { topic: "orders-v1.eu".into(), partition: 3, first: 100, last: 199 };
         let key = data_key(&cfg, "orders", &tp, &r);
@@ -52,6 +52,16 @@ mod tests {
             "dead-letter/orders/dt=2026-11-22/part-orders-v1.eu~3~00000000000000000100~00000000000000000199.jsonl"
         );
         assert_eq!(schema_key(&cfg, "orders"), "_tributary/schemas/orders.json");
+        assert!(key.starts_with(&day_prefix(&cfg, "orders", "2026-11-22")) && is_data_file(&key) && !is_version_key(&key));
+        let version = version_location(&cfg, "orders", &tp, 2, "req");
+        let carried = carried_key(&key, &version);
+        assert_eq!(carried, format!("{version}{}", key.rsplit('/').next().unwrap()), "a carried file keeps its name");
+        assert!(is_version_key(&carried) && is_data_file(&output_key(&version, 0)));
+        assert!(!carried.starts_with(&day_prefix(&cfg, "orders", "2026-11-22")), "versions are not under the day");
+        let uri = s3_uri(&cfg, &version);
+        assert_eq!(key_of_s3_uri(&cfg, &uri), Some(version.as_str()));
+        assert_eq!(key_of_s3_uri(&cfg, &uri.replacen("lake", "lakehouse", 1)), None);
+        assert_eq!(uri, format!("s3://lake/{version}"));
         assert_eq!(table_of_schema_key(&cfg, &schema_key(&cfg, "orders")), Some("orders"));
         assert_eq!(table_of_schema_key(&cfg, "_tributary/partitions/orders.json"), None);
         for bad in ["x.parquet", "part-a~1~2.parquet", "part-~1~2~3.parquet", "part-a~1~9~3.parquet", "part-a~b~1~2.parquet"] {

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::layout::FileRange;
+use crate::layout::keys::{DATA_FILE_EXTENSION, DEAD_LETTER_EXTENSION};
 
 /// A Kafka topic-partition.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,9 +59,17 @@ impl PartialEq for OffsetSet {
 impl Eq for OffsetSet {}
 
 impl OffsetSet {
-    /// The offsets of the files named by offset range with this extension (`.parquet` data
-    /// files, `.jsonl` dead-letter files) among `keys`; other keys are ignored.
-    pub fn from_file_names<'a>(keys: impl IntoIterator<Item = &'a str>, extension: &str) -> Self {
+    /// The offsets the data files among `keys` hold, by their names; other keys are ignored.
+    pub fn of_data_files<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::of_files(keys, DATA_FILE_EXTENSION)
+    }
+
+    /// The offsets the dead-letter files among `keys` hold, by their names.
+    pub fn of_dead_letter_files<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::of_files(keys, DEAD_LETTER_EXTENSION)
+    }
+
+    fn of_files<'a>(keys: impl IntoIterator<Item = &'a str>, extension: &str) -> Self {
         let mut set = OffsetSet::default();
         for key in keys {
             let name = key.rsplit('/').next().unwrap_or(key);
@@ -268,15 +277,12 @@ mod tests {
 
     #[test]
     fn file_names_give_their_ranges() {
-        let c = OffsetSet::from_file_names(
-            [
-                "tables/t/dt=2026-11-22/hr=03/part-a-b~0~00000000000000000010~00000000000000000019.parquet",
-                "tables/t/dt=2026-11-22/hr=03/part-a-b~1~00000000000000000000~00000000000000000005.parquet",
-                "tables/t/dt=2026-11-22/hr=03/part-a-b~0~00000000000000000030~00000000000000000039.jsonl",
-                "tables/t/dt=2026-11-22/hr=03/notes.txt",
-            ],
-            ".parquet",
-        );
+        let c = OffsetSet::of_data_files([
+            "tables/t/dt=2026-11-22/hr=03/part-a-b~0~00000000000000000010~00000000000000000019.parquet",
+            "tables/t/dt=2026-11-22/hr=03/part-a-b~1~00000000000000000000~00000000000000000005.parquet",
+            "tables/t/dt=2026-11-22/hr=03/part-a-b~0~00000000000000000030~00000000000000000039.jsonl",
+            "tables/t/dt=2026-11-22/hr=03/notes.txt",
+        ]);
         assert!(c.contains("a-b", 0, 10) && c.contains("a-b", 0, 19) && c.contains("a-b", 1, 0));
         assert!(!c.contains("a-b", 0, 20) && !c.contains("a-b", 0, 30) && !c.contains("a-b", 2, 10));
     }
