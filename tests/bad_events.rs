@@ -109,7 +109,7 @@ async fn odd_field_names_become_valid_columns_and_lose_nothing() {
         let store = S3Store::new(moto.bucket(&bucket).await, &bucket);
         let ing = Ingest::new(store.clone(), Config { bucket: bucket.clone(), ..Config::default() }).with_metrics_sink(|_| {});
         let recs = [(0i64, 1_795_316_400_000i64, None, Some(value.trim_ascii_end()), &[][..])];
-        let out = ing.handle(tributary_core::kafka::build_event("aws:kafka", "names", 0, &recs)).await.unwrap();
+        let out = ing.handle(tributary_core::testing::events::build_event("aws:kafka", "names", 0, &recs)).await.unwrap();
         assert_eq!(out.total.rows_written + out.total.dead_lettered, 1, "{name}: {out:?}");
         if out.total.dead_lettered == 1 {
             assert!(name.starts_with("collide--"), "{name}: dead-lettered: {:?}", out.total.rejected);

@@ -5,8 +5,9 @@
 
 use tributary_aws::S3Store;
 use tributary_core::Config;
-use tributary_core::kafka::SampleRecord;
-use tributary_core::kafka::{build_event, parse_event};
+use tributary_core::kafka::parse_event;
+use tributary_core::testing::events::SampleRecord;
+use tributary_core::testing::events::build_event;
 use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
 use tributary_tests::Moto;

@@ -2,16 +2,16 @@
 //! API, on 127.0.0.1.
 
 use std::time::Duration;
-use tributary_core::kafka::SampleRecord;
+use tributary_core::testing::events::SampleRecord;
 
 use serde_json::json;
 use tributary_aws::{AthenaQueries, GlueCatalog, PartitionLocation, S3Store, put_json_if};
 use tributary_catalog::CatalogFn;
 use tributary_core::Config;
 use tributary_core::compaction::PartitionState;
-use tributary_core::kafka::build_event;
 use tributary_core::layout::state_key;
 use tributary_core::layout::time_partition::TimePartition;
+use tributary_core::testing::events::build_event;
 use tributary_ingest::Ingest;
 use tributary_tests::{Moto, Role};
 

@@ -5,9 +5,9 @@ use aws_sdk_glue::types::{PartitionInput, StorageDescriptor};
 use tributary_aws::{GlueCatalog, ObjectRead, PartitionLocation, S3Store};
 use tributary_compact::{Compactor, CrashPoint, Outcome};
 use tributary_core::Config;
-use tributary_core::kafka::SampleRecord;
-use tributary_core::kafka::build_event;
 use tributary_core::layout::time_partition::TimePartition;
+use tributary_core::testing::events::SampleRecord;
+use tributary_core::testing::events::build_event;
 use tributary_ingest::Ingest;
 use tributary_tests::{Moto, Role, py_json};
 

@@ -2,14 +2,15 @@
 //! pyarrow and DuckDB as well as by our own reader.
 
 use std::collections::BTreeMap;
-use tributary_core::kafka::SampleRecord;
+use tributary_core::testing::events::SampleRecord;
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::value::RawValue;
 use tributary_aws::{ObjectRead, S3Store};
 use tributary_core::Config;
 use tributary_core::ingest::dead_letter::from_jsonl;
-use tributary_core::kafka::{build_event, parse_event};
+use tributary_core::kafka::parse_event;
+use tributary_core::testing::events::build_event;
 use tributary_ingest::{Ingest, function_handler};
 use tributary_tests::{Moto, Role, bad_values, event_file, py_json};
 

@@ -19,10 +19,11 @@ use tributary_aws::{MemoryCatalog, MemoryStore, ObjectRead, ObjectWrite, S3Store
 use tributary_compact::{Compactor, Outcome};
 use tributary_core::Config;
 use tributary_core::ingest;
-use tributary_core::kafka::{RawRecord, SampleRecord, TopicPartitionBatch, build_event};
+use tributary_core::kafka::{RawRecord, TopicPartitionBatch};
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::parquet::write as parquet_write;
 use tributary_core::table::schema::TableSchema;
+use tributary_core::testing::events::{SampleRecord, build_event};
 use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
 

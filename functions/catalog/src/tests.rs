@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tributary_core::kafka::SampleRecord;
+use tributary_core::testing::events::SampleRecord;
 
 use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore, PartitionLocation, TableCatalog};
-use tributary_core::kafka::build_event;
+use tributary_core::testing::events::build_event;
 use tributary_ingest::Ingest;
 
 use super::*;

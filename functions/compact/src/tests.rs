@@ -2,13 +2,13 @@
 //! same scenarios run against an S3 and Glue API server in `tests/compact_s3.rs`.
 
 use std::sync::Arc;
-use tributary_core::kafka::SampleRecord;
+use tributary_core::testing::events::SampleRecord;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore};
-use tributary_core::kafka::build_event;
+use tributary_core::testing::events::build_event;
 use tributary_ingest::Ingest;
 
 use super::*;

@@ -30,7 +30,6 @@
 pub mod catalog;
 pub mod compaction;
 pub mod config;
-pub mod esm;
 pub mod ingest;
 pub mod json;
 pub mod kafka;
@@ -40,6 +39,7 @@ pub mod naming;
 pub mod parquet;
 pub mod reject;
 pub mod table;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod watch;
 

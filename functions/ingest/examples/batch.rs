@@ -6,11 +6,12 @@
 //! `cargo run --release -p tributary-ingest --example batch [-- ROUNDS]`
 
 use std::time::Instant;
-use tributary_core::kafka::SampleRecord;
+use tributary_core::testing::events::SampleRecord;
 
 use tributary_aws::MemoryStore;
 use tributary_core::Config;
-use tributary_core::kafka::{build_event, parse_event};
+use tributary_core::kafka::parse_event;
+use tributary_core::testing::events::build_event;
 use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
 

@@ -5,9 +5,9 @@ use super::*;
 use lambda_runtime::{Context, LambdaEvent};
 use tributary_aws::MemoryStore;
 use tributary_core::ingest::dead_letter::from_jsonl;
-use tributary_core::kafka::build_event;
+use tributary_core::testing::events::build_event;
 
-type Rec<'a> = tributary_core::kafka::SampleRecord<'a>;
+type Rec<'a> = tributary_core::testing::events::SampleRecord<'a>;
 
 fn ingest() -> Ingest<MemoryStore> {
     Ingest::new(MemoryStore::new(), Config { bucket: "b".into(), ..Default::default() })

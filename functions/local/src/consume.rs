@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::batcher::{Batch, Batcher, Consumed};
 use tributary_aws::{MultipartWrite, ObjectRead, ObjectWrite, PartitionLocation, TableCatalog};
-use tributary_core::esm::{Batch, Batcher, Consumed};
 use tributary_core::layout::table_partition;
 use tributary_ingest::Report;
 

@@ -3,6 +3,7 @@
 //! exactly the code they run in Lambda.
 
 pub mod athena;
+pub mod batcher;
 pub mod consume;
 pub mod kafka;
 pub mod pipeline;
@@ -128,7 +129,7 @@ pub fn scenario_records(seed: u64, counts: &[(&'static str, u64)]) -> Vec<(&'sta
 /// as Kafka events of three partitions each (offsets from 1,000), batches of at most 2,000
 /// records, keys and headers set, spread over four hours of 2026-11-22.
 pub fn generate_scenarios(seed: u64) -> Vec<(&'static str, Vec<KafkaEvent>)> {
-    use tributary_core::kafka::{SampleRecord, build_event};
+    use tributary_core::testing::events::{SampleRecord, build_event};
     let t0 = 1_795_305_600_000i64; // 2026-11-22T00:00:00Z
     let headers: [(&str, &[u8]); 1] = [("source", b"tributary-demo")];
     let mut out = Vec::new();

@@ -128,7 +128,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
     use tributary_aws::{MemoryCatalog, MemoryStore, TableCatalog};
-    use tributary_core::kafka::build_event;
+    use tributary_core::testing::events::build_event;
 
     fn event(offset: i64, value: &'static [u8]) -> KafkaEvent {
         build_event("aws:kafka", "orders", 0, &[(offset, 1_795_316_400_000, None, Some(value), &[][..])])

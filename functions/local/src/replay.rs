@@ -6,7 +6,7 @@
 use std::fmt;
 
 use tributary_aws::{MultipartWrite, ObjectRead, ObjectWrite, PartitionLocation, TableCatalog};
-use tributary_core::esm::failed_batch_event;
+use tributary_core::kafka::failed_batch_event;
 use tributary_ingest::Report;
 
 use crate::Error;
@@ -79,7 +79,7 @@ mod tests {
     use bytes::Bytes;
     use tributary_aws::{MemoryCatalog, MemoryStore, Precondition};
     use tributary_core::Config;
-    use tributary_core::kafka::build_event;
+    use tributary_core::testing::events::build_event;
 
     use super::*;
 

@@ -635,7 +635,8 @@ fn learn_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::{SampleRecord, batches, build_event};
+    use crate::kafka::batches;
+    use crate::testing::events::{SampleRecord, build_event};
 
     fn event_batches(values: &[Option<&[u8]>]) -> Vec<TopicPartitionBatch> {
         let recs: Vec<SampleRecord> = values

@@ -17,7 +17,12 @@ use serde::Deserialize;
 
 use crate::reject::{Reject, RejectKind};
 
+mod consumed;
+mod failed_batch;
 mod strict;
+
+pub use consumed::{Consumed, group_key};
+pub use failed_batch::failed_batch_event;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {
@@ -357,41 +362,10 @@ fn malformed_record(group: &str, item: &serde_json::Value, error: &str) -> Resul
     Ok((topic, partition, record))
 }
 
-/// A record for [`build_event`]: offset, timestamp (ms), key, value, headers.
-pub type SampleRecord<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>, &'a [(&'a str, &'a [u8])]);
-
-/// Builds an event the way the event source mapping does, for tests and the local pipeline.
-pub fn build_event(source: &str, topic: &str, partition: i32, records: &[SampleRecord]) -> KafkaEvent {
-    let mut event = KafkaEvent::default();
-    event.event_source = Some(source.to_string());
-    let group = format!("{topic}-{partition}");
-    let list = records
-        .iter()
-        .map(|(offset, ts, key, value, headers)| {
-            let mut r = KafkaRecord::default();
-            r.topic = Some(topic.to_string());
-            r.partition = partition.into();
-            r.offset = *offset;
-            r.timestamp = aws_lambda_events::encodings::MillisecondTimestamp(
-                chrono::DateTime::from_timestamp_millis(*ts).unwrap_or_default(),
-            );
-            r.timestamp_type = Some("CREATE_TIME".into());
-            r.key = key.map(|k| STANDARD.encode(k));
-            r.value = value.map(|v| STANDARD.encode(v));
-            r.headers = headers
-                .iter()
-                .map(|(k, v)| std::iter::once((k.to_string(), v.iter().map(|b| *b as i8).collect())).collect())
-                .collect();
-            r
-        })
-        .collect();
-    event.records.insert(group, list);
-    event
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::events::build_event;
 
     #[test]
     fn group_keys_with_dashes() {

@@ -1,5 +1,7 @@
-//! Helpers for tests, benchmarks and the local tool: generated sample data ([`sample`]) and the
+//! Helpers for tests, benchmarks and the local tool (the `testing` feature): generated sample
+//! data ([`sample`]), Kafka events as the event source mapping builds them ([`events`]), and the
 //! fuzz targets' entry points ([`fuzz`]).
 
+pub mod events;
 pub mod fuzz;
 pub mod sample;

@@ -7,62 +7,27 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use aws_lambda_events::event::kafka::KafkaEvent;
+pub use tributary_core::kafka::Consumed;
+use tributary_core::kafka::group_key;
 
 /// The event source mapping's payload cap.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 /// Bytes one record adds to the event besides its key, value and headers (field names, numbers).
 const RECORD_OVERHEAD: usize = 192;
 
-/// A record as a Kafka consumer delivers it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Consumed {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp_ms: i64,
-    /// `CREATE_TIME` or `LOG_APPEND_TIME`.
-    pub timestamp_type: String,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
 fn b64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
-impl Consumed {
-    /// What this record adds to the event's JSON payload.
-    pub fn payload_bytes(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + 8 + v.len() * 4).sum();
-        RECORD_OVERHEAD
-            + self.topic.len()
-            + self.key.as_ref().map_or(4, |k| b64_len(k.len()))
-            + self.value.as_ref().map_or(4, |v| b64_len(v.len()))
-            + headers
-    }
-
-    fn into_record(self) -> KafkaRecord {
-        let mut r = KafkaRecord::default();
-        r.topic = Some(self.topic);
-        r.partition = self.partition.into();
-        r.offset = self.offset;
-        r.timestamp = aws_lambda_events::encodings::MillisecondTimestamp(
-            chrono::DateTime::from_timestamp_millis(self.timestamp_ms).unwrap_or_default(),
-        );
-        r.timestamp_type = Some(self.timestamp_type);
-        r.key = self.key.map(|k| STANDARD.encode(k));
-        r.value = self.value.map(|v| STANDARD.encode(v));
-        r.headers = self
-            .headers
-            .into_iter()
-            .map(|(k, v)| std::iter::once((k, v.into_iter().map(|b| b as i8).collect())).collect())
-            .collect();
-        r
-    }
+/// What a record adds to the event's JSON payload.
+pub fn payload_bytes(r: &Consumed) -> usize {
+    let headers: usize = r.headers.iter().map(|(k, v)| k.len() + 8 + v.len() * 4).sum();
+    RECORD_OVERHEAD
+        + r.topic.len()
+        + r.key.as_ref().map_or(4, |k| b64_len(k.len()))
+        + r.value.as_ref().map_or(4, |v| b64_len(v.len()))
+        + headers
 }
 
 /// A batch ready for the handler, and the offsets to commit once it succeeded.
@@ -105,7 +70,7 @@ impl Batcher {
     /// Adds a record. When it would overflow the batch (records or bytes), the batch so far is
     /// returned and the record starts the next one. A single record over the cap travels alone.
     pub fn push(&mut self, r: Consumed, now: Instant) -> Option<Batch> {
-        let size = r.payload_bytes();
+        let size = payload_bytes(&r);
         let full = !self.pending.is_empty() && (self.pending.len() >= self.max_records || self.bytes + size > self.max_payload);
         let out = if full { self.take() } else { None };
         if self.pending.is_empty() {
@@ -147,7 +112,7 @@ impl Batcher {
         for r in records {
             let next = commit.entry((r.topic.clone(), r.partition)).or_insert(r.offset + 1);
             *next = (*next).max(r.offset + 1);
-            event.records.entry(format!("{}-{}", r.topic, r.partition)).or_default().push(r.into_record());
+            event.records.entry(group_key(&r.topic, r.partition)).or_default().push(r.into_event_record());
         }
         Some(Batch { event, records: n, payload_bytes, commit: commit.into_iter().map(|((t, p), o)| (t, p, o)).collect() })
     }
@@ -156,7 +121,7 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::batches;
+    use tributary_core::kafka::batches;
 
     fn rec(topic: &str, partition: i32, offset: i64, value: &[u8]) -> Consumed {
         Consumed {
@@ -217,49 +182,5 @@ mod tests {
         let mut b = Batcher::new(10, Duration::from_secs(60), "x");
         assert!(b.push(rec("t", 0, 0, &vec![b'x'; 7 * 1024 * 1024]), t).is_none());
         assert!(b.push(rec("t", 0, 1, b"{}"), t).is_some());
-    }
-}
-
-/// The Kafka event inside an invocation record that an S3 on-failure destination wrote for a
-/// batch Lambda gave up on (after 10 retries when retries are infinite). For S3 destinations
-/// Lambda sends "the entire invocation record along with the metadata"; its example puts the
-/// event under `payload`, which this reads as an object or as a JSON string of one. Anything else
-/// is refused with what was found, never guessed at.
-pub fn failed_batch_event(record: &serde_json::Value) -> Result<serde_json::Value, String> {
-    let payload = record.get("payload").ok_or_else(|| {
-        let keys: Vec<&str> = record.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
-        format!("no \"payload\" in the failure record (it has {keys:?}); only an S3 destination keeps the batch")
-    })?;
-    let event = match payload {
-        serde_json::Value::String(s) => {
-            serde_json::from_str(s).map_err(|e| format!("the failure record's payload is a string but not JSON: {e}"))?
-        }
-        other => other.clone(),
-    };
-    if event.get("records").is_some_and(serde_json::Value::is_object) {
-        Ok(event)
-    } else {
-        Err("the failure record's payload is not a Kafka event (no \"records\" object)".into())
-    }
-}
-
-#[cfg(test)]
-mod failure_record_tests {
-    use super::*;
-
-    #[test]
-    fn the_event_is_read_from_an_object_or_a_string_payload_and_nothing_else() {
-        let event = serde_json::json!({"eventSource": "aws:kafka", "records": {"t-0": []}});
-        let meta = serde_json::json!({"requestContext": {"condition": "RetryAttemptsExhausted"}, "version": "1.0"});
-        let with = |payload: serde_json::Value| {
-            let mut r = meta.clone();
-            r["payload"] = payload;
-            r
-        };
-        assert_eq!(failed_batch_event(&with(event.clone())).unwrap(), event);
-        assert_eq!(failed_batch_event(&with(event.to_string().into())).unwrap(), event);
-        assert!(failed_batch_event(&meta).unwrap_err().contains("requestContext"), "an SQS/SNS-style record: no payload");
-        assert!(failed_batch_event(&with("{not json".into())).unwrap_err().contains("not JSON"));
-        assert!(failed_batch_event(&with(serde_json::json!({"Records": []}))).unwrap_err().contains("not a Kafka event"));
     }
 }
