@@ -16,6 +16,7 @@ use tributary_catalog::CatalogFn;
 use tributary_compact::Compactor;
 use tributary_core::Config;
 use tributary_core::ingest::dead_letter::DeadLetter;
+use tributary_core::testing::events::event_bytes;
 use tributary_ingest::Ingest;
 use tributary_tests::{Moto, Role};
 
@@ -46,7 +47,10 @@ async fn every_malformed_event_gets_a_clear_error_or_the_dead_letter_area() {
         if name.starts_with("ingest-dead-letter--") {
             seen[0] += 1;
             let ing = Ingest::new(store.clone(), config).with_metrics_sink(|_| {});
-            let out = ing.handle_json(parsed.expect("valid JSON")).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let out = ing
+                .handle(&serde_json::to_vec(&parsed.expect("valid JSON")).unwrap(), None)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(
                 (out.total.records_in, out.total.rows_written, out.total.dead_lettered),
                 (3, 2, 1),
@@ -63,7 +67,7 @@ async fn every_malformed_event_gets_a_clear_error_or_the_dead_letter_area() {
             // What is not JSON at all the Lambda runtime refuses before the handler runs.
             if let Ok(v) = parsed {
                 let ing = Ingest::new(store.clone(), config).with_metrics_sink(|_| {});
-                let err = ing.handle_json(v).await.expect_err(name);
+                let err = ing.handle(&serde_json::to_vec(&v).unwrap(), None).await.expect_err(name);
                 assert!(err.to_string().len() > 20, "{name}: a clear error: {err}");
                 assert!(store.list("").await.unwrap().is_empty(), "{name}: nothing written");
             }
@@ -109,7 +113,10 @@ async fn odd_field_names_become_valid_columns_and_lose_nothing() {
         let store = S3Store::new(moto.bucket(&bucket).await, &bucket);
         let ing = Ingest::new(store.clone(), Config { bucket: bucket.clone(), ..Config::default() }).with_metrics_sink(|_| {});
         let recs = [(0i64, 1_795_316_400_000i64, None, Some(value.trim_ascii_end()), &[][..])];
-        let out = ing.handle(tributary_core::testing::events::build_event("aws:kafka", "names", 0, &recs)).await.unwrap();
+        let out = ing
+            .handle(&event_bytes(&tributary_core::testing::events::build_event("aws:kafka", "names", 0, &recs)), None)
+            .await
+            .unwrap();
         assert_eq!(out.total.rows_written + out.total.dead_lettered, 1, "{name}: {out:?}");
         if out.total.dead_lettered == 1 {
             assert!(name.starts_with("collide--"), "{name}: dead-lettered: {:?}", out.total.rejected);

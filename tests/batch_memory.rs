@@ -5,9 +5,8 @@
 
 use tributary_aws::S3Store;
 use tributary_core::Config;
-use tributary_core::kafka::parse_event;
 use tributary_core::testing::events::SampleRecord;
-use tributary_core::testing::events::build_event;
+use tributary_core::testing::events::{build_event, event_bytes};
 use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
 use tributary_tests::Moto;
@@ -32,14 +31,14 @@ async fn a_full_6mb_batch_fits_a_256mb_function() {
         .enumerate()
         .map(|(i, v)| (i as i64, 1_795_316_400_000, Some(&b"key"[..]), Some(v.as_bytes()), &[][..]))
         .collect();
-    let payload = serde_json::to_vec(&build_event("aws:kafka", "customer_data", 0, &recs)).unwrap();
+    let payload = event_bytes(&build_event("aws:kafka", "customer_data", 0, &recs));
     drop(recs);
     drop(values);
     assert!(payload.len() > 5 * 1024 * 1024 && payload.len() <= PAYLOAD_CAP, "payload is {} bytes", payload.len());
 
     let ing = Ingest::new(S3Store::new(client, "lake"), Config { bucket: "lake".into(), ..Default::default() })
         .with_metrics_sink(|_| {});
-    let out = ing.handle(parse_event(&payload).unwrap()).await.unwrap();
+    let out = ing.handle(&payload, None).await.unwrap();
     assert_eq!(out.total.rows_written, 13_000);
     let peak = peak_rss();
     println!("peak RSS for a {}-byte batch of 13,000 records: {:.1} MiB", payload.len(), peak as f64 / 1048576.0);

@@ -11,7 +11,7 @@ use tributary_core::Config;
 use tributary_core::compaction::PartitionState;
 use tributary_core::layout::state_key;
 use tributary_core::layout::time_partition::TimePartition;
-use tributary_core::testing::events::build_event;
+use tributary_core::testing::events::{build_event, event_bytes};
 use tributary_ingest::Ingest;
 use tributary_tests::{Moto, Role};
 
@@ -28,7 +28,7 @@ async fn ingest(ing: &Ingest<S3Store>, p: i32, offset: i64, values: &[&str], hou
         .enumerate()
         .map(|(i, v)| (offset + i as i64, T0 + hour * 3_600_000, None, Some(v.as_bytes()), &[][..]))
         .collect();
-    let out = ing.handle(build_event("aws:kafka", "transaction", p, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "transaction", p, &recs)), None).await.unwrap();
     out.total.objects.iter().filter(|k| k.ends_with(".parquet")).map(|k| object_created(k)).collect()
 }
 

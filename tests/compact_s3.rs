@@ -7,7 +7,7 @@ use tributary_compact::{Compactor, CrashPoint, Outcome};
 use tributary_core::Config;
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::testing::events::SampleRecord;
-use tributary_core::testing::events::build_event;
+use tributary_core::testing::events::{build_event, event_bytes};
 use tributary_ingest::Ingest;
 use tributary_tests::{Moto, Role, py_json};
 
@@ -68,7 +68,7 @@ async fn ingest(ing: &Ingest<S3Store>, p: i32, first: i64, n: i64) {
     let values: Vec<String> = (first..first + n).map(|o| format!(r#"{{"n":{o},"s":"row {o}"}}"#)).collect();
     let recs: Vec<SampleRecord> =
         values.iter().enumerate().map(|(i, v)| (first + i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..])).collect();
-    ing.handle(build_event("aws:kafka", "t", p, &recs)).await.unwrap();
+    ing.handle(&event_bytes(&build_event("aws:kafka", "t", p, &recs)), None).await.unwrap();
 }
 
 /// Downloads what the Glue partition points at and reads it with pyarrow and DuckDB.

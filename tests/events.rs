@@ -42,5 +42,5 @@ fn compact_and_catalog_sample_events_parse() {
     let sweep: serde_json::Value = serde_json::from_slice(&event_file("compact-sweep.json")).unwrap();
     assert_eq!(tributary_compact::parse_trigger(&sweep).unwrap(), tributary_compact::Trigger::Sweep);
     let sync: serde_json::Value = serde_json::from_slice(&event_file("catalog-sync.json")).unwrap();
-    assert_eq!(tributary_catalog::trigger_keys(&sync).unwrap(), tributary_catalog::Trigger::Sync(None));
+    assert_eq!(tributary_catalog::trigger_keys(&sync).unwrap(), tributary_catalog::Trigger::Sync { tables: None, since: None });
 }

@@ -36,7 +36,7 @@ use tributary_core::compaction::PartitionState;
 use tributary_core::config::Granularity;
 use tributary_core::ingest::dead_letter::DeadLetter;
 use tributary_core::layout::time_partition::TimePartition;
-use tributary_core::testing::events::{SampleRecord, build_event};
+use tributary_core::testing::events::{SampleRecord, build_event, event_bytes};
 use tributary_ingest::Ingest;
 use tributary_local::pipeline::object_created;
 use tributary_tests::faults::{Fault, Faults, Faulty};
@@ -291,7 +291,7 @@ impl Schedule {
         let slices: Vec<&[Rec]> = batches.iter().map(|(p, r)| &self.recs[*p][r.clone()]).collect();
         let ev = event(&slices);
         self.tally.ingest_calls += 1;
-        let r = self.ingest.handle(ev).await;
+        let r = self.ingest.handle(&event_bytes(&ev), None).await;
         self.trace(format_args!("ingest {batches:?}: {:?}", r.as_ref().map(|r| &r.total.objects)));
         let ok = r.is_ok();
         self.commit(ok, &batches);
@@ -329,7 +329,8 @@ impl Schedule {
                 let (a, b) = (self.batch(p), self.batch(q));
                 let twin = self.ingest_fn();
                 let (ea, eb) = (event(&[&self.recs[p][a.clone()]]), event(&[&self.recs[q][b.clone()]]));
-                let (ra, rb) = tokio::join!(self.ingest.handle(ea), twin.handle(eb));
+                let (ba, bb) = (event_bytes(&ea), event_bytes(&eb));
+                let (ra, rb) = tokio::join!(self.ingest.handle(&ba, None), twin.handle(&bb, None));
                 self.trace(format_args!(
                     "ingest concurrently {p}:{a:?} {q}:{b:?}: {:?} {:?}",
                     ra.as_ref().map(|r| &r.total.objects),
@@ -347,7 +348,8 @@ impl Schedule {
                 let (a, b) = (self.batch(p), self.batch(p));
                 let twin = self.ingest_fn();
                 let (ea, eb) = (event(&[&self.recs[p][a.clone()]]), event(&[&self.recs[p][b.clone()]]));
-                let (ra, rb) = tokio::join!(self.ingest.handle(ea), twin.handle(eb));
+                let (ba, bb) = (event_bytes(&ea), event_bytes(&eb));
+                let (ra, rb) = tokio::join!(self.ingest.handle(&ba, None), twin.handle(&bb, None));
                 self.trace(format_args!(
                     "rebalance {p}:{a:?} {p}:{b:?}: {:?} {:?}",
                     ra.as_ref().map(|r| &r.total.objects),
@@ -433,7 +435,7 @@ impl Schedule {
                 let (ri, rk, rc) = tokio::join!(
                     async {
                         match ingest_ev {
-                            Some(e) => Some(self.ingest.handle(e).await),
+                            Some(e) => Some(self.ingest.handle(&event_bytes(&e), None).await),
                             None => None,
                         }
                     },

@@ -9,8 +9,7 @@ use serde_json::value::RawValue;
 use tributary_aws::{ObjectRead, S3Store};
 use tributary_core::Config;
 use tributary_core::ingest::dead_letter::from_jsonl;
-use tributary_core::kafka::parse_event;
-use tributary_core::testing::events::build_event;
+use tributary_core::testing::events::{build_event, event_bytes};
 use tributary_ingest::{Ingest, function_handler};
 use tributary_tests::{Moto, Role, bad_values, event_file, py_json};
 
@@ -88,12 +87,12 @@ async fn msk_batch_lands_as_parquet_that_independent_readers_agree_on() {
 async fn the_same_event_twice_leaves_the_same_objects_and_rows() {
     let moto = Moto::start();
     let ing = ingest(&moto, "lake").await;
-    let event = parse_event(&event_file("msk-batch.json")).unwrap();
-    ing.handle(event.clone()).await.unwrap();
+    let event = event_file("msk-batch.json");
+    ing.handle(&event, None).await.unwrap();
     let before = etags(&ing.store).await;
     // A fresh process (cold schema cache) retrying the batch.
     let retry = Ingest::new(ing.store.clone(), ing.config.clone());
-    let again = retry.handle(event).await.unwrap();
+    let again = retry.handle(&event, None).await.unwrap();
     assert_eq!(etags(&ing.store).await, before, "same keys, same bytes");
     assert_eq!((again.total.rows_written, again.total.already_committed), (0, 14));
     let (_dir, files) = download(&ing.store, "tables/").await;
@@ -112,8 +111,8 @@ async fn retries_with_other_batch_boundaries_add_no_duplicates() {
         .map(|(i, v)| (1000 + i as i64, T0 + i as i64 * 400_000, None, Some(v.as_bytes()), &[][..]))
         .collect();
     // Attempt 1 covered offsets 1000..=1019; the retry fetched 1010..=1029.
-    ing.handle(build_event("aws:kafka", "t", 3, &recs[..20])).await.unwrap();
-    let out = ing.handle(build_event("aws:kafka", "t", 3, &recs[10..])).await.unwrap();
+    ing.handle(&event_bytes(&build_event("aws:kafka", "t", 3, &recs[..20])), None).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "t", 3, &recs[10..])), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.already_committed), (10, 10));
     let (_dir, files) = download(&ing.store, "tables/t/").await;
     let seen = py_json("read_parquet.py", &files.iter().map(String::as_str).collect::<Vec<_>>());
@@ -133,7 +132,7 @@ async fn every_bad_input_lands_as_a_row_with_its_fields_rescued_or_as_a_dead_let
     let moto = Moto::start();
     let ing = ingest(&moto, "lake").await;
     let baseline = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/baseline.json")).unwrap();
-    ing.handle(build_event("aws:kafka", "corpus", 0, &[(0, T0, None, Some(&baseline), &[])])).await.unwrap();
+    ing.handle(&event_bytes(&build_event("aws:kafka", "corpus", 0, &[(0, T0, None, Some(&baseline), &[])])), None).await.unwrap();
 
     let corpus = bad_values();
     let expected = corpus_expectations();
@@ -142,7 +141,7 @@ async fn every_bad_input_lands_as_a_row_with_its_fields_rescued_or_as_a_dead_let
     for (i, (_, bytes)) in corpus.iter().enumerate() {
         recs.push((2 + i as i64, T0, Some(b"k"), Some(bytes), &[]));
     }
-    let out = ing.handle(build_event("aws:kafka", "corpus", 0, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "corpus", 0, &recs)), None).await.unwrap();
     assert!(out.total.balanced(), "{:?}", out.total);
 
     // Dead letters: exactly the files that expect one, with their raw bytes and kind.
@@ -196,7 +195,7 @@ async fn every_bad_input_lands_as_a_row_with_its_fields_rescued_or_as_a_dead_let
 async fn self_managed_kafka_event_with_a_128_bit_integer() {
     let moto = Moto::start();
     let ing = ingest(&moto, "lake").await;
-    let out = ing.handle(parse_event(&event_file("self-managed-kafka-batch.json")).unwrap()).await.unwrap();
+    let out = ing.handle(&event_file("self-managed-kafka-batch.json"), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.dead_lettered), (3, 0));
     // The 128-bit integers are digits in a string column, read back exactly by both readers.
     let (_dir, files) = download(&ing.store, "tables/names_topic/").await;
@@ -213,7 +212,7 @@ async fn unsigned_64_bit_integers_land_exactly_in_a_decimal_column() {
     let ing = ingest(&moto, "lake").await;
     let values: [&[u8]; 3] = [br#"{"u":18446744073709551615}"#, br#"{"u":9223372036854775808}"#, br#"{"u":-7}"#];
     let recs: Vec<SampleRecord> = values.iter().enumerate().map(|(i, v)| (i as i64, T0, None, Some(*v), &[][..])).collect();
-    let out = ing.handle(build_event("aws:kafka", "hashes", 0, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "hashes", 0, &recs)), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.rows_rescued), (3, 0));
     let (_dir, files) = download(&ing.store, "tables/hashes/").await;
     let seen = py_json("read_parquet.py", &files.iter().map(String::as_str).collect::<Vec<_>>());
@@ -231,7 +230,8 @@ async fn racing_writers_agree_on_the_schema_through_conditional_writes() {
     // Both see a new field first, with different types, at the same time.
     let ea = build_event("aws:kafka", "race", 0, &[(0, T0, None, Some(&br#"{"v":1}"#[..]), &[])]);
     let eb = build_event("aws:kafka", "race", 1, &[(0, T0, None, Some(&br#"{"v":"one"}"#[..]), &[])]);
-    let (ra, rb) = tokio::join!(a.handle(ea), b.handle(eb));
+    let (ba, bb) = (event_bytes(&ea), event_bytes(&eb));
+    let (ra, rb) = tokio::join!(a.handle(&ba, None), b.handle(&bb, None));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.total.rows_written + rb.total.rows_written, 2, "both land");
     assert_eq!(ra.total.rows_rescued + rb.total.rows_rescued, 1, "exactly one type wins; the other is rescued");

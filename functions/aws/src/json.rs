@@ -4,6 +4,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use tributary_core::Config;
+use tributary_core::compaction::PartitionState;
+use tributary_core::layout::{self, time_partition::TimePartition};
+
 use crate::{ObjectRead, ObjectWrite, Precondition, PutOutcome, StoreError};
 
 /// A JSON object and the entity tag to change it conditionally with.
@@ -25,6 +29,19 @@ pub async fn get_json<T: DeserializeOwned, S: ObjectRead>(store: &S, key: &str) 
         message: format!("not the expected JSON: {e}"),
     })?;
     Ok(Some(Versioned { value, etag: o.etag }))
+}
+
+/// A partition's state (`layout::state_key`), and its entity tag for a conditional write back;
+/// a partition no compaction has touched yet is at its ingest location, with no tag.
+pub async fn partition_state<S: ObjectRead>(
+    store: &S,
+    cfg: &Config,
+    table: &str,
+    tp: &TimePartition,
+) -> Result<Versioned<PartitionState>, StoreError> {
+    Ok(get_json(store, &layout::state_key(cfg, table, tp))
+        .await?
+        .unwrap_or_else(|| Versioned { value: PartitionState::initial(cfg, table, tp), etag: None }))
 }
 
 /// Writes a JSON object only if it is still at `etag` (or absent, for `None`). Returns the new

@@ -13,6 +13,12 @@ mod memory;
 mod s3;
 pub mod startup;
 
+/// The system clock, in milliseconds since the epoch: the one place that reads it (handlers take
+/// a clock, so tests set the time).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 use std::future::Future;
 use std::ops::Range;
 
@@ -20,7 +26,7 @@ use bytes::Bytes;
 
 pub use athena::AthenaQueries;
 pub use glue::GlueCatalog;
-pub use json::{Versioned, get_json, put_json_if};
+pub use json::{Versioned, get_json, partition_state, put_json_if};
 pub use lambda::LambdaMappings;
 pub use memory::{MemoryCatalog, MemoryMappings, MemoryStore};
 pub use s3::S3Store;

@@ -1,4 +1,5 @@
-//! What a function does when its configuration is refused at start-up.
+//! A function's runtime loop: the `errorType` of its failures ([`ErrorType`], [`serve`]), and
+//! what it does when its configuration is refused at start-up ([`refuse_invocations`]).
 //!
 //! A Lambda function whose `main` returns an error before the runtime loop starts is reported by
 //! Lambda as `Runtime.ExitError` (an init failure): the real reason reaches only the log, not the
@@ -9,9 +10,43 @@
 //! source mapping retries its batch, and EventBridge and the schedules retry their triggers.
 
 use std::fmt::Display;
+use std::future::Future;
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use serde::Serialize;
 use serde_json::Value;
+
+/// An error that names the invocation's `errorType` as Lambda reports it (CloudWatch, failure
+/// records, alarm dimensions): without it the runtime names the boxed error's type, the same for
+/// every failure.
+pub trait ErrorType: Display {
+    /// One name per way the invocation can fail.
+    fn error_type(&self) -> &'static str;
+}
+
+/// The invocation's error as Lambda reports it.
+pub fn diagnostic(e: &impl ErrorType) -> Diagnostic {
+    Diagnostic { error_type: e.error_type().into(), error_message: e.to_string() }
+}
+
+/// Runs the runtime loop of a function triggered by JSON events: `handle` answers each; a
+/// failure is logged with `retried` (who retries it) and reported with its `errorType`.
+pub async fn serve<H, F, R, E>(handle: H, retried: &'static str) -> Result<(), Error>
+where
+    H: Fn(LambdaEvent<Value>) -> F,
+    F: Future<Output = Result<R, E>>,
+    R: Serialize,
+    E: ErrorType,
+{
+    let handle = &handle;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle(event).await.map_err(|e| {
+            tracing::error!(error = %e, "{retried}");
+            diagnostic(&e)
+        })
+    }))
+    .await
+}
 
 /// The `errorType` of an invocation refused for its function's configuration.
 pub const CONFIG_ERROR: &str = "ConfigError";

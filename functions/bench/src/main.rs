@@ -23,7 +23,7 @@ use tributary_core::kafka::{RawRecord, TopicPartitionBatch};
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::parquet::write as parquet_write;
 use tributary_core::table::schema::TableSchema;
-use tributary_core::testing::events::{SampleRecord, build_event};
+use tributary_core::testing::events::{SampleRecord, build_event, event_bytes};
 use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
 
@@ -187,7 +187,7 @@ async fn ingest_handler(path: &Path) -> Result<serde_json::Value, Error> {
     let started = Instant::now();
     for p in &payloads {
         let t = Instant::now();
-        let r = ingest.handle_slice(p).await?;
+        let r = ingest.handle(p, None).await?;
         max_event = max_event.max(t.elapsed().as_secs_f64());
         rows += r.total.rows_written;
     }
@@ -237,7 +237,7 @@ async fn compact_gen(dir: &Path, files: usize, rows: usize, hex: usize) -> Resul
             .collect();
         let recs: Vec<SampleRecord> =
             values.iter().enumerate().map(|(i, v)| (offset + i as i64, T0, None, Some(v.as_bytes()), &[][..])).collect();
-        let out = ingest.handle(build_event("aws:kafka", "customer_data", 0, &recs)).await?;
+        let out = ingest.handle(&event_bytes(&build_event("aws:kafka", "customer_data", 0, &recs)), None).await?;
         bytes += out.total.bytes_written as u64;
         offset += rows as i64;
     }
@@ -342,7 +342,7 @@ mod tests {
         let mut n = 0;
         for e in &evs {
             assert!(e.len() <= PAYLOAD_CAP, "{} bytes", e.len());
-            n += tributary_core::kafka::batches_from_slice(e).unwrap()[0].records.len();
+            n += tributary_core::kafka::read_event(e).unwrap()[0].records.len();
         }
         assert_eq!(n, 30_000);
     }

@@ -8,15 +8,16 @@
 //! duplicated and reordered triggers leave the same catalog.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
-use tributary_aws::{CatalogError, ObjectRead, PartitionLocation, StoreError, StoredTable, TableCatalog, TableDef, get_json};
+use tributary_aws::{
+    CatalogError, ObjectRead, PartitionLocation, StoreError, StoredTable, TableCatalog, TableDef, get_json, partition_state,
+};
 use tributary_core::Config;
 use tributary_core::catalog::{self, Evolution};
-use tributary_core::compaction::PartitionState;
 use tributary_core::layout;
 use tributary_core::layout::is_ingest_file;
 use tributary_core::layout::time_partition::TimePartition;
@@ -37,15 +38,14 @@ pub enum CatalogFnError {
 }
 
 /// The invocation's `errorType` as Lambda reports it (CloudWatch, failure records).
-impl From<CatalogFnError> for lambda_runtime::Diagnostic {
-    fn from(e: CatalogFnError) -> Self {
-        let error_type = match &e {
+impl tributary_aws::startup::ErrorType for CatalogFnError {
+    fn error_type(&self) -> &'static str {
+        match self {
             CatalogFnError::Store(_) => "StoreError",
             CatalogFnError::Catalog(_) => "CatalogError",
             CatalogFnError::Event(_) => "TriggerError",
             CatalogFnError::Contended(_) => "CatalogContendedError",
-        };
-        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+        }
     }
 }
 
@@ -62,7 +62,8 @@ pub struct CatalogResponse {
 }
 
 /// The keys an event names: an EventBridge `Object Created` event, an S3 notification, or
-/// `{"tributary": "catalog-sync", "tables": [...]}` to (re)sync whole tables.
+/// `{"tributary": "catalog-sync", "tables": [...], "since": "YYYY-MM-DD"}` to (re)sync tables
+/// (all known ones without `tables`; the last `sweep_lookback_days` days without `since`).
 pub fn trigger_keys(v: &Value) -> Result<Trigger, CatalogFnError> {
     if let Some(keys) = object_created_keys(v) {
         return Ok(Trigger::Keys(keys));
@@ -70,7 +71,18 @@ pub fn trigger_keys(v: &Value) -> Result<Trigger, CatalogFnError> {
     if v.get("tributary").and_then(Value::as_str) == Some("catalog-sync") {
         let tables =
             v.get("tables").and_then(Value::as_array).map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect());
-        return Ok(Trigger::Sync(tables));
+        let since = match v.get("since") {
+            None => None,
+            Some(d) => Some(
+                d.as_str()
+                    .filter(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
+                    .ok_or_else(|| {
+                        CatalogFnError::Event(format!("catalog-sync: \"since\" must be a date, YYYY-MM-DD (got {d})"))
+                    })?
+                    .to_string(),
+            ),
+        };
+        return Ok(Trigger::Sync { tables, since });
     }
     Err(CatalogFnError::Event("neither an Object Created event, an S3 notification, nor catalog-sync".into()))
 }
@@ -78,9 +90,16 @@ pub fn trigger_keys(v: &Value) -> Result<Trigger, CatalogFnError> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
     Keys(Vec<String>),
-    /// Tables to sync (all known tables when `None`): their definitions, and the partitions of
-    /// the last `sweep_lookback_days` days.
-    Sync(Option<Vec<String>>),
+    /// Tables to sync (all known tables when `None`): their definitions, and their partitions
+    /// of the last `sweep_lookback_days` days, or of every day from `since` on. The hourly sync
+    /// looks back; `since` is for an operator catching up partitions whose triggers failed
+    /// (docs/runbook.md).
+    Sync {
+        /// The tables; all known ones when `None`.
+        tables: Option<Vec<String>>,
+        /// The first day (`YYYY-MM-DD`) whose partitions are synced.
+        since: Option<String>,
+    },
 }
 
 pub struct CatalogFn<S, C> {
@@ -91,6 +110,7 @@ pub struct CatalogFn<S, C> {
     known: Mutex<HashSet<(String, Vec<String>)>>,
     database_ready: AtomicBool,
     metrics_sink: fn(&str),
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
 const MAX_ATTEMPTS: usize = 8;
@@ -108,7 +128,14 @@ where
             known: Mutex::default(),
             database_ready: AtomicBool::new(false),
             metrics_sink: |l| println!("{l}"),
+            clock: Arc::new(tributary_aws::now_ms),
         }
+    }
+
+    /// The clock the sync's look-back counts from (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     pub fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
@@ -130,13 +157,13 @@ where
                     }
                 }
             }
-            Trigger::Sync(tables) => {
+            Trigger::Sync { tables, since } => {
                 let tables = match tables {
                     Some(t) => t,
                     None => self.known_tables().await?,
                 };
                 for t in tables {
-                    let parts = self.recent_partitions(&t).await?;
+                    let parts = self.partitions_since(&t, since.as_deref()).await?;
                     wanted.insert(t, parts);
                 }
             }
@@ -158,16 +185,24 @@ where
         Ok(listed.iter().filter_map(|m| table_of_schema_key(&self.config, &m.key).map(str::to_string)).collect())
     }
 
-    async fn recent_partitions(&self, table: &str) -> Result<BTreeSet<TimePartition>, CatalogFnError> {
-        let prefix = layout::table_root(&self.config, table);
-        Ok(self
-            .store
-            .list(&prefix)
-            .await?
-            .iter()
-            .filter(|m| is_ingest_file(&m.key))
-            .filter_map(|m| TimePartition::from_key(&m.key))
-            .collect())
+    /// A table's partitions with ingest files: of the last `sweep_lookback_days` days, one
+    /// listing per day (the hourly sync's cost stays flat as the table ages), or of every day
+    /// from `since` on (one listing of the table, for an operator's catch-up).
+    async fn partitions_since(&self, table: &str, since: Option<&str>) -> Result<BTreeSet<TimePartition>, CatalogFnError> {
+        let cfg = &self.config;
+        let prefixes = match since {
+            Some(_) => vec![layout::table_root(cfg, table)],
+            None => vec![layout::table_root(cfg, table)],
+        };
+        let mut out = BTreeSet::new();
+        for prefix in prefixes {
+            for m in self.store.list(&prefix).await?.iter().filter(|m| is_ingest_file(&m.key)) {
+                if let Some(tp) = TimePartition::from_key(&m.key).filter(|tp| since.is_none_or(|d| tp.dt.as_str() >= d)) {
+                    out.insert(tp);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn definition(&self, table: &str, schema: &TableSchema) -> TableDef {
@@ -281,11 +316,7 @@ where
     }
 
     async fn location(&self, table: &str, tp: &TimePartition) -> Result<String, CatalogFnError> {
-        let key = tributary_core::layout::state_key(&self.config, table, tp);
-        let state = match get_json::<PartitionState, _>(&self.store, &key).await? {
-            Some(v) => v.value,
-            None => PartitionState::initial(&self.config, table, tp),
-        };
+        let state = partition_state(&self.store, &self.config, table, tp).await?.value;
         Ok(layout::s3_uri(&self.config, &state.location))
     }
 
@@ -296,7 +327,7 @@ where
             .metric("ColumnsAdded", r.columns_added as f64, Unit::Count)
             .metric("PartitionsCreated", r.partitions_created as f64, Unit::Count)
             .metric("SchemaConflicts", r.schema_conflicts.len() as f64, Unit::Count);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let now = (self.clock)();
         (self.metrics_sink)(&emf.to_json(now));
     }
 }

@@ -4,8 +4,8 @@
 // computing its layout.
 #![recursion_limit = "256"]
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use serde_json::Value;
+use lambda_runtime::Error;
+use tributary_aws::startup::serve;
 use tributary_aws::{GlueCatalog, S3Store};
 use tributary_catalog::CatalogFn;
 
@@ -20,11 +20,5 @@ async fn main() -> Result<(), Error> {
     let glue = GlueCatalog::from_env(config.database.clone()).await;
     let f = CatalogFn::new(store, glue, config);
     let f = &f;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        f.handle(&event.payload).await.map_err(|e| {
-            tracing::error!(error = %e, "catalog update failed; EventBridge retries it");
-            Diagnostic::from(e)
-        })
-    }))
-    .await
+    serve(move |event| async move { f.handle(&event.payload).await }, "catalog update failed; EventBridge retries it").await
 }

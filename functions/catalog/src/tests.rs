@@ -6,10 +6,11 @@ use tributary_core::testing::events::SampleRecord;
 
 use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore, PartitionLocation, TableCatalog};
-use tributary_core::testing::events::build_event;
+use tributary_core::testing::events::{build_event, event_bytes};
 use tributary_ingest::Ingest;
 
 use super::*;
+use tributary_core::compaction::PartitionState;
 
 const T0: i64 = 1_795_316_400_000;
 
@@ -26,7 +27,8 @@ fn world() -> World {
     let config = Config { bucket: "lake".into(), ..Default::default() };
     World {
         ingest: Ingest::new(store.clone(), config.clone()).with_metrics_sink(|_| {}),
-        f: CatalogFn::new(store.clone(), catalog.clone(), config).with_metrics_sink(|_| {}),
+        // An hour after the data's time: the sync's look-back reaches it.
+        f: CatalogFn::new(store.clone(), catalog.clone(), config).with_metrics_sink(|_| {}).with_clock(|| T0 + 3_600_000),
         store,
         catalog,
     }
@@ -37,7 +39,7 @@ impl World {
     async fn ingest(&self, offset: i64, values: &[&str]) -> Vec<Value> {
         let recs: Vec<SampleRecord> =
             values.iter().enumerate().map(|(i, v)| (offset + i as i64, T0, None, Some(v.as_bytes()), &[][..])).collect();
-        let out = self.ingest.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
+        let out = self.ingest.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &recs)), None).await.unwrap();
         out.total.objects.iter().filter(|k| k.ends_with(".parquet")).map(|k| object_created(k)).collect()
     }
 

@@ -80,10 +80,40 @@ pub const PART_BYTES: usize = 8 << 20;
 /// A row group is flushed once its encoded size passes this, whatever its row count.
 pub const ROW_GROUP_BYTES: usize = 128 << 20;
 
-/// How an output file is encoded: row by row from Arrow batches, or by copying input pages.
-pub enum Encoder {
-    Rows(ArrowWriter<Vec<u8>>),
-    Pages(Splicer<Vec<u8>>),
+/// How an output file is encoded: [`ArrowWriter`] row by row from Arrow batches, or
+/// [`Splicer`] by copying input pages. A [`PartWriter`] is typed by its encoder, so rows cannot
+/// reach a page-copying file, nor pages a row-encoded one.
+pub trait Encoder {
+    /// Bytes of the file so far (written, and in the open row group).
+    fn size(&self) -> usize;
+    /// The buffer the encoder writes into, which [`PartWriter`] ships in parts.
+    fn buffer(&mut self) -> &mut Vec<u8>;
+    /// Closes the file; what is left in the buffer.
+    fn finish(self) -> Result<Vec<u8>, ParquetError>;
+}
+
+impl Encoder for ArrowWriter<Vec<u8>> {
+    fn size(&self) -> usize {
+        self.bytes_written() + self.in_progress_size()
+    }
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        self.inner_mut()
+    }
+    fn finish(self) -> Result<Vec<u8>, ParquetError> {
+        self.into_inner()
+    }
+}
+
+impl Encoder for Splicer<Vec<u8>> {
+    fn size(&self) -> usize {
+        self.bytes_written() + self.in_progress_size()
+    }
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        self.inner_mut()
+    }
+    fn finish(self) -> Result<Vec<u8>, ParquetError> {
+        self.into_inner()
+    }
 }
 
 /// The buffer an encoder writes into: a part, and room for what passes it before it is shipped.
@@ -91,50 +121,30 @@ fn sink() -> Vec<u8> {
     Vec::with_capacity(PART_BYTES + (1 << 20))
 }
 
-impl Encoder {
-    pub fn rows(schema: SchemaRef, props: WriterProperties) -> Result<Self, ParquetError> {
-        Ok(Encoder::Rows(ArrowWriter::try_new(sink(), schema, Some(props))?))
-    }
+/// A row-by-row encoder of `schema`.
+pub fn row_encoder(schema: SchemaRef, props: WriterProperties) -> Result<ArrowWriter<Vec<u8>>, ParquetError> {
+    ArrowWriter::try_new(sink(), schema, Some(props))
+}
 
-    pub fn pages(plan: &SplicePlan, props: WriterProperties, row_group_rows: usize) -> Result<Self, ParquetError> {
-        Ok(Encoder::Pages(Splicer::try_new(sink(), plan, props, row_group_rows, ROW_GROUP_BYTES)?))
-    }
-
-    fn size(&self) -> usize {
-        match self {
-            Encoder::Rows(w) => w.bytes_written() + w.in_progress_size(),
-            Encoder::Pages(w) => w.bytes_written() + w.in_progress_size(),
-        }
-    }
-
-    fn buffer(&mut self) -> &mut Vec<u8> {
-        match self {
-            Encoder::Rows(w) => w.inner_mut(),
-            Encoder::Pages(w) => w.inner_mut(),
-        }
-    }
-
-    fn finish(self) -> Result<Vec<u8>, ParquetError> {
-        match self {
-            Encoder::Rows(w) => w.into_inner(),
-            Encoder::Pages(w) => w.into_inner(),
-        }
-    }
+/// A page-copying encoder for the files of `plan`.
+pub fn page_encoder(plan: &SplicePlan, props: WriterProperties, row_group_rows: usize) -> Result<Splicer<Vec<u8>>, ParquetError> {
+    Splicer::try_new(sink(), plan, props, row_group_rows, ROW_GROUP_BYTES)
 }
 
 /// A Parquet file written to the store as a multipart upload.
-pub struct PartWriter<'s, S> {
+pub struct PartWriter<'s, S, E> {
     store: &'s S,
     pub key: String,
     upload_id: String,
-    encoder: Encoder,
+    encoder: E,
     parts: Vec<(i32, String)>,
     pub rows: usize,
     uploaded: usize,
 }
 
-impl<'s, S: MultipartWrite + Sync> PartWriter<'s, S> {
-    pub async fn start(store: &'s S, key: String, encoder: Encoder) -> Result<Self, crate::CompactError> {
+impl<'s, S: MultipartWrite + Sync, E: Encoder> PartWriter<'s, S, E> {
+    /// Starts the multipart upload of `key`.
+    pub async fn start(store: &'s S, key: String, encoder: E) -> Result<Self, crate::CompactError> {
         let upload_id = store.start_upload(&key).await?;
         Ok(PartWriter { store, key, upload_id, encoder, parts: Vec::new(), rows: 0, uploaded: 0 })
     }
@@ -142,39 +152,6 @@ impl<'s, S: MultipartWrite + Sync> PartWriter<'s, S> {
     /// Bytes of the file so far (uploaded, buffered and in the open row group).
     pub fn size(&self) -> usize {
         self.encoder.size()
-    }
-
-    /// Adds rows (a file started with [`Encoder::rows`]).
-    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), crate::CompactError> {
-        let Encoder::Rows(w) = &mut self.encoder else {
-            return Err(crate::CompactError::State("rows written to a page-copying file".into()));
-        };
-        w.write(batch)?;
-        if w.in_progress_size() >= ROW_GROUP_BYTES {
-            w.flush()?;
-        }
-        self.rows += batch.num_rows();
-        self.ship().await
-    }
-
-    /// Adds an input row group (a file started with [`Encoder::pages`]): its copied pages, and
-    /// its decoded `batches`, each shown to `keep` first. `false` when `keep` refused one: the
-    /// file is incomplete and must be aborted.
-    pub async fn push(
-        &mut self,
-        piece: &Piece,
-        batches: impl IntoIterator<Item = parquet::errors::Result<RecordBatch>>,
-        keep: impl FnMut(&RecordBatch) -> parquet::errors::Result<bool>,
-    ) -> Result<bool, crate::CompactError> {
-        let Encoder::Pages(w) = &mut self.encoder else {
-            return Err(crate::CompactError::State("pages copied into a row-encoded file".into()));
-        };
-        if !w.push(piece, batches, keep)? {
-            return Ok(false);
-        }
-        self.rows += piece.rows();
-        self.ship().await?;
-        Ok(true)
     }
 
     /// Uploads what the sink holds in whole parts.
@@ -222,5 +199,37 @@ impl<'s, S: MultipartWrite + Sync> PartWriter<'s, S> {
     /// Gives up the upload (nothing becomes visible).
     pub async fn abort(self) {
         let _ = self.store.abort_upload(&self.key, &self.upload_id).await;
+    }
+}
+
+impl<S: MultipartWrite + Sync> PartWriter<'_, S, ArrowWriter<Vec<u8>>> {
+    /// Adds rows.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), crate::CompactError> {
+        let w = &mut self.encoder;
+        w.write(batch)?;
+        if w.in_progress_size() >= ROW_GROUP_BYTES {
+            w.flush()?;
+        }
+        self.rows += batch.num_rows();
+        self.ship().await
+    }
+}
+
+impl<S: MultipartWrite + Sync> PartWriter<'_, S, Splicer<Vec<u8>>> {
+    /// Adds an input row group: its copied pages, and
+    /// its decoded `batches`, each shown to `keep` first. `false` when `keep` refused one: the
+    /// file is incomplete and must be aborted.
+    pub async fn push(
+        &mut self,
+        piece: &Piece,
+        batches: impl IntoIterator<Item = parquet::errors::Result<RecordBatch>>,
+        keep: impl FnMut(&RecordBatch) -> parquet::errors::Result<bool>,
+    ) -> Result<bool, crate::CompactError> {
+        if !self.encoder.push(piece, batches, keep)? {
+            return Ok(false);
+        }
+        self.rows += piece.rows();
+        self.ship().await?;
+        Ok(true)
     }
 }

@@ -4,8 +4,9 @@
 // computing its layout.
 #![recursion_limit = "256"]
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
+use tributary_aws::startup::serve;
 use tributary_aws::{GlueCatalog, S3Store};
 use tributary_compact::Compactor;
 
@@ -20,11 +21,7 @@ async fn main() -> Result<(), Error> {
     let catalog = GlueCatalog::from_env(config.database.clone()).await;
     let compactor = Compactor::new(store, catalog, config);
     let compactor = &compactor;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        compactor.handle(&event.payload, &event.context.request_id).await.map_err(|e| {
-            tracing::error!(error = %e, "compaction failed; the trigger retries it");
-            Diagnostic::from(e)
-        })
-    }))
-    .await
+    let handle =
+        move |event: LambdaEvent<Value>| async move { compactor.handle(&event.payload, &event.context.request_id).await };
+    serve(handle, "compaction failed; the trigger retries it").await
 }

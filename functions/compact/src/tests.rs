@@ -1,6 +1,7 @@
 //! Compaction against the in-memory store and catalog, driven by the real ingest handler. The
 //! same scenarios run against an S3 and Glue API server in `tests/compact_s3.rs`.
 
+use arrow_array::RecordBatch;
 use std::sync::Arc;
 use tributary_core::testing::events::SampleRecord;
 
@@ -8,10 +9,11 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore};
-use tributary_core::testing::events::build_event;
+use tributary_core::testing::events::{build_event, event_bytes};
 use tributary_ingest::Ingest;
 
 use super::*;
+use tributary_core::compaction::{Lease, PartitionState};
 
 const T0: i64 = 1_795_316_400_000; // 2026-11-22T03:00:00Z, in the partition dt=2026-11-22/hr=03
 const LATER: i64 = T0 + 2 * 3_600_000; // after the hour and its grace
@@ -59,7 +61,7 @@ impl World {
             .enumerate()
             .map(|(i, v)| (first + i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..]))
             .collect();
-        let out = self.ingest.handle(build_event("aws:kafka", "t", p, &recs)).await.unwrap();
+        let out = self.ingest.handle(&event_bytes(&build_event("aws:kafka", "t", p, &recs)), None).await.unwrap();
         assert!(out.total.balanced());
     }
 
@@ -346,7 +348,7 @@ async fn late_data_is_visible_at_once_and_folded_in_next_time() {
     let values: Vec<String> = (0..10).map(|o| format!(r#"{{"n":{o},"p":0}}"#)).collect();
     let recs: Vec<SampleRecord> =
         values.iter().enumerate().map(|(i, v)| (i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..])).collect();
-    let out = w.ingest.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
+    let out = w.ingest.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &recs)), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.already_committed), (0, 10));
     let Outcome::Compacted(r) = w.compact("c2").await.unwrap().0 else { panic!() };
     assert_eq!((r.version, r.files_in, r.files_out), (2, 2, 1), "previous compacted file + the late file");
@@ -444,7 +446,7 @@ async fn a_retry_settles_the_file_its_dead_attempt_left_behind() {
     let values: Vec<String> = (20..25).map(|o| format!(r#"{{"n":{o},"p":0}}"#)).collect();
     let recs: Vec<SampleRecord> =
         values.iter().enumerate().map(|(i, v)| (20 + i as i64, T0 + i as i64, None, Some(v.as_bytes()), &[][..])).collect();
-    dead.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
+    dead.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &recs)), None).await.unwrap();
     for key in scratch.keys().into_iter().filter(|k| k.ends_with(".parquet")) {
         let body = scratch.get(&key).await.unwrap().unwrap().body;
         w.store.put(&key, body, tributary_aws::Precondition::None).await.unwrap();

@@ -7,18 +7,24 @@ use crate::config::Granularity;
 use crate::table::kafka_columns::meta_fields;
 use crate::table::schema::TableSchema;
 
+/// The Hive SerDe Athena reads Parquet tables with.
 pub const SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
+/// The Hive input format of a Parquet table.
 pub const INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
+/// The Hive output format of a Parquet table.
 pub const OUTPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
 
 /// A column as Glue stores it: name and Athena (Hive DDL) type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogColumn {
+    /// The column's name.
     pub name: String,
+    /// The column's Athena (Hive DDL) type, such as `bigint` or `array<string>`.
     pub ty: String,
 }
 
 impl CatalogColumn {
+    /// A column named `name` of Athena type `ty`.
     pub fn new(name: &str, ty: &str) -> Self {
         CatalogColumn { name: name.to_string(), ty: ty.to_string() }
     }
@@ -84,11 +90,15 @@ pub fn partition_keys(g: Granularity) -> Vec<CatalogColumn> {
 /// How a table's columns change to take a new schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evolution {
+    /// The table already has every column, with types that read the new data.
     Unchanged,
     /// The new column list: existing columns first (some widened), new ones appended.
     Changed {
+        /// Every column, in table order.
         columns: Vec<CatalogColumn>,
+        /// The names of the columns appended.
         added: Vec<String>,
+        /// The names of the columns whose types were widened.
         widened: Vec<String>,
     },
     /// A column would change type in a way Athena cannot read across old and new files.

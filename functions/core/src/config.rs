@@ -20,10 +20,13 @@ use crate::naming;
 use crate::table::PARTITION_KEYS;
 use crate::table::schema::{ColumnType, TableSchema};
 
+/// Why a configuration is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not JSON of the configuration's shape.
     #[error("configuration is not valid JSON for Tributary: {0}")]
     Json(#[from] serde_json::Error),
+    /// JSON of the right shape with a value Tributary cannot use.
     #[error("configuration: {0}")]
     Invalid(String),
 }
@@ -79,13 +82,17 @@ pub enum ConflictPolicy {
 /// `array<struct<a:string>>`, ...). `source` is the JSON key, when it differs from `name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinnedColumn {
+    /// The column's name in the table.
     pub name: String,
+    /// The column's Athena type.
     #[serde(rename = "type")]
     pub ty: String,
+    /// The record's JSON key, when it differs from `name`.
     #[serde(default)]
     pub source: Option<String>,
 }
 
+/// What one topic overrides.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopicConfig {
@@ -99,12 +106,15 @@ pub struct TopicConfig {
     /// A pinned schema, enforced instead of inferring types.
     #[serde(default)]
     pub schema: Option<Vec<PinnedColumn>>,
+    /// What becomes of a field a pinned schema does not name.
     #[serde(default)]
     pub unknown_fields: UnknownFieldPolicy,
+    /// What becomes of a value its column cannot hold.
     #[serde(default)]
     pub conflicts: ConflictPolicy,
 }
 
+/// The configuration every function reads (`TRIBUTARY_CONFIG` and the environment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -116,7 +126,9 @@ pub struct Config {
     pub dead_letter_prefix: String,
     /// Prefix of Tributary's own state (schemas, leases); never read by Athena.
     pub state_prefix: String,
+    /// Time partitions by hour or by day.
     pub granularity: Granularity,
+    /// What becomes of a record with a null value.
     pub tombstones: TombstonePolicy,
     /// A string value longer than this many bytes is dead-lettered.
     pub max_field_bytes: usize,
@@ -128,9 +140,11 @@ pub struct Config {
     pub zstd_level: i32,
     /// Default event-time field for topics that don't name one.
     pub event_time_field: Option<String>,
+    /// Per-topic overrides, by topic name.
     pub topics: BTreeMap<String, TopicConfig>,
     /// The Glue database of the tables.
     pub database: String,
+    /// When and how partitions are compacted.
     pub compaction: CompactionPolicy,
     /// The CloudWatch namespace of the functions' EMF metrics: one per stack
     /// (`TRIBUTARY_METRICS_NAMESPACE`), so one stack's alarms never read another's metrics.
@@ -286,10 +300,12 @@ impl Config {
             .map(|f| naming::column_name(&f, &PARTITION_KEYS))
     }
 
+    /// The unknown-field policy of a topic.
     pub fn unknown_fields(&self, topic: &str) -> UnknownFieldPolicy {
         self.topics.get(topic).map(|t| t.unknown_fields).unwrap_or_default()
     }
 
+    /// The conflict policy of a topic.
     pub fn conflicts(&self, topic: &str) -> ConflictPolicy {
         self.topics.get(topic).map(|t| t.conflicts).unwrap_or_default()
     }

@@ -14,7 +14,7 @@
 //! | decisions | [`ingest`], [`compaction`], [`catalog`], [`watch`] |
 //! | leaf | [`parquet`] (writer settings, page-copying merge) |
 //!
-//! One ingest batch: [`kafka::batches_from_slice`] reads the event into
+//! One ingest batch: [`kafka::read_event`] reads the event into
 //! [`kafka::TopicPartitionBatch`]es; [`ingest::by_table`] groups them; the fast path
 //! ([`ingest::build_flat`], [`ingest::build_learned`]) decodes flat records straight into Arrow,
 //! and anything it declines is [`ingest::screen`]ed record by record and built by
@@ -26,6 +26,8 @@
 //! ([`compaction::PartitionState`]) makes the switch to a new version atomic for readers;
 //! [`compaction::union_schema`] merges the files' schemas; [`parquet::splice`] copies the pages
 //! of columns that need no re-encoding.
+
+#![warn(missing_docs)]
 
 pub mod catalog;
 pub mod compaction;

@@ -3,11 +3,16 @@
 
 use serde_json::{Map, Value, json};
 
+/// The units CloudWatch takes that Tributary uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// A count.
     Count,
+    /// Bytes.
     Bytes,
+    /// Milliseconds.
     Milliseconds,
+    /// Seconds.
     Seconds,
 }
 
@@ -31,15 +36,18 @@ pub struct Emf {
 }
 
 impl Emf {
+    /// A metrics line in `namespace`.
     pub fn new(namespace: &str) -> Self {
         Emf { namespace: namespace.to_string(), dimensions: Vec::new(), metrics: Vec::new() }
     }
 
+    /// Adds a dimension to every metric of the line.
     pub fn dimension(mut self, name: &str, value: &str) -> Self {
         self.dimensions.push((name.to_string(), value.to_string()));
         self
     }
 
+    /// Adds a metric.
     pub fn metric(&mut self, name: &str, value: f64, unit: Unit) -> &mut Self {
         self.metrics.push((name.to_string(), value, unit));
         self

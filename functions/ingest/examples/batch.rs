@@ -10,7 +10,6 @@ use tributary_core::testing::events::SampleRecord;
 
 use tributary_aws::MemoryStore;
 use tributary_core::Config;
-use tributary_core::kafka::parse_event;
 use tributary_core::testing::events::build_event;
 use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
@@ -49,8 +48,7 @@ async fn measure(label: &str, n: usize, rounds: usize) {
         let ingest =
             Ingest::new(MemoryStore::new(), Config { bucket: "bench".into(), ..Default::default() }).with_metrics_sink(|_| {});
         let t = Instant::now();
-        let event = parse_event(&payload).expect("event parses");
-        let out = ingest.handle(event).await.expect("batch ingests");
+        let out = ingest.handle(&payload, None).await.expect("batch ingests");
         let secs = t.elapsed().as_secs_f64();
         best = best.min(secs);
         assert!(out.total.balanced() && out.total.rows_written == n);

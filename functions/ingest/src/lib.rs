@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::kafka::KafkaEvent;
 use bytes::Bytes;
 use serde::Serialize;
+use tributary_aws::now_ms;
 use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError, get_json, put_json_if};
 use tributary_core::Config;
 use tributary_core::compaction::{Follow, PartitionState};
@@ -51,9 +51,9 @@ pub enum IngestError {
 
 /// What Lambda reports as the invocation's `errorType` (CloudWatch, failure records): the
 /// runtime would otherwise name the boxed error's type, the same for every failure.
-impl From<IngestError> for lambda_runtime::Diagnostic {
-    fn from(e: IngestError) -> Self {
-        let error_type = match &e {
+impl tributary_aws::startup::ErrorType for IngestError {
+    fn error_type(&self) -> &'static str {
+        match self {
             IngestError::Event(_) => "EventError",
             IngestError::Store(_) => "StoreError",
             IngestError::Arrow(_) => "ArrowError",
@@ -62,8 +62,7 @@ impl From<IngestError> for lambda_runtime::Diagnostic {
             IngestError::Registry(_) => "SchemaRegistryError",
             IngestError::Moved(_) => "PartitionMovedError",
             IngestError::Claimed(_) => "OffsetsClaimedError",
-        };
-        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+        }
     }
 }
 
@@ -150,10 +149,6 @@ enum Claimed {
     Wait { why: String, until_ms: i64 },
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// Where EMF lines go in Lambda: standard output, which CloudWatch Logs reads.
 pub fn stdout_sink(line: &str) {
     println!("{line}");
@@ -190,34 +185,19 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         self
     }
 
-    /// Handles one event. Any error means nothing was acknowledged: the event source mapping
-    /// retries the batch, and the retry writes the same keys.
-    pub async fn handle(&self, event: KafkaEvent) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(kafka::batches(event)?, None).await
-    }
-
-    /// [`Ingest::handle`] by a writer that is sure to be done (or dead) by `until_ms`: its claims
-    /// on offsets are void after it (the default is Lambda's longest timeout).
-    pub async fn handle_until(&self, event: KafkaEvent, until_ms: i64) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(kafka::batches(event)?, Some(until_ms)).await
-    }
-
-    /// The event as JSON, as the runtime hands it over: a record that does not match the Kafka
-    /// record format goes to the dead-letter area instead of failing its batch.
-    pub async fn handle_json(&self, event: serde_json::Value) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(kafka::batches_from_json(event)?, None).await
-    }
-
-    /// The event's JSON bytes, as the runtime receives them: read without building a JSON tree
-    /// when the event is well formed, else as [`Ingest::handle_json`] reads it.
-    pub async fn handle_slice(&self, event: &[u8]) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(kafka::batches_from_slice(event)?, None).await
-    }
-
-    /// [`Ingest::handle_slice`] by an invocation that Lambda stops at `deadline_ms` (its
-    /// context's deadline): its claims on offsets are void after it and the clock skew.
-    pub async fn handle_slice_until(&self, event: &[u8], deadline_ms: i64) -> Result<IngestResponse, IngestError> {
-        self.handle_batches(kafka::batches_from_slice(event)?, Some(deadline_ms + CLOCK_SKEW_MS)).await
+    /// Handles one event, as the JSON bytes the runtime receives: the Lambda function, the local
+    /// run, the consumer mode and the tests all come through here. The strict reader reads the
+    /// event without building a JSON tree; one it declines is read by the lenient reader, where
+    /// a record off the Kafka record format goes to the dead-letter area instead of failing its
+    /// batch. Timestamps are read exactly (no detour through `f64`).
+    ///
+    /// `claims_until_ms`: when this writer is sure to be done or dead; its claims on offsets are
+    /// void after it. `None` is Lambda's longest timeout from now.
+    ///
+    /// Any error means nothing was acknowledged: the event source mapping retries the batch, and
+    /// the retry writes the same keys.
+    pub async fn handle(&self, event: &[u8], claims_until_ms: Option<i64>) -> Result<IngestResponse, IngestError> {
+        self.handle_batches(kafka::read_event(event)?, claims_until_ms).await
     }
 
     async fn handle_batches(
@@ -451,11 +431,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     }
 
     async fn partition_state(&self, table: &str, tp: &TimePartition) -> Result<PartitionState, IngestError> {
-        let key = tributary_core::layout::state_key(&self.config, table, tp);
-        Ok(match get_json::<PartitionState, _>(&self.store, &key).await? {
-            Some(v) => v.value,
-            None => PartitionState::initial(&self.config, table, tp),
-        })
+        Ok(tributary_aws::partition_state(&self.store, &self.config, table, tp).await?.value)
     }
 
     /// After a put at `location`: if a compaction moved (or is moving) the partition meanwhile
@@ -515,15 +491,14 @@ pub async fn function_handler<S: ObjectRead + ObjectWrite + Sync>(
     event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>,
 ) -> Result<IngestResponse, lambda_runtime::Diagnostic> {
     let deadline = event.context.deadline as i64;
-    let handled = match deadline {
-        0 => ingest.handle_slice(event.payload.get().as_bytes()).await,
-        d => ingest.handle_slice_until(event.payload.get().as_bytes(), d).await,
-    };
+    // Claims are void after the invocation's deadline and the clock skew.
+    let until = (deadline != 0).then_some(deadline + CLOCK_SKEW_MS);
+    let handled = ingest.handle(event.payload.get().as_bytes(), until).await;
     match handled {
         Ok(r) => Ok(r),
         Err(e) => {
             tracing::error!(request_id = %event.context.request_id, error = %e, "batch failed; the event source mapping retries it");
-            Err(e.into())
+            Err(tributary_aws::startup::diagnostic(&e))
         }
     }
 }

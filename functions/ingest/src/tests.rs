@@ -5,7 +5,7 @@ use super::*;
 use lambda_runtime::{Context, LambdaEvent};
 use tributary_aws::MemoryStore;
 use tributary_core::ingest::dead_letter::from_jsonl;
-use tributary_core::testing::events::build_event;
+use tributary_core::testing::events::{build_event, event_bytes};
 
 type Rec<'a> = tributary_core::testing::events::SampleRecord<'a>;
 
@@ -25,11 +25,11 @@ fn records(values: &[&'static [u8]], first_offset: i64) -> Vec<Rec<'static>> {
 async fn records_without_typed_fields_are_rows_not_a_failed_batch() {
     let ing = ingest();
     let recs = records(&[b"{}", br#"{"id": {}}"#, br#"{"id": null, "tags": []}"#], 0);
-    let out = ing.handle(build_event("aws:kafka", "empty-fields", 0, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "empty-fields", 0, &recs)), None).await.unwrap();
     assert_eq!((out.total.records_in, out.total.rows_written, out.total.dead_lettered), (3, 3, 0));
     // Typed values later add the columns; the first rows read as nulls there.
     let recs = records(&[br#"{"id": {"n": 1}, "tags": ["a"]}"#], 3);
-    let out = ing.handle(build_event("aws:kafka", "empty-fields", 0, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "empty-fields", 0, &recs)), None).await.unwrap();
     assert_eq!(out.total.rows_written, 1);
 }
 
@@ -78,9 +78,9 @@ async fn the_same_event_twice_writes_the_same_objects_once() {
     let ing = ingest();
     let recs = records(&[br#"{"a":1}"#, br#"{"a":2}"#], 0);
     let event = build_event("aws:kafka", "t", 0, &recs);
-    let first = ing.handle(event.clone()).await.unwrap();
+    let first = ing.handle(&event_bytes(&event.clone()), None).await.unwrap();
     let keys = ing.store.keys();
-    let second = ing.handle(event).await.unwrap();
+    let second = ing.handle(&event_bytes(&event), None).await.unwrap();
     assert_eq!(ing.store.keys(), keys);
     assert_eq!(first.total.rows_written, 2);
     assert_eq!((second.total.rows_written, second.total.already_committed), (0, 2));
@@ -92,8 +92,8 @@ async fn a_retry_with_other_boundaries_adds_no_duplicates() {
     let ing = ingest();
     let vals: [&'static [u8]; 6] = [br#"{"a":0}"#, br#"{"a":1}"#, br#"{"a":2}"#, br#"{"a":3}"#, br#"{"a":4}"#, br#"{"a":5}"#];
     let all = records(&vals, 100);
-    ing.handle(build_event("aws:kafka", "t", 0, &all[..4])).await.unwrap();
-    let out = ing.handle(build_event("aws:kafka", "t", 0, &all[2..])).await.unwrap();
+    ing.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &all[..4])), None).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &all[2..])), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.already_committed), (2, 2));
     let mut offsets = Vec::new();
     for k in ing.store.keys().iter().filter(|k| k.ends_with(".parquet")) {
@@ -112,14 +112,14 @@ async fn dead_letters_are_written_once_whatever_the_retries_boundaries() {
     let ing = ingest();
     let vals: [&'static [u8]; 6] = [b"{bad0", br#"{"a":1}"#, b"{bad2", br#"{"a":3}"#, b"{bad4", br#"{"a":5}"#];
     let all = records(&vals, 100);
-    let first = ing.handle(build_event("aws:kafka", "t", 0, &all[..4])).await.unwrap();
+    let first = ing.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &all[..4])), None).await.unwrap();
     assert_eq!((first.total.dead_lettered, first.total.rejected.get("invalid_json")), (2, Some(&2)));
     // Read again from offset 102 (as after a crash before the commit), then the same batch again.
-    let out = ing.handle(build_event("aws:kafka", "t", 0, &all[2..])).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &all[2..])), None).await.unwrap();
     assert_eq!((out.total.dead_lettered, out.total.rows_written, out.total.already_committed), (1, 1, 2));
     assert_eq!(out.total.rejected.get("invalid_json"), Some(&1));
     assert!(out.total.balanced());
-    let again = ing.handle(build_event("aws:kafka", "t", 0, &all[2..])).await.unwrap();
+    let again = ing.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &all[2..])), None).await.unwrap();
     assert_eq!((again.total.dead_lettered, again.total.already_committed), (0, 4));
     assert!(again.total.rejected.is_empty(), "{:?}", again.total.rejected);
     let mut offsets = Vec::new();
@@ -133,26 +133,28 @@ async fn dead_letters_are_written_once_whatever_the_retries_boundaries() {
 #[tokio::test]
 async fn storage_failure_fails_the_invocation_and_the_retry_completes() {
     let ing = ingest();
-    ing.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"a":1}"#], 0))).await.unwrap();
+    ing.handle(&event_bytes(&build_event("aws:kafka", "t", 1, &records(&[br#"{"a":1}"#], 0))), None).await.unwrap();
     let recs = records(&[br#"{"a":1}"#, b"bad"], 0);
     let event = build_event("aws:kafka", "t", 0, &recs);
     let before = ing.store.keys();
     // The schema is committed already: the first put is the dead-letter file.
     ing.store.fail_next_puts(1);
-    assert!(matches!(ing.handle(event.clone()).await, Err(IngestError::Store(_))));
+    assert!(matches!(ing.handle(&event_bytes(&event.clone()), None).await, Err(IngestError::Store(_))));
     assert_eq!(ing.store.keys(), before, "nothing of the failed attempt is visible");
-    let out = ing.handle(event).await.unwrap();
+    let out = ing.handle(&event_bytes(&event), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.dead_lettered), (1, 1));
 }
 
 #[tokio::test]
 async fn tables_never_disagree_on_a_column_type() {
     let ing = ingest();
-    ing.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"v":1}"#], 0))).await.unwrap();
+    ing.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &records(&[br#"{"v":1}"#], 0))), None).await.unwrap();
     // Another process (no shared cache) sees a string first: it is rescued, not a new type.
     let other = Ingest::new(ing.store, ing.config.clone());
-    let out =
-        other.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"v":"x"}"#, br#"{"v":2,"w":true}"#], 0))).await.unwrap();
+    let out = other
+        .handle(&event_bytes(&build_event("aws:kafka", "t", 1, &records(&[br#"{"v":"x"}"#, br#"{"v":2,"w":true}"#], 0))), None)
+        .await
+        .unwrap();
     assert_eq!((out.total.rows_written, out.total.rows_rescued, out.total.dead_lettered), (2, 1, 0));
     let schema = other.store.get("_tributary/schemas/t.json").await.unwrap().unwrap();
     let s: tributary_core::table::schema::TableSchema = serde_json::from_slice(&schema.body).unwrap();
@@ -165,15 +167,15 @@ async fn tables_never_disagree_on_a_column_type() {
 #[tokio::test]
 async fn a_stale_schema_cache_loses_the_race_and_reloads() {
     let ing = ingest();
-    ing.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"a":1}"#], 0))).await.unwrap();
+    ing.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &records(&[br#"{"a":1}"#], 0))), None).await.unwrap();
     let store = std::sync::Arc::new(ing.store);
     let shared = Ingest::new(store.clone(), ing.config.clone());
-    shared.handle(build_event("aws:kafka", "t", 0, &records(&[br#"{"a":1}"#], 0))).await.unwrap();
+    shared.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &records(&[br#"{"a":1}"#], 0))), None).await.unwrap();
     // A second writer on the same store adds "b" as a string.
     let writer2 = Ingest::new(store.clone(), shared.config.clone());
-    writer2.handle(build_event("aws:kafka", "t", 1, &records(&[br#"{"b":"s"}"#], 0))).await.unwrap();
+    writer2.handle(&event_bytes(&build_event("aws:kafka", "t", 1, &records(&[br#"{"b":"s"}"#], 0))), None).await.unwrap();
     // The first writer's cache lacks "b"; it sees b as an integer and must lose the CAS.
-    let out = shared.handle(build_event("aws:kafka", "t", 2, &records(&[br#"{"b":5}"#], 0))).await.unwrap();
+    let out = shared.handle(&event_bytes(&build_event("aws:kafka", "t", 2, &records(&[br#"{"b":5}"#], 0))), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.rows_rescued, out.total.dead_lettered), (1, 1, 0));
 }
 
@@ -193,13 +195,13 @@ async fn tombstones_and_pinned_schemas_follow_configuration() {
     };
     // By default the unknown field and the int overflow are rescued: every record that parses lands.
     let ing = pinned("");
-    let out = ing.handle(build_event("SelfManagedKafka", "p", 0, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("SelfManagedKafka", "p", 0, &recs)), None).await.unwrap();
     assert_eq!(out.tables.keys().collect::<Vec<_>>(), ["pinned"]);
     assert_eq!((out.total.rows_written, out.total.rows_rescued, out.total.dead_lettered), (3, 2, 1));
     assert_eq!(out.total.rejected["tombstone"], 1);
     // The behaviour before rescue, chosen per topic.
     let ing = pinned(r#","unknown_fields":"dead_letter","conflicts":"dead_letter""#);
-    let out = ing.handle(build_event("SelfManagedKafka", "p", 0, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("SelfManagedKafka", "p", 0, &recs)), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.dead_lettered, out.total.tombstones_skipped), (1, 3, 0));
     assert_eq!(out.total.rejected["tombstone"], 1);
     assert_eq!(out.total.rejected["schema_conflict"], 1);
@@ -212,11 +214,8 @@ async fn tombstones_and_pinned_schemas_follow_configuration() {
 #[tokio::test]
 async fn malformed_event_is_an_error_not_a_panic() {
     let ing = ingest();
-    let event: KafkaEvent = serde_json::from_str(
-        r#"{"records":{"nodash":[{"partition":0,"offset":1,"timestamp":0,"key":null,"value":null,"headers":[]}]}}"#,
-    )
-    .unwrap();
-    let err = ing.handle(event).await.unwrap_err();
+    let event = br#"{"records":{"nodash":[{"partition":0,"offset":1,"timestamp":0,"key":null,"value":null,"headers":[]}]}}"#;
+    let err = ing.handle(event, None).await.unwrap_err();
     assert!(err.to_string().contains("nodash"), "{err}");
 }
 
@@ -261,13 +260,13 @@ async fn overlapping_batches_at_once_never_make_a_row_visible_twice() {
         panic!()
     };
     put_json_if(store.as_ref(), &claim_key, &log, None).await.unwrap().unwrap();
-    let e = b.handle(build_event("aws:kafka", "t", 0, &all[5..15])).await.unwrap_err();
+    let e = b.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &all[5..15])), None).await.unwrap_err();
     assert!(matches!(e, IngestError::Claimed(_)), "{e}");
-    assert_eq!(lambda_runtime::Diagnostic::from(e).error_type, "OffsetsClaimedError");
+    assert_eq!(tributary_aws::startup::ErrorType::error_type(&e), "OffsetsClaimedError");
     assert!(table_offsets(&store).await.is_empty(), "the loser made nothing visible");
     // A finishes (its own claim: the same range), then B's retry writes only what is left.
-    a.handle(build_event("aws:kafka", "t", 0, &all[..10])).await.unwrap();
-    let out = b.handle(build_event("aws:kafka", "t", 0, &all[5..15])).await.unwrap();
+    a.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &all[..10])), None).await.unwrap();
+    let out = b.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &all[5..15])), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.already_committed), (5, 5));
     assert_eq!(table_offsets(&store).await, (0..15).collect::<Vec<i64>>());
 
@@ -281,9 +280,12 @@ async fn overlapping_batches_at_once_never_make_a_row_visible_twice() {
         panic!()
     };
     put_json_if(store.as_ref(), &claim_key, &log, v.etag.as_deref()).await.unwrap().unwrap();
-    assert!(matches!(b.handle(build_event("aws:kafka", "t", 0, &later)).await, Err(IngestError::Claimed(_))));
+    assert!(matches!(
+        b.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &later)), None).await,
+        Err(IngestError::Claimed(_))
+    ));
     clock.store(T0 + 300_001, std::sync::atomic::Ordering::SeqCst);
-    let out = b.handle(build_event("aws:kafka", "t", 0, &later)).await.unwrap();
+    let out = b.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &later)), None).await.unwrap();
     assert_eq!(out.total.rows_written, 10);
     assert_eq!(table_offsets(&store).await, (0..25).collect::<Vec<i64>>());
 }
@@ -291,8 +293,8 @@ async fn overlapping_batches_at_once_never_make_a_row_visible_twice() {
 #[tokio::test]
 async fn errors_reach_lambda_with_a_type_that_names_them() {
     let ing = ingest();
-    let e = ing.handle_json(serde_json::json!({"records": 3})).await.unwrap_err();
-    assert_eq!(lambda_runtime::Diagnostic::from(e).error_type, "EventError");
+    let e = ing.handle(&serde_json::to_vec(&serde_json::json!({"records": 3})).unwrap(), None).await.unwrap_err();
+    assert_eq!(tributary_aws::startup::ErrorType::error_type(&e), "EventError");
 }
 
 /// With waits (the default): a writer meeting another's live claim waits within its own deadline,
@@ -316,12 +318,14 @@ async fn a_writer_waits_for_the_claimer_and_writes_only_the_rest() {
         panic!()
     };
     put_json_if(store.as_ref(), &claim_key, &log, None).await.unwrap().unwrap();
+    let (ea, eb) =
+        (event_bytes(&build_event("aws:kafka", "t", 0, &all[..10])), event_bytes(&build_event("aws:kafka", "t", 0, &all[5..15])));
     let (ra, rb) = tokio::join!(
         async {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            a.handle(build_event("aws:kafka", "t", 0, &all[..10])).await
+            a.handle(&ea, None).await
         },
-        b.handle(build_event("aws:kafka", "t", 0, &all[5..15]))
+        b.handle(&eb, None)
     );
     assert_eq!(ra.unwrap().total.rows_written, 10);
     let rb = rb.unwrap();
@@ -337,7 +341,7 @@ async fn a_table_whose_data_column_took_the_rescued_name_dead_letters_instead() 
     let legacy = br#"{"columns":[{"name":"a","source":"a","type":"bigint"},{"name":"_rescued_data","source":"_rescued_data","type":"bigint"}]}"#;
     ing.store.put("_tributary/schemas/t.json", bytes::Bytes::from_static(legacy), Precondition::None).await.unwrap();
     let recs = records(&[br#"{"a":1}"#, br#"{"a":"one"}"#, br#"{"a":2,"_rescued_data":7}"#], 0);
-    let out = ing.handle(build_event("aws:kafka", "t", 0, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &recs)), None).await.unwrap();
     assert_eq!((out.total.rows_written, out.total.dead_lettered), (2, 1), "{:?}", out.total);
     assert_eq!(out.total.rejected["schema_conflict"], 1);
     assert!(out.total.balanced());
@@ -402,7 +406,7 @@ async fn pinned_columns_keep_exact_values_and_the_counts_reach_the_metrics() {
         ],
         0,
     );
-    let out = ing.handle(build_event("aws:kafka", "p", 0, &recs)).await.unwrap();
+    let out = ing.handle(&event_bytes(&build_event("aws:kafka", "p", 0, &recs)), None).await.unwrap();
     let t = &out.total;
     assert_eq!((t.rows_written, t.rows_rescued, t.byte_order_marks, t.dead_lettered), (5, 3, 1, 0), "{t:?}");
     assert!(t.balanced());

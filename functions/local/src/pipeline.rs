@@ -30,9 +30,7 @@ pub fn data_files(r: &IngestResponse) -> impl Iterator<Item = &String> {
 /// waits for another writer's claim only while two minutes remain.
 pub const CLAIM_MS: i64 = 180_000;
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use tributary_aws::now_ms;
 
 pub struct Pipeline<S, C> {
     pub ingest: Ingest<S>,
@@ -79,18 +77,22 @@ where
     /// Ingests one batch and registers the files it wrote. An error means the batch is not
     /// delivered: deliver it again (the retry writes the same keys, or nothing).
     pub async fn deliver(&self, event: KafkaEvent) -> Result<Delivered, Error> {
+        self.deliver_bytes(&serde_json::to_vec(&event)?).await
+    }
+
+    /// [`Pipeline::deliver`] for an event as the JSON bytes the function receives.
+    pub async fn deliver_bytes(&self, event: &[u8]) -> Result<Delivered, Error> {
         // One batch on one machine takes seconds: its offset claims lapse after CLAIM_MS, so a
         // consumer restarted after a kill -9 mid-batch waits that long at most (ingest waits
         // within the claim, then the delivery retries) before writing what the dead one claimed.
-        let response = self.ingest.handle_until(event, now_ms() + CLAIM_MS).await?;
+        let response = self.ingest.handle(event, Some(now_ms() + CLAIM_MS)).await?;
         self.register(response).await
     }
 
     /// [`Pipeline::deliver`] for an event as JSON (a failure record's payload), read as the
     /// function reads what the event source mapping sends.
     pub async fn deliver_json(&self, event: serde_json::Value) -> Result<Delivered, Error> {
-        let response = self.ingest.handle_json(event).await?;
-        self.register(response).await
+        self.deliver_bytes(&serde_json::to_vec(&event)?).await
     }
 
     async fn register(&self, response: IngestResponse) -> Result<Delivered, Error> {

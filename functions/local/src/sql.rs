@@ -11,10 +11,9 @@ use arrow_array::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use tributary_aws::{ObjectRead, S3Store, get_json};
 use tributary_core::Config;
-use tributary_core::compaction::PartitionState;
 use tributary_core::layout;
+use tributary_core::layout::is_ingest_file;
 use tributary_core::layout::time_partition::TimePartition;
-use tributary_core::layout::{is_ingest_file, state_key};
 use tributary_core::layout::{schema_key, schemas_prefix, table_of_schema_key};
 use tributary_core::table::kafka_columns::output_schema;
 use tributary_core::table::schema::TableSchema;
@@ -39,10 +38,7 @@ pub async fn session(store: &S3Store, root: &Path, config: &Config) -> Result<Se
             .collect();
         let mut parts = Vec::new();
         for (i, tp) in partitions.iter().enumerate() {
-            let state = match get_json::<PartitionState, _>(store, &state_key(config, &table, tp)).await? {
-                Some(v) => v.value,
-                None => PartitionState::initial(config, &table, tp),
-            };
+            let state = tributary_aws::partition_state(store, config, &table, tp).await?.value;
             let dir: PathBuf = root.join(&config.bucket).join(&state.location);
             let name = format!("{table}__p{i}");
             let options = ParquetReadOptions { file_extension: ".parquet", schema: Some(&arrow), ..Default::default() };

@@ -18,13 +18,12 @@ pub enum WatchError {
 }
 
 /// The invocation's `errorType` as Lambda reports it.
-impl From<WatchError> for lambda_runtime::Diagnostic {
-    fn from(e: WatchError) -> Self {
-        let error_type = match &e {
+impl tributary_aws::startup::ErrorType for WatchError {
+    fn error_type(&self) -> &'static str {
+        match self {
             WatchError::Config(_) => "ConfigError",
             WatchError::Mapping(_) => "MappingReadError",
-        };
-        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+        }
     }
 }
 
@@ -78,7 +77,7 @@ impl<M: MappingRead + Sync> Watch<M> {
     /// alarm's missing data is then the page.
     pub async fn handle(&self) -> Result<WatchResponse, WatchError> {
         let s = self.mappings.status(&self.config.mapping_uuid).await?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let now = tributary_aws::now_ms();
         let ago = s.last_modified_ms.map(|t| now - t);
         let health = source_health(&s.state, s.state_transition_reason.as_deref(), s.last_processing_result.as_deref(), ago);
         let reason = match &health {

@@ -1,8 +1,8 @@
 //! Wiring only: the mapping to watch and a Lambda client from the environment, then the runtime loop.
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use serde_json::Value;
+use lambda_runtime::Error;
 use tributary_aws::LambdaMappings;
+use tributary_aws::startup::serve;
 use tributary_watch::{Watch, WatchConfig};
 
 #[tokio::main]
@@ -14,11 +14,5 @@ async fn main() -> Result<(), Error> {
     };
     let watch = Watch::new(LambdaMappings::from_env().await, config);
     let watch = &watch;
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
-        watch.handle().await.map_err(|e| {
-            tracing::error!(error = %e, "the event source mapping could not be read");
-            Diagnostic::from(e)
-        })
-    }))
-    .await
+    serve(move |_| async move { watch.handle().await }, "the event source mapping could not be read").await
 }

@@ -48,7 +48,7 @@ async fn each_reading_emits_whether_the_mapping_is_stopped_and_a_failed_read_emi
     LINES.lock().unwrap().clear();
     let e = watch.handle().await.unwrap_err();
     assert!(LINES.lock().unwrap().is_empty(), "nothing emitted: the alarm treats missing data as breaching");
-    assert_eq!(lambda_runtime::Diagnostic::from(e).error_type, "MappingReadError");
+    assert_eq!(tributary_aws::startup::ErrorType::error_type(&e), "MappingReadError");
     let unknown = Watch::new(MemoryMappings::new(), WatchConfig { mapping_uuid: "gone".into(), metrics_namespace: "T".into() });
     assert!(unknown.handle().await.unwrap_err().to_string().contains("gone"));
 }

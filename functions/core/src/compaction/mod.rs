@@ -1,6 +1,33 @@
 //! Compaction, decided without I/O: when a partition is due, where its versions live, the
 //! partition state that makes the switch atomic for readers, and the union of file schemas.
 //! Offsets are de-duplicated with [`OffsetSet`]. The protocol is described in `docs/compaction.md`.
+//!
+//! A compaction's plan, before any I/O:
+//!
+//! ```
+//! use tributary_core::Config;
+//! use tributary_core::compaction::{self, Due, PartitionState};
+//! use tributary_core::layout::{self, OffsetSet, time_partition::TimePartition};
+//!
+//! let cfg = Config::default();
+//! let hour = TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) };
+//! // Ten small ingest files: not due while the hour may still get records...
+//! let sizes = [64 << 10; 10];
+//! let end = compaction::window_end_ms(&hour).unwrap();
+//! assert_eq!(compaction::due(&cfg.compaction, &hour, &sizes, end), None);
+//! // ...due once its window has closed (the grace period after the hour).
+//! let later = end + 1000 * cfg.compaction.grace_seconds as i64;
+//! assert_eq!(compaction::due(&cfg.compaction, &hour, &sizes, later), Some(Due::Closed));
+//! // Version 1 is written next to the ingest location, never under it; readers switch to it.
+//! let state = PartitionState::initial(&cfg, "orders", &hour);
+//! assert_eq!(state.location, "tables/orders/dt=2026-11-22/hr=03/");
+//! let next = layout::version_location(&cfg, "orders", &hour, state.version + 1, "attempt-1");
+//! assert_eq!(next, "tables/orders/_v/dt=2026-11-22/hr=03/v000001-attempt-1/");
+//! // The merge de-duplicates by offset: a record a retried batch wrote twice is kept once.
+//! let mut seen = OffsetSet::default();
+//! let kept: Vec<bool> = [7, 8, 7, 9].iter().map(|&o| seen.insert("orders", 0, o)).collect();
+//! assert_eq!(kept, [true, true, false, true]);
+//! ```
 
 use std::sync::Arc;
 
@@ -106,9 +133,13 @@ pub fn conform(batch: &RecordBatch, to: &SchemaRef) -> Result<RecordBatch, Arrow
 /// The compaction in progress: written outputs waiting for the switch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Closing {
+    /// The compactor that wrote the closing (its attempt id).
     pub owner: String,
+    /// The location readers see until the switch.
     pub from_location: String,
+    /// The version the switch makes.
     pub next_version: u32,
+    /// Where the next version's files are.
     pub next_location: String,
     /// Keys (in `from_location`) whose rows the outputs hold.
     pub inputs: Vec<String>,
@@ -116,6 +147,7 @@ pub struct Closing {
     pub outputs: Vec<String>,
     /// What the next version's compacted files cover.
     pub covered: OffsetSet,
+    /// After this, any compactor may finish the switch.
     pub expires_ms: i64,
 }
 
@@ -123,9 +155,13 @@ pub struct Closing {
 /// and until the files it replaced are deleted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
+    /// The location readers saw before the switch.
     pub from_location: String,
+    /// The location readers see after it.
     pub to_location: String,
+    /// The files whose rows the new version's outputs hold.
     pub inputs: Vec<String>,
+    /// When the switch happened (ms since the epoch).
     pub at_ms: i64,
     /// Files in `from_location` the switch replaced (merged or carried), not yet deleted. A
     /// transition is kept until they are, however old.
@@ -139,9 +175,12 @@ impl Transition {
     }
 }
 
+/// A compactor's hold on a partition: no other compacts it until `expires_ms`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
+    /// The compactor holding the lease (its attempt id).
     pub owner: String,
+    /// When the lease lapses (ms since the epoch).
     pub expires_ms: i64,
 }
 
@@ -158,10 +197,13 @@ pub struct PartitionState {
     pub compacted: Vec<String>,
     /// Offsets the compacted files hold.
     pub covered: OffsetSet,
+    /// The compactor holding the partition, if any.
     #[serde(default)]
     pub lease: Option<Lease>,
+    /// The switch under way, if any.
     #[serde(default)]
     pub closing: Option<Closing>,
+    /// Recent switches, and those whose replaced files are not deleted yet.
     #[serde(default)]
     pub history: Vec<Transition>,
 }
@@ -252,7 +294,9 @@ impl PartitionState {
 /// What a writer must do after its put (see [`PartitionState::follow`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Follow {
+    /// The file is where readers see it (or its rows are in the compacted files).
     Done,
+    /// The partition moved: copy the file to this location.
     CopyTo(String),
     /// The partition moved on and the history is gone: the writer fails and its retry
     /// writes afresh at the current location.

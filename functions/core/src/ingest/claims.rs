@@ -37,7 +37,9 @@ pub const CLAIM_RETAIN_MS: i64 = DEFAULT_CLAIM_MS;
 /// One writer's claim on the offsets `first..=last` of the log's Kafka partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
+    /// The first offset claimed.
     pub first: i64,
+    /// The last offset claimed.
     pub last: i64,
     /// The writer's deadline with the clock skew (milliseconds since the epoch): past it, the
     /// claim is void.
@@ -47,6 +49,7 @@ pub struct Claim {
 /// The claims on one Kafka partition's offsets in one time partition of one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimLog {
+    /// The claims, oldest first.
     pub claims: Vec<Claim>,
 }
 
@@ -57,7 +60,12 @@ pub enum ClaimDecision {
     Write(Option<ClaimLog>),
     /// Another live writer claimed offsets this file would make visible, until `until_ms`: wait
     /// for its file to become visible (list again) or its claim to lapse, or fail and be retried.
-    Wait { why: String, until_ms: i64 },
+    Wait {
+        /// Which writer, and which offsets.
+        why: String,
+        /// When its claim lapses.
+        until_ms: i64,
+    },
     /// A void claim overlaps rows still to write: its writer either finished after this writer
     /// listed (its file is visible now) or died. List again, drop what is visible, and decide
     /// again with `rechecked`.

@@ -9,16 +9,25 @@ use serde::{Deserialize, Serialize};
 use crate::kafka::RawRecord;
 use crate::reject::{Reject, RejectKind};
 
+/// One record in the dead-letter area: its raw bytes, where it came from, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
+    /// The table the record was for.
     pub table: String,
+    /// The record's topic.
     pub topic: String,
+    /// The record's partition.
     pub partition: i32,
+    /// The record's offset.
     pub offset: i64,
+    /// The record's Kafka timestamp (ms since the epoch).
     pub timestamp_ms: i64,
+    /// `CREATE_TIME` or `LOG_APPEND_TIME`, as the event said.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_type: Option<String>,
+    /// The reason, from the closed vocabulary.
     pub kind: RejectKind,
+    /// The reason, for a person.
     pub reason: String,
     /// The key as it came, base64; absent for a null key.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -26,17 +35,22 @@ pub struct DeadLetter {
     /// The value as it came, base64; absent for a null value.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub value_base64: Option<String>,
+    /// The record's headers.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub headers: Vec<DeadLetterHeader>,
 }
 
+/// A header of a dead-lettered record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetterHeader {
+    /// The header's name.
     pub key: String,
+    /// The header's value, in base64.
     pub value_base64: String,
 }
 
 impl DeadLetter {
+    /// The dead letter of record `r` of `topic`/`partition` for `table`.
     pub fn new(table: &str, topic: &str, partition: i32, r: &RawRecord, reject: &Reject) -> Self {
         DeadLetter {
             table: table.to_string(),

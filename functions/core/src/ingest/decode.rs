@@ -21,11 +21,17 @@ use crate::table::schema::{TableSchema, UTC};
 /// Kafka metadata of one row.
 #[derive(Debug, Clone, Copy)]
 pub struct RowMeta<'a> {
+    /// The record's topic.
     pub topic: &'a str,
+    /// The record's partition.
     pub partition: i32,
+    /// The record's offset.
     pub offset: i64,
+    /// The record's Kafka timestamp (ms since the epoch).
     pub timestamp_ms: i64,
+    /// The record's key.
     pub key: Option<&'a [u8]>,
+    /// The record's headers.
     pub headers: &'a [(String, Vec<u8>)],
 }
 
@@ -71,8 +77,11 @@ fn retype(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
 /// The outcome of decoding: the data columns of the rows that decoded, and the index (into
 /// the input) and error of each value that did not.
 pub struct Decoded {
+    /// The decoded values, in the table's data columns (`None` when none decoded).
     pub data: Option<RecordBatch>,
+    /// The indexes of the values in `data`.
     pub kept: Vec<usize>,
+    /// The values that failed alone, with the decoder's message.
     pub failed: Vec<(usize, String)>,
 }
 

@@ -53,6 +53,7 @@ pub struct FlatRows {
 /// What to read in place of a declined record ([`FlatDecoder::decode_retrying`]).
 #[derive(Debug)]
 pub struct Retry<'a> {
+    /// The record's value, as the slow path must read it.
     pub value: std::borrow::Cow<'a, [u8]>,
     /// The row's text in the rescued-data column.
     pub rescued: Option<String>,
@@ -125,6 +126,7 @@ impl FlatDecoder {
 
     /// The data columns (named by column names) of the records it accepts, and which it
     /// declined; `None` when a string column's bytes are not UTF-8 (checked once per column).
+    #[cfg(test)]
     pub fn decode(&self, values: &[&[u8]]) -> Option<FlatRows> {
         self.decode_retrying(values, |_| None)
     }

@@ -2,7 +2,38 @@
 //!
 //! The handler drives these steps per table, doing the I/O in between:
 //! [`screen`] the records → evolve and commit the schema (and the rescued-data column, when
-//! [`build`] asks for it) → [`build`] the files and dead letters → drop rows already committed ([`FileGroup::without_covered`]) → encode and put.
+//! [`build`] asks for it) → [`build`] the files and dead letters → drop rows already committed
+//! ([`FileGroup::without_covered`]) → encode ([`crate::parquet::write`]) and put. Batches of flat
+//! records take the fast path first ([`build_flat`], or [`build_learned`] for a table's first
+//! batch), which decodes them in one pass; whatever it declines comes back to [`screen`].
+//!
+//! One batch, from the event's bytes to the key of the file it writes:
+//!
+//! ```
+//! use tributary_core::Config;
+//! use tributary_core::table::schema::TableSchema;
+//! use tributary_core::{ingest, kafka, layout, parquet};
+//!
+//! // One record, {"id":1,"amount":9.99}, as the event source mapping sends it.
+//! let event = br#"{"eventSource":"aws:kafka","records":{"orders-0":[{"topic":"orders","partition":0,
+//!     "offset":7,"timestamp":1763780400000,"timestampType":"CREATE_TIME","key":null,
+//!     "value":"eyJpZCI6MSwiYW1vdW50Ijo5Ljk5fQ==","headers":[]}]}}"#;
+//! let cfg = Config { bucket: "lake".into(), ..Config::default() };
+//! let batches = kafka::read_event(event).unwrap();
+//! for (table, batches) in ingest::by_table(&cfg, &batches) {
+//!     let screened = ingest::screen(&cfg, &table, &batches);
+//!     let mut schema = TableSchema::default(); // a new table: the batch's shape makes it
+//!     schema.evolve(&screened.batch_shape);
+//!     let built = ingest::build(&cfg, &screened, &schema).unwrap().expect("every field has its column");
+//!     let file = &built.files[0];
+//!     assert_eq!((built.records_in, file.rows.num_rows(), built.dead_lettered()), (1, 1, 0));
+//!     let key = layout::data_key(&cfg, &table, &file.partition, &file.range);
+//!     assert_eq!(key, "tables/orders/dt=2025-11-22/hr=03/part-orders~0~00000000000000000007~00000000000000000007.parquet");
+//!     let props = parquet::write::writer_properties(cfg.zstd_level, 1 << 20).unwrap();
+//!     let bytes = parquet::write::encode(std::slice::from_ref(&file.rows), props).unwrap();
+//!     assert_eq!(parquet::write::decode(bytes).unwrap()[0], file.rows);
+//! }
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -27,10 +58,10 @@ use crate::table::schema::{Misfit, TableSchema};
 
 pub mod claims;
 pub mod dead_letter;
-pub mod decode;
-pub mod fast_path;
-pub mod rescue;
-pub mod split;
+pub(crate) mod decode;
+pub(crate) mod fast_path;
+pub(crate) mod rescue;
+pub(crate) mod split;
 
 /// Groups topic-partition batches by the table their topic maps to.
 pub fn by_table<'a>(cfg: &Config, batches: &'a [TopicPartitionBatch]) -> BTreeMap<String, Vec<&'a TopicPartitionBatch>> {
@@ -44,26 +75,37 @@ pub fn by_table<'a>(cfg: &Config, batches: &'a [TopicPartitionBatch]) -> BTreeMa
 /// What became of one record after screening.
 #[derive(Debug, Clone)]
 pub enum Outcome {
+    /// A JSON object, with its shape.
     Good(RecordShape),
+    /// A null value.
     Tombstone,
+    /// A record that goes to the dead-letter area, and why.
     Rejected(Reject),
 }
 
+/// One record of a table's batch, and what screening made of it.
 #[derive(Debug)]
 pub struct Item<'a> {
+    /// The topic-partition batch the record came in.
     pub batch: &'a TopicPartitionBatch,
+    /// The record.
     pub record: &'a RawRecord,
+    /// What screening made of it.
     pub outcome: Outcome,
 }
 
 /// The records of one table, checked one by one, and the merged shape of the good ones.
 #[derive(Debug)]
 pub struct Screened<'a> {
+    /// The table the records are for.
     pub table: String,
+    /// Every record, in batch order.
     pub items: Vec<Item<'a>>,
+    /// The merged shape of the good records.
     pub batch_shape: Shape,
 }
 
+/// The limits a record is read with, from the configuration.
 pub fn shape_options(cfg: &Config) -> ShapeOptions {
     ShapeOptions { max_field_bytes: cfg.max_field_bytes, max_depth: cfg.max_depth, infer_temporal: cfg.infer_temporal }
 }
@@ -106,8 +148,11 @@ pub fn screen<'a>(cfg: &Config, table: &str, batches: &[&'a TopicPartitionBatch]
 /// The rows of one topic-partition in one time partition: one data file.
 #[derive(Debug, Clone)]
 pub struct FileGroup {
+    /// The time partition the rows fall in.
     pub partition: TimePartition,
+    /// The offsets the batch processed: the file's name.
     pub range: FileRange,
+    /// The rows, in offset order.
     pub rows: RecordBatch,
 }
 
@@ -155,8 +200,11 @@ impl FileGroup {
 /// Dead letters of one topic-partition batch for one Kafka date: one dead-letter file.
 #[derive(Debug, Clone)]
 pub struct DeadLetterGroup {
+    /// The Kafka date (`YYYY-MM-DD`) of the letters.
     pub date: String,
+    /// The offsets the batch processed: the file's name.
     pub range: FileRange,
+    /// The letters, in offset order.
     pub letters: Vec<DeadLetter>,
 }
 
@@ -175,10 +223,15 @@ impl DeadLetterGroup {
 /// What [`build`] decided.
 #[derive(Debug, Default)]
 pub struct Built {
+    /// The data files, one per topic-partition and time partition.
     pub files: Vec<FileGroup>,
+    /// The dead-letter files, one per topic-partition batch and Kafka date.
     pub dead_letters: Vec<DeadLetterGroup>,
+    /// Records read.
     pub records_in: usize,
+    /// Records with a null value (dropped or dead-lettered, by policy).
     pub tombstones: usize,
+    /// Dead-lettered records, by reason.
     pub rejected: BTreeMap<RejectKind, usize>,
     /// Rows partitioned by Kafka timestamp because their event-time field was missing.
     pub event_time_fallbacks: usize,
@@ -187,9 +240,11 @@ pub struct Built {
 }
 
 impl Built {
+    /// How many records went to the dead-letter area.
     pub fn dead_lettered(&self) -> usize {
         self.rejected.values().sum()
     }
+    /// How many rows the data files hold.
     pub fn rows(&self) -> usize {
         self.files.iter().map(|f| f.rows.num_rows()).sum()
     }
@@ -578,7 +633,9 @@ pub struct Learned {
     pub shape: Shape,
     /// Whether `schema` also adds the rescued-data column.
     pub rescues: bool,
+    /// The table's schema after the sample.
     pub schema: TableSchema,
+    /// The batch, built against `schema`.
     pub built: Built,
 }
 

@@ -14,7 +14,9 @@ use crate::table::schema::{ColumnType, TableSchema};
 /// JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rescued {
+    /// The value without the rescued fields, for the decoder.
     pub value: Vec<u8>,
+    /// The rescued fields, as a JSON object's text.
     pub rescued: String,
 }
 

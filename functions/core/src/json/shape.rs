@@ -18,6 +18,7 @@ use crate::reject::{Reject, RejectKind};
 /// What a string value looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrKind {
+    /// Any other string.
     Plain,
     /// `YYYY-MM-DD`, a valid calendar date.
     Date,
@@ -28,7 +29,9 @@ pub enum StrKind {
 /// The JSON kind of a value; objects keep their keys in order of first appearance.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool,
     /// An integer that fits a signed 64-bit integer.
     Int,
@@ -37,10 +40,13 @@ pub enum Shape {
     UInt64,
     /// An integer beyond 64 bits (an md5 as a number): only its digits, as text, hold it exactly.
     HugeInt,
+    /// A number with a fraction or an exponent.
     Float,
+    /// A string, and what it looks like.
     Str(StrKind),
     /// The merged shape of the elements (`Null` for an empty array).
     Array(Box<Shape>),
+    /// An object's fields, in order of first appearance.
     Object(Vec<(String, Shape)>),
     /// A value no column can store, and why: only ever a top-level field of a record.
     Unstorable(Reject),
@@ -126,8 +132,11 @@ pub fn absorb(acc: &mut Shape, s: &Shape) {
 /// Limits applied while reading a record.
 #[derive(Debug, Clone)]
 pub struct ShapeOptions {
+    /// A string value longer than this is refused (`field_too_large`).
     pub max_field_bytes: usize,
+    /// Nesting deeper than this is refused (`too_deep`).
     pub max_depth: usize,
+    /// Whether ISO-8601 strings are told apart as dates and timestamps.
     pub infer_temporal: bool,
 }
 

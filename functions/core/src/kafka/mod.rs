@@ -9,39 +9,55 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use aws_lambda_events::event::kafka::{KafkaEvent, KafkaRecord};
+use aws_lambda_events::event::kafka::KafkaRecord;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use serde::Deserialize;
 
 use crate::reject::{Reject, RejectKind};
 
 mod consumed;
 mod failed_batch;
+pub(crate) mod lenient;
 mod strict;
+#[cfg(any(test, feature = "testing"))]
+mod typed;
 
 pub use consumed::{Consumed, group_key};
 pub use failed_batch::failed_batch_event;
+#[cfg(any(test, feature = "testing"))]
+pub use typed::{batches, parse_event};
 
+/// Why an event is refused as a whole (the event source mapping retries it).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EventError {
+    /// The event is not JSON of the Kafka event's shape.
     #[error("the event is not a Kafka event: {0}")]
     Json(String),
+    /// A group of records that cannot be attributed.
     #[error("records group {group:?}: {reason}")]
-    Group { group: String, reason: String },
+    Group {
+        /// The group's key (`"<topic>-<partition>"`).
+        group: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// One Kafka record, decoded from the event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawRecord {
+    /// The record's offset.
     pub offset: i64,
     /// Milliseconds since the epoch (`CREATE_TIME` or `LOG_APPEND_TIME`).
     pub timestamp_ms: i64,
+    /// `CREATE_TIME` or `LOG_APPEND_TIME`.
     pub timestamp_type: Option<String>,
+    /// The key's bytes; `None` when the record has none.
     pub key: Option<Vec<u8>>,
     /// `None` for a tombstone. The values of one event share one buffer.
     pub value: Option<Bytes>,
+    /// The headers, as (name, bytes).
     pub headers: Vec<(String, Vec<u8>)>,
     /// Set when the event carried something undecodable for this record (bad base64);
     /// `key`/`value` then hold the text as it came.
@@ -51,8 +67,11 @@ pub struct RawRecord {
 /// The records of one topic-partition in one event, sorted by offset, one per offset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartitionBatch {
+    /// The topic.
     pub topic: String,
+    /// The partition.
     pub partition: i32,
+    /// The records, sorted by offset.
     pub records: Vec<RawRecord>,
 }
 
@@ -61,41 +80,6 @@ impl TopicPartitionBatch {
     pub fn offsets(&self) -> Option<(i64, i64)> {
         Some((self.records.first()?.offset, self.records.last()?.offset))
     }
-}
-
-/// Parses an event from JSON bytes (the handler gets it already parsed from the runtime).
-pub fn parse_event(bytes: &[u8]) -> Result<KafkaEvent, EventError> {
-    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?;
-    if let Some(groups) = v.get_mut("records").and_then(serde_json::Value::as_object_mut) {
-        for record in groups.values_mut().filter_map(serde_json::Value::as_array_mut).flatten() {
-            whole_timestamp(record).map_err(|reason| EventError::Json(reason.into()))?;
-        }
-    }
-    KafkaEvent::deserialize(v).map_err(|e| EventError::Json(e.to_string()))
-}
-
-/// Checks a record's `timestamp` before the Kafka record type reads it: that type's reader
-/// panics on a fractional number (a panic aborts the function: the batch would be retried for
-/// ever). An integer string is turned into the number it names.
-fn whole_timestamp(record: &mut serde_json::Value) -> Result<(), &'static str> {
-    let Some(ts) = record.get_mut("timestamp") else { return Ok(()) };
-    if ts.is_i64() {
-        return Ok(());
-    }
-    match json_int(ts) {
-        Some(ms) => {
-            *ts = ms.into();
-            Ok(())
-        }
-        None if ts.is_number() || ts.is_string() => Err("a record's timestamp is not whole milliseconds"),
-        // Other types are refused by the record type itself.
-        None => Ok(()),
-    }
-}
-
-/// An integer, as a JSON number or a string of digits.
-fn json_int(v: &serde_json::Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| int_text(s).ok()))
 }
 
 /// The integer a string names (surrounding spaces allowed).
@@ -117,7 +101,7 @@ fn base64_reject(field: &str, e: base64::DecodeError) -> Reject {
 }
 
 /// A record as the event carries it (base64 still encoded), borrowed from the event's bytes when
-/// read by [`batches_from_slice`]. It holds what [`KafkaRecord`] holds, except the timestamp,
+/// read by the strict reader. It holds what [`KafkaRecord`] holds, except the timestamp,
 /// which it keeps exact (that type goes through `f64` and can lose a millisecond), and the
 /// headers, as (name, bytes) pairs.
 #[derive(Debug)]
@@ -200,21 +184,8 @@ fn raw_record(r: WireRecord<'_>, arena: &mut Vec<u8>) -> Placed {
     (record, range)
 }
 
-/// Turns an event into per-topic-partition batches, in (topic, partition) order.
-///
-/// Fails only when the event itself is malformed (a group whose records name neither a topic
-/// nor a parsable `"<topic>-<partition>"` key, a negative offset or partition): such an event
-/// cannot be attributed, and retrying it is the right answer.
-pub fn batches(event: KafkaEvent) -> Result<Vec<TopicPartitionBatch>, EventError> {
-    let groups = event
-        .records
-        .iter()
-        .map(|(g, list)| (g.as_str(), list.iter().map(|r| WireRecord::of(r, r.timestamp.0.timestamp_millis())).collect()));
-    Ok(into_batches(by_topic_partition(groups)?))
-}
-
 /// The event's records, decoded, under their (topic, partition), in arrival order.
-fn by_topic_partition<'a>(
+pub(crate) fn by_topic_partition<'a>(
     groups: impl IntoIterator<Item = (&'a str, Vec<WireRecord<'a>>)>,
 ) -> Result<BTreeMap<(String, i32), Vec<RawRecord>>, EventError> {
     let groups: Vec<(&str, Vec<WireRecord<'_>>)> = groups.into_iter().collect();
@@ -259,7 +230,7 @@ fn by_topic_partition<'a>(
         .collect())
 }
 
-fn into_batches(by_tp: BTreeMap<(String, i32), Vec<RawRecord>>) -> Vec<TopicPartitionBatch> {
+pub(crate) fn into_batches(by_tp: BTreeMap<(String, i32), Vec<RawRecord>>) -> Vec<TopicPartitionBatch> {
     by_tp
         .into_iter()
         .map(|((topic, partition), mut records)| {
@@ -271,95 +242,20 @@ fn into_batches(by_tp: BTreeMap<(String, i32), Vec<RawRecord>>) -> Vec<TopicPart
         .collect()
 }
 
-/// [`batches`] of an event as JSON, as the Lambda runtime hands it over. A record that does not
-/// match the Kafka record format (a field of the wrong type, a missing timestamp) does not fail
-/// its batch: it is kept as its JSON text and marked, so it reaches the dead-letter area. Only a
-/// record whose topic, partition or offset cannot be read fails the event (it cannot be placed),
-/// as does an event without `records`.
-pub fn batches_from_json(event: serde_json::Value) -> Result<Vec<TopicPartitionBatch>, EventError> {
-    use serde_json::Value;
-    let Value::Object(mut top) = event else {
-        return Err(EventError::Json("the event is not a JSON object".into()));
-    };
-    let groups = match top.remove("records") {
-        Some(Value::Object(groups)) => groups,
-        Some(_) => return Err(EventError::Json("`records` is not an object of record lists".into())),
-        None => return Err(EventError::Json("the event has no `records`".into())),
-    };
-    let mut parsed_groups: Vec<(String, Vec<(KafkaRecord, i64)>)> = Vec::new();
-    let mut malformed = Vec::new();
-    for (group, list) in groups {
-        let Value::Array(list) = list else {
-            return Err(EventError::Group { group, reason: "the group's records are not a list".into() });
-        };
-        let mut records = Vec::with_capacity(list.len());
-        for mut item in list {
-            let parsed = whole_timestamp(&mut item)
-                .map_err(str::to_string)
-                .and_then(|()| KafkaRecord::deserialize(&item).map_err(|e| e.to_string()));
-            match parsed {
-                // The timestamp as sent, not as the record type rounds it.
-                Ok(r) => {
-                    let ms = item.get("timestamp").and_then(Value::as_i64).unwrap_or_else(|| r.timestamp.0.timestamp_millis());
-                    records.push((r, ms));
-                }
-                Err(e) => malformed.push(malformed_record(&group, &item, &e)?),
-            }
-        }
-        parsed_groups.push((group, records));
-    }
-    let wire = parsed_groups.iter().map(|(g, list)| (g.as_str(), list.iter().map(|(r, ms)| WireRecord::of(r, *ms)).collect()));
-    let mut by_tp = by_topic_partition(wire)?;
-    for (topic, partition, r) in malformed {
-        by_tp.entry((topic, partition)).or_default().push(r);
-    }
-    Ok(into_batches(by_tp))
-}
-
-/// [`batches_from_json`] of the event's bytes, read straight into records borrowed from them
-/// (no JSON tree, no copy of the values' base64 text). An event this strict reader refuses
-/// anywhere (a record off the format, an escaped string, a timestamp out of the usual range) is
-/// read again by the lenient one, which decides: both give the same batches when both read it.
-pub fn batches_from_slice(bytes: &[u8]) -> Result<Vec<TopicPartitionBatch>, EventError> {
+/// Reads an event's JSON bytes into per-topic-partition batches, in (topic, partition) order:
+/// the one event reader ingest uses. The [`strict`] reader reads records straight from the bytes
+/// (no JSON tree, no copy of the values' base64 text). An event it declines anywhere (a record
+/// off the format, an escaped string, a timestamp out of the usual range) is read again by the
+/// [`lenient`] one, which decides: both give the same batches when both read it.
+///
+/// Fails only when the event itself is malformed (no `records`; a group whose records name
+/// neither a topic nor a parsable `"<topic>-<partition>"` key, a negative offset or partition):
+/// such an event cannot be attributed, and retrying it is the right answer.
+pub fn read_event(bytes: &[u8]) -> Result<Vec<TopicPartitionBatch>, EventError> {
     match strict::scan(bytes) {
         Some(groups) => Ok(into_batches(by_topic_partition(groups)?)),
-        None => batches_from_json(serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?),
+        None => lenient::read(serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?),
     }
-}
-
-/// A record the Kafka record format does not describe, placed by what can be read of it.
-fn malformed_record(group: &str, item: &serde_json::Value, error: &str) -> Result<(String, i32, RawRecord), EventError> {
-    let from_key = split_group_key(group);
-    // The parser's message may quote the record's contents: it goes to the dead-letter area
-    // with the record, never into an error that is logged.
-    let fail = |what: &str| EventError::Group {
-        group: group.to_string(),
-        reason: format!("a record without {what} (it does not match the Kafka event format)"),
-    };
-    let topic = match (item.get("topic").and_then(|t| t.as_str()), from_key) {
-        (Some(t), _) if !t.is_empty() => t.to_string(),
-        (_, Some((t, _))) => t.to_string(),
-        _ => return Err(fail("a topic")),
-    };
-    let partition = match (item.get("partition").and_then(json_int), from_key) {
-        (Some(p), _) => i32::try_from(p).ok().filter(|p| *p >= 0).ok_or_else(|| fail("a valid partition"))?,
-        (None, Some((_, p))) => p,
-        (None, None) => return Err(fail("a partition")),
-    };
-    let offset = item.get("offset").and_then(json_int).filter(|o| *o >= 0).ok_or_else(|| fail("a valid offset"))?;
-    let record = RawRecord {
-        offset,
-        timestamp_ms: item.get("timestamp").and_then(json_int).unwrap_or(0),
-        timestamp_type: None,
-        key: None,
-        value: Some(Bytes::from(item.to_string())),
-        headers: Vec::new(),
-        invalid: Some(Reject::new(
-            RejectKind::MalformedRecord,
-            format!("the record does not match the Kafka event format (kept whole as JSON): {error}"),
-        )),
-    };
-    Ok((topic, partition, record))
 }
 
 #[cfg(test)]
@@ -436,7 +332,7 @@ mod tests {
     }
 
     fn lenient(bytes: &[u8]) -> Result<Vec<TopicPartitionBatch>, EventError> {
-        batches_from_json(serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?)
+        lenient::read(serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?)
     }
 
     #[test]
@@ -450,7 +346,7 @@ mod tests {
         let mut strict = 0;
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
-            assert_eq!(batches_from_slice(&bytes), lenient(&bytes), "{}", f.display());
+            assert_eq!(read_event(&bytes), lenient(&bytes), "{}", f.display());
             strict += usize::from(strict::scan(&bytes).is_some());
         }
         assert!(strict >= 3, "only {strict} events took the strict reader");
@@ -464,13 +360,13 @@ mod tests {
         );
         let bytes = serde_json::to_vec(&e).unwrap();
         assert!(strict::scan(&bytes).is_some());
-        let b = batches_from_slice(&bytes).unwrap();
+        let b = read_event(&bytes).unwrap();
         assert_eq!(b, lenient(&bytes).unwrap());
         assert_eq!(b[0].records.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 7, 8]);
         assert_eq!(b[0].records[1].timestamp_ms, 1_763_780_400_001);
         assert_eq!(b[0].records[1].headers[0].1, b"abc");
-        assert!(matches!(batches_from_slice(b"\xff"), Err(EventError::Json(_))));
-        assert!(matches!(batches_from_slice(b"{}"), Err(EventError::Json(_))));
+        assert!(matches!(read_event(b"\xff"), Err(EventError::Json(_))));
+        assert!(matches!(read_event(b"{}"), Err(EventError::Json(_))));
     }
 
     /// What [`decode_base64`] gives, appended after two bytes already in the buffer.
@@ -551,7 +447,7 @@ mod tests {
         let events = sample_events();
         for e in &events {
             assert!(strict::scan(e).is_some(), "the strict reader reads {}", String::from_utf8_lossy(e));
-            assert_eq!(batches_from_slice(e), lenient(e));
+            assert_eq!(read_event(e), lenient(e));
         }
         const ALPHABET: &[u8] = b"\"\\{}[],:. -+0123456789eEtfnulAQ=_\x00\x1f\xc3\xa9\xff";
         let mut rng = crate::testing::sample::Rng::new(3);
@@ -564,7 +460,7 @@ mod tests {
             tried += 1;
             strict += usize::from(strict::scan(&e).is_some());
             // When the strict reader reads it, its batches are the lenient reader's (errors too).
-            assert_eq!(batches_from_slice(&e), lenient(&e), "{}", String::from_utf8_lossy(&e));
+            assert_eq!(read_event(&e), lenient(&e), "{}", String::from_utf8_lossy(&e));
         }
         // Many edits land in whitespace, numbers or base64 text and leave an event it reads.
         assert!(strict > tried / 20 && strict < tried, "{strict} of {tried} read strictly");

@@ -1,7 +1,7 @@
 //! The strict reader of a Kafka event's JSON bytes: one pass, no JSON tree, every string
 //! borrowed from the bytes. It reads only the event as the event source mapping writes it
 //! (the records' eight fields, each once, strings without escapes, whole numbers, single-key
-//! header maps) and declines anything else, so that [`crate::kafka::batches_from_slice`] hands
+//! header maps) and declines anything else, so that [`crate::kafka::read_event`] hands
 //! the event to the lenient reader, which decides. Whatever it reads, it reads as the lenient
 //! reader does (the tests in `event.rs` and the `kafka_event` fuzz target check it).
 

@@ -12,13 +12,18 @@ use crate::layout::time_partition::TimePartition;
 /// `first..=last` that belongs to this time partition and was written to the table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileRange {
+    /// The topic.
     pub topic: String,
+    /// The partition.
     pub partition: i32,
+    /// The first offset of the batch.
     pub first: i64,
+    /// The last offset of the batch.
     pub last: i64,
 }
 
 impl FileRange {
+    /// The file name without extension: `part-<topic>~<partition>~<first>~<last>`, offsets zero-padded.
     pub fn file_stem(&self) -> String {
         format!("part-{}~{}~{:020}~{:020}", self.topic, self.partition, self.first, self.last)
     }

@@ -14,6 +14,7 @@ pub struct TimePartition {
 }
 
 impl TimePartition {
+    /// The partition a UTC time falls in.
     pub fn from_datetime(t: DateTime<Utc>, g: Granularity) -> Self {
         let dt = format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day());
         let hr = match g {
@@ -23,6 +24,7 @@ impl TimePartition {
         TimePartition { dt, hr }
     }
 
+    /// The partition a time in ms since the epoch falls in (the epoch for one out of range).
     pub fn from_millis(ms: i64, g: Granularity) -> Self {
         Self::from_datetime(DateTime::from_timestamp_millis(ms).unwrap_or_default(), g)
     }
@@ -55,9 +57,22 @@ impl TimePartition {
     }
 }
 
+/// The UTC dates (`YYYY-MM-DD`) of the day of `now_ms` and the `lookback_days` days before it,
+/// newest first: the days a sweep or a catalog sync visits.
+pub fn recent_days(now_ms: i64, lookback_days: u32) -> Vec<String> {
+    (0..=i64::from(lookback_days)).map(|d| TimePartition::from_millis(now_ms - d * 86_400_000, Granularity::Day).dt).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_days_count_back_from_today() {
+        let now = 1_795_316_400_000; // 2026-11-22T03:00Z
+        assert_eq!(recent_days(now, 2), ["2026-11-22", "2026-11-21", "2026-11-20"]);
+        assert_eq!(recent_days(now, 0), ["2026-11-22"]);
+    }
 
     #[test]
     fn partition_from_key() {

@@ -67,14 +67,17 @@ impl Piece {
         Ok(Piece { input, row_group, start: range.start, bytes })
     }
 
+    /// Rows in the row group.
     pub fn rows(&self) -> usize {
         self.input.metadata().row_group(self.row_group).num_rows() as usize
     }
 
+    /// Bytes fetched.
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
+    /// True when no byte was fetched.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
@@ -255,6 +258,7 @@ pub struct Splicer<W: Write + Send> {
 }
 
 impl<W: Write + Send> Splicer<W> {
+    /// A splicer writing to `sink` the files of `plan`, closing a row group at `row_group_rows` rows or `row_group_bytes` of input.
     pub fn try_new(
         sink: W,
         plan: &SplicePlan,
@@ -353,6 +357,7 @@ impl<W: Write + Send> Splicer<W> {
         self.group.as_ref().map_or(0, |g| g.columns.iter().map(column).sum())
     }
 
+    /// Bytes written to the sink so far.
     pub fn bytes_written(&self) -> usize {
         self.file.bytes_written()
     }

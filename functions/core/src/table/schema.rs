@@ -23,26 +23,40 @@ pub const UTC: &str = "+00:00";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ColumnType {
+    /// `boolean`.
     Boolean,
+    /// `int` (32 bits).
     Int,
+    /// `bigint`.
     BigInt,
+    /// `float` (32 bits).
     Float,
+    /// `double`.
     Double,
+    /// `decimal(precision, scale)`.
     Decimal(u8, i8),
+    /// `string`.
     String,
+    /// `binary`.
     Binary,
+    /// `date`.
     Date,
     /// UTC, microseconds.
     Timestamp,
+    /// `array<element>`.
     Array(Box<ColumnType>),
+    /// `struct<...>`, fields in order.
     Struct(Vec<Column>),
 }
 
 /// A column, or a field of a struct column: its Athena name, the JSON key it is read from, its type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
+    /// The column's name (a valid Athena identifier).
     pub name: String,
+    /// The JSON key the column reads.
     pub source: String,
+    /// The column's type.
     #[serde(rename = "type")]
     pub ty: ColumnType,
 }
@@ -52,6 +66,7 @@ pub struct Column {
 pub struct Misfit {
     /// The field's JSON key.
     pub field: String,
+    /// Why the value does not fit.
     pub reject: Reject,
     /// A field a pinned schema does not name (the unknown-field policy decides its fate); else a
     /// conflict (the conflict policy decides).
@@ -61,7 +76,9 @@ pub struct Misfit {
 /// The columns of a table, in order. `pinned` schemas come from configuration and never evolve.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSchema {
+    /// The data columns, in table order.
     pub columns: Vec<Column>,
+    /// True for a pinned schema: types are enforced, not inferred.
     #[serde(default)]
     pub pinned: bool,
     /// The column named [`RESCUED_COLUMN`] is the rescued-data column. Without the flag a column
@@ -355,10 +372,12 @@ fn admit_fields(
 }
 
 impl TableSchema {
+    /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// Appends a column.
     pub fn push(&mut self, name: String, source: String, ty: ColumnType) {
         self.columns.push(Column { name, source, ty });
     }

@@ -30,3 +30,8 @@ pub fn build_event(source: &str, topic: &str, partition: i32, records: &[SampleR
     event.records.insert(group_key(topic, partition), list);
     event
 }
+
+/// An event's JSON bytes, as the runtime hands them to the function.
+pub fn event_bytes(event: &KafkaEvent) -> Vec<u8> {
+    serde_json::to_vec(event).expect("a Kafka event serializes")
+}

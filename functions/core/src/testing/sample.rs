@@ -6,9 +6,11 @@
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded with `seed`: the same seed, the same data.
     pub fn new(seed: u64) -> Self {
         Rng(seed)
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -16,9 +18,11 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+    /// A number in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
+    /// One of `items`.
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
     }
@@ -44,7 +48,9 @@ const JOBS: &[&str] = &["Engineer", "Accountant", "Teacher", "Nurse", "Designer"
 const STREETS: &[&str] = &["Main Street", "Lenina Prospekt", "Rue de Rivoli", "Baker Street", "Unter den Linden", "Gran Via"];
 const COUNTRIES: &[&str] = &["Russia", "United Kingdom", "France", "Germany", "Spain", "United States", "Japan", "Brazil"];
 const DOMAINS: &[&str] = &["example.com", "mail.example.org", "corp.example.net"];
+/// The branches of the transaction records.
 pub const BRANCHES: &[&str] = &["Moscow", "London", "Berlin", "Paris", "Madrid"];
+/// The currencies of the transaction records.
 pub const CURRENCIES: &[&str] = &["RUB", "USD", "EUR", "GBP"];
 
 /// 2026-11-22T00:00:00Z in microseconds.

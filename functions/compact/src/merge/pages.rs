@@ -1,0 +1,109 @@
+//! The page-copying merge: each input row group is fetched with one ranged GET and appended to
+//! the output, its copyable columns as compressed pages; only the dictionary columns and the
+//! Kafka coordinates are decoded.
+
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::errors::ParquetError;
+use tributary_aws::{MultipartWrite, ObjectMeta, ObjectRead, ObjectWrite};
+use tributary_core::config::CompactionPolicy;
+use tributary_core::layout::OffsetSet;
+use tributary_core::parquet::splice::{Piece, SplicePlan, Splicer};
+use tributary_core::parquet::write::writer_properties_for;
+
+use super::{Merged, Outputs, dedup_mask};
+use crate::io::page_encoder;
+use crate::{CompactError, PartitionReport};
+
+/// Rows decoded at a time from a piece (the Kafka coordinates and dictionary columns only).
+const DECODE_ROWS: usize = 64 * 1024;
+
+/// One page-copying merge into a version's location.
+pub(super) struct PageMerge<'s, S> {
+    store: &'s S,
+    policy: &'s CompactionPolicy,
+    plan: &'s SplicePlan,
+    outputs: Outputs<'s, S, Splicer<Vec<u8>>>,
+    seen: OffsetSet,
+}
+
+impl<'s, S> PageMerge<'s, S>
+where
+    S: ObjectRead + ObjectWrite + MultipartWrite + Sync,
+{
+    pub(super) fn new(store: &'s S, policy: &'s CompactionPolicy, plan: &'s SplicePlan, location: &'s str) -> Self {
+        PageMerge {
+            store,
+            policy,
+            plan,
+            outputs: Outputs::new(store, location, policy.max_file_bytes),
+            seen: OffsetSet::default(),
+        }
+    }
+
+    /// Runs the merge. `None`, with nothing left behind, when it cannot finish: an input row is
+    /// a duplicate (a page cannot be half copied), or an input is one the page copy cannot read
+    /// (the row-by-row merge may: it decides). A storage failure fails the compaction, for a retry.
+    pub(super) async fn run(
+        mut self,
+        inputs: &[ObjectMeta],
+        metas: &[ArrowReaderMetadata],
+        report: &mut PartitionReport,
+    ) -> Result<Option<Merged>, CompactError> {
+        let copied = self.copy(inputs, metas, report).await;
+        if let Ok(true) = copied {
+            let outputs = self.outputs.finish(report).await?;
+            let inputs = inputs.iter().map(|m| m.key.clone()).collect();
+            return Ok(Some(Merged { inputs, outputs, covered: self.seen }));
+        }
+        self.outputs.abandon().await?;
+        match copied {
+            Err(CompactError::Store(e)) => Err(CompactError::Store(e)),
+            Err(e) => {
+                tracing::warn!(partition = %report.partition, error = %e, "pages not copied: merging row by row");
+                Ok(None)
+            }
+            _ => {
+                tracing::info!(partition = %report.partition, "duplicate rows: merging row by row");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Copies the inputs' pieces into outputs; `false` at the first duplicate row.
+    async fn copy(
+        &mut self,
+        inputs: &[ObjectMeta],
+        metas: &[ArrowReaderMetadata],
+        report: &mut PartitionReport,
+    ) -> Result<bool, CompactError> {
+        for (m, meta) in inputs.iter().zip(metas) {
+            for rg in 0..meta.metadata().num_row_groups() {
+                if meta.metadata().row_group(rg).num_rows() == 0 {
+                    continue;
+                }
+                let bytes = self.store.get_range(&m.key, Piece::range(meta.metadata(), rg)).await?;
+                let piece = Piece::new(meta.clone(), rg, bytes)?;
+                let mut batches = self.plan.decode(&piece, DECODE_ROWS)?.peekable();
+                // A new file's dictionary choices follow the first rows it is given.
+                let sample = batches.peek().and_then(|b| b.as_ref().ok()).cloned();
+                let (policy, plan) = (self.policy, self.plan);
+                let encoder = || {
+                    let sample = sample.ok_or_else(|| CompactError::State("a row group decoded to nothing".into()))?;
+                    let props = writer_properties_for(&sample, policy.zstd_level, policy.row_group_rows)?;
+                    Ok(page_encoder(plan, props, policy.row_group_rows)?)
+                };
+                let w = self.outputs.open(encoder, report).await?;
+                let seen = &mut self.seen;
+                let keep = |b: &RecordBatch| {
+                    dedup_mask(b, seen).map(|mask| mask.false_count() == 0).map_err(|e| ParquetError::General(e.to_string()))
+                };
+                if !w.push(&piece, batches, keep).await? {
+                    return Ok(false);
+                }
+                report.rows_in += piece.rows();
+            }
+        }
+        Ok(true)
+    }
+}
