@@ -20,7 +20,7 @@ use tributary_core::Config;
 use tributary_core::catalog::{self, Evolution};
 use tributary_core::layout;
 use tributary_core::layout::is_ingest_file;
-use tributary_core::layout::time_partition::TimePartition;
+use tributary_core::layout::time_partition::{TimePartition, recent_days};
 use tributary_core::layout::{object_created_keys, schema_key, schemas_prefix, table_of_schema_key};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::table::schema::TableSchema;
@@ -192,7 +192,10 @@ where
         let cfg = &self.config;
         let prefixes = match since {
             Some(_) => vec![layout::table_root(cfg, table)],
-            None => vec![layout::table_root(cfg, table)],
+            None => recent_days((self.clock)(), cfg.compaction.sweep_lookback_days)
+                .iter()
+                .map(|day| layout::day_prefix(cfg, table, day))
+                .collect(),
         };
         let mut out = BTreeSet::new();
         for prefix in prefixes {

@@ -208,3 +208,34 @@ async fn sync_registers_known_tables() {
     let r = w.f.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
     assert_eq!((r.tables_created, r.partitions_created), (1, 1));
 }
+
+#[tokio::test]
+async fn the_hourly_sync_looks_back_and_since_reaches_older_partitions() {
+    let w = world();
+    w.ingest(0, &[r#"{"a":1}"#]).await; // 2026-11-22
+    // Ten days later: the partition is older than the look-back (2 days by default).
+    let later = CatalogFn::new(w.store.clone(), w.catalog.clone(), w.f.config.clone())
+        .with_metrics_sink(|_| {})
+        .with_clock(|| T0 + 10 * 86_400_000);
+    let r = later.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
+    assert_eq!((r.tables_created, r.partitions_created), (1, 0), "the hourly sync does not list old days");
+    // A recent partition is found by its day's listing.
+    let recent = |i: i64| (i, T0 + 9 * 86_400_000, None, Some(&br#"{"a":2}"#[..]), &[][..]);
+    let recs: Vec<SampleRecord> = vec![recent(1)];
+    w.ingest.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &recs)), None).await.unwrap();
+    let r = later.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
+    assert_eq!(r.partitions_created, 1);
+    assert!(w.catalog.partition_location("t", &["2026-12-01".into(), "03".into()]).await.unwrap().is_some());
+    assert!(w.catalog.partition_location("t", &["2026-11-22".into(), "03".into()]).await.unwrap().is_none());
+    // The operator's catch-up: every partition from a date on, nothing before it.
+    let r = later.handle(&json!({"tributary": "catalog-sync", "since": "2026-11-23"})).await.unwrap();
+    assert_eq!(r.partitions_created, 0, "nothing before the date");
+    assert!(w.catalog.partition_location("t", &["2026-11-22".into(), "03".into()]).await.unwrap().is_none());
+    let r = later.handle(&json!({"tributary": "catalog-sync", "tables": ["t"], "since": "2026-11-22"})).await.unwrap();
+    assert_eq!(r.partitions_created, 1);
+    assert!(w.catalog.partition_location("t", &["2026-11-22".into(), "03".into()]).await.unwrap().is_some());
+    for bad in [json!(20261122), json!("22/11/2026"), json!("2026-13-01")] {
+        let e = later.handle(&json!({"tributary": "catalog-sync", "since": bad})).await.unwrap_err();
+        assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");
+    }
+}
