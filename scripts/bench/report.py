@@ -171,7 +171,7 @@ def main():
              ("decoding and partitioning", ph["decoding"]),
              ("Parquet encoding", ph["encoding"]))) +
           ". A batch whose records are flat objects of fields the table has is read once, straight into Arrow "
-          "buffers (`functions/core/src/ingest/fast_path.rs`); so is a batch whose first 1,024 records teach the schema every "
+          "buffers (`functions/core/src/ingest/fast_path/decoder.rs`); so is a batch whose first 1,024 records teach the schema every "
           "record fits (`ingest::build_learned`: a table's first batch); anything else is screened record by record "
           "and decoded by arrow-json.\n")
     w("## Compaction\n")
