@@ -8,11 +8,14 @@
 //! | vocabulary | [`naming`], [`reject`], [`metrics`] |
 //! | JSON | [`json`] (cursor, shape inference and the record checks) |
 //! | Kafka | [`kafka`] (records; the strict and lenient event readers) |
-//! | table | [`table`] (schema and its evolution) |
+//! | table | [`table`] (schema and its evolution; the Kafka metadata columns) |
 //! | configuration | [`config`] |
-//! | layout | [`layout`] (object keys, time partitions, S3 event keys) |
+//! | layout | [`layout`] (every object key, time partitions, S3 event keys, [`layout::OffsetSet`]) |
 //! | decisions | [`ingest`], [`compaction`], [`catalog`], [`watch`] |
-//! | leaf | [`parquet`] (writer settings, page-copying merge) |
+//! | leaf | [`parquet`] (writer settings, page-copying merge): uses nothing above |
+//! | tests | `testing` (feature `testing`): sample data, event builders, fuzz entry points |
+//!
+//! `tests/layers.rs` fails on a `use` against this order; `docs/architecture.md` has the same map.
 //!
 //! One ingest batch: [`kafka::read_event`] reads the event into
 //! [`kafka::TopicPartitionBatch`]es; [`ingest::by_table`] groups them; the fast path
@@ -20,12 +23,13 @@
 //! and anything it declines is [`ingest::screen`]ed record by record and built by
 //! [`ingest::build`] into files per time partition ([`layout::time_partition`]) and dead
 //! letters ([`ingest::dead_letter`]), each under the key [`layout`] derives from its offsets;
+//! [`ingest::FileGroup::without_covered`] drops rows an [`layout::OffsetSet`] says are written;
 //! [`parquet::write`] encodes them.
 //!
 //! One compaction: [`compaction::due`] says whether a partition is due; the partition state
 //! ([`compaction::PartitionState`]) makes the switch to a new version atomic for readers;
 //! [`compaction::union_schema`] merges the files' schemas; [`parquet::splice`] copies the pages
-//! of columns that need no re-encoding.
+//! of columns that need no re-encoding; an [`layout::OffsetSet`] de-duplicates the rows.
 
 #![warn(missing_docs)]
 

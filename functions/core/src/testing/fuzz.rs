@@ -3,11 +3,11 @@
 //! each also checks what must hold of its result.
 
 use crate::config::Config;
-use crate::ingest as plan;
+use crate::ingest;
 use crate::kafka::{RawRecord, TopicPartitionBatch, batches, lenient, parse_event, read_event};
 use crate::layout::time_partition::TimePartition;
 use crate::layout::{FileRange, decode_event_key, object_created_keys};
-use crate::parquet::write as parquet_io;
+use crate::parquet::write;
 use crate::table::schema::TableSchema;
 
 /// The record decoder: each line of `data` is one record value (an empty line a tombstone),
@@ -32,16 +32,16 @@ pub fn records(data: &[u8]) {
         })
         .collect();
     let batch = TopicPartitionBatch { topic: "fuzz".into(), partition: 0, records };
-    let screened = plan::screen(&cfg, "fuzz", &[&batch]);
+    let screened = ingest::screen(&cfg, "fuzz", &[&batch]);
     let mut schema = TableSchema::default();
     schema.evolve(&screened.batch_shape);
-    let built = plan::build_rescuing(&cfg, &screened, &mut schema).expect("a batch of any values builds");
+    let built = ingest::build_rescuing(&cfg, &screened, &mut schema).expect("a batch of any values builds");
     assert_eq!(built.rows() + built.dead_lettered() + built.tombstones, built.records_in, "every record accounted for");
     for group in &built.files {
-        let props = parquet_io::writer_properties(1, 1 << 16).expect("properties");
-        parquet_io::encode(std::slice::from_ref(&group.rows), props).expect("a built file encodes");
+        let props = write::writer_properties(1, 1 << 16).expect("properties");
+        write::encode(std::slice::from_ref(&group.rows), props).expect("a built file encodes");
     }
-    if let Some(flat) = plan::build_flat(&cfg, &[&batch], &schema).expect("the flat path builds") {
+    if let Some(flat) = ingest::build_flat(&cfg, &[&batch], &schema).expect("the flat path builds") {
         assert_eq!(
             (flat.records_in, flat.tombstones, &flat.rejected),
             (built.records_in, built.tombstones, &built.rejected),
