@@ -10,6 +10,7 @@
 //! - `trigger-error--*`: not a trigger at all: compact and catalog answer with a clear error.
 
 use std::path::PathBuf;
+use tributary_aws::Instrumented;
 
 use tributary_aws::{GlueCatalog, ObjectRead, S3Store};
 use tributary_catalog::CatalogFn;

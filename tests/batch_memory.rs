@@ -3,6 +3,7 @@
 //! on an S3 API server, must stay well inside a 256 MB function. This test binary holds only
 //! this test, so the process's peak RSS is the batch's.
 
+use tributary_aws::Instrumented;
 use tributary_aws::S3Store;
 use tributary_core::Config;
 use tributary_core::testing::events::SampleRecord;

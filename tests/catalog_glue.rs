@@ -2,6 +2,7 @@
 //! API, on 127.0.0.1.
 
 use std::time::Duration;
+use tributary_aws::Instrumented;
 use tributary_core::testing::events::SampleRecord;
 
 use serde_json::json;

@@ -2,6 +2,7 @@
 //! uploads, copies (without the source's tags) and partition updates; the result read back by pyarrow and DuckDB.
 
 use aws_sdk_glue::types::{PartitionInput, StorageDescriptor};
+use tributary_aws::Instrumented;
 use tributary_aws::{GlueCatalog, ObjectRead, PartitionLocation, S3Store};
 use tributary_compact::{Compactor, CrashPoint, Outcome};
 use tributary_core::Config;

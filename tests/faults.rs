@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use tributary_aws::Instrumented;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use bytes::Bytes;

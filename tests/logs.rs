@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use tributary_aws::Instrumented;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use base64::Engine;

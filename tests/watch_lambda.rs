@@ -1,6 +1,7 @@
 //! The watch function against moto's Lambda API on 127.0.0.1: a mapping that is enabled, then
 //! disabled by a user, read through the real SDK adapter (its calls recorded for the IAM check).
 
+use tributary_aws::Instrumented;
 use tributary_aws::LambdaMappings;
 use tributary_tests::{Moto, Role, py_json};
 use tributary_watch::{Watch, WatchConfig};

@@ -19,6 +19,51 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// What a handler reads the time from and writes its EMF metric lines to: the system clock and
+/// standard output (which CloudWatch Logs reads) in Lambda; tests set both.
+#[derive(Clone)]
+pub struct Instruments {
+    clock: std::sync::Arc<dyn Fn() -> i64 + Send + Sync>,
+    metrics_sink: fn(&str),
+}
+
+impl Default for Instruments {
+    fn default() -> Self {
+        Instruments { clock: std::sync::Arc::new(now_ms), metrics_sink: |line| println!("{line}") }
+    }
+}
+
+impl Instruments {
+    /// The time, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Writes one EMF line.
+    pub fn emit(&self, line: &str) {
+        (self.metrics_sink)(line)
+    }
+}
+
+/// A handler with [`Instruments`]: tests, the fault campaign and the local tool set its clock and
+/// where its metrics go.
+pub trait Instrumented: Sized {
+    /// The handler's instruments.
+    fn instruments_mut(&mut self) -> &mut Instruments;
+
+    /// The clock the handler judges claims, leases, windows and look-backs by.
+    fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.instruments_mut().clock = std::sync::Arc::new(clock);
+        self
+    }
+
+    /// Sends the EMF metric lines somewhere else (the local tool discards them).
+    fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
+        self.instruments_mut().metrics_sink = sink;
+        self
+    }
+}
+
 use std::future::Future;
 use std::ops::Range;
 

@@ -13,6 +13,7 @@
 
 use std::path::Path;
 use std::time::Instant;
+use tributary_aws::Instrumented;
 
 use serde_json::json;
 use tributary_aws::{MemoryCatalog, MemoryStore, ObjectRead, ObjectWrite, S3Store};

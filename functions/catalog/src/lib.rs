@@ -8,14 +8,15 @@
 //! duplicated and reordered triggers leave the same catalog.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
 use tributary_aws::{
     CatalogError, ObjectRead, PartitionLocation, StoreError, StoredTable, TableCatalog, TableDef, get_json, partition_state,
 };
+use tributary_aws::{Instrumented, Instruments};
 use tributary_core::Config;
 use tributary_core::catalog::{self, Evolution};
 use tributary_core::layout;
@@ -109,11 +110,16 @@ pub struct CatalogFn<S, C> {
     /// Partitions this process registered or saw registered: a warm function skips them.
     known: Mutex<HashSet<(String, Vec<String>)>>,
     database_ready: AtomicBool,
-    metrics_sink: fn(&str),
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    instruments: Instruments,
 }
 
 const MAX_ATTEMPTS: usize = 8;
+
+impl<S, C> Instrumented for CatalogFn<S, C> {
+    fn instruments_mut(&mut self) -> &mut Instruments {
+        &mut self.instruments
+    }
+}
 
 impl<S, C> CatalogFn<S, C>
 where
@@ -127,20 +133,8 @@ where
             config,
             known: Mutex::default(),
             database_ready: AtomicBool::new(false),
-            metrics_sink: |l| println!("{l}"),
-            clock: Arc::new(tributary_aws::now_ms),
+            instruments: Instruments::default(),
         }
-    }
-
-    /// The clock the sync's look-back counts from (tests).
-    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    pub fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
-        self.metrics_sink = sink;
-        self
     }
 
     pub async fn handle(&self, event: &Value) -> Result<CatalogResponse, CatalogFnError> {
@@ -192,7 +186,7 @@ where
         let cfg = &self.config;
         let prefixes = match since {
             Some(_) => vec![layout::table_root(cfg, table)],
-            None => recent_days((self.clock)(), cfg.compaction.sweep_lookback_days)
+            None => recent_days(self.instruments.now_ms(), cfg.compaction.sweep_lookback_days)
                 .iter()
                 .map(|day| layout::day_prefix(cfg, table, day))
                 .collect(),
@@ -330,8 +324,7 @@ where
             .metric("ColumnsAdded", r.columns_added as f64, Unit::Count)
             .metric("PartitionsCreated", r.partitions_created as f64, Unit::Count)
             .metric("SchemaConflicts", r.schema_conflicts.len() as f64, Unit::Count);
-        let now = (self.clock)();
-        (self.metrics_sink)(&emf.to_json(now));
+        self.instruments.emit(&emf.to_json(self.instruments.now_ms()));
     }
 }
 

@@ -10,6 +10,7 @@ use tributary_core::testing::events::{build_event, event_bytes};
 use tributary_ingest::Ingest;
 
 use super::*;
+use tributary_aws::Instrumented;
 use tributary_core::compaction::PartitionState;
 
 const T0: i64 = 1_795_316_400_000;

@@ -14,11 +14,11 @@ pub use switch::CrashPoint;
 pub use trigger::{Trigger, parse_trigger};
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde_json::Value;
-use tributary_aws::now_ms;
 use tributary_aws::{CatalogError, MultipartWrite, ObjectRead, ObjectWrite, PartitionLocation, StoreError};
+use tributary_aws::{Instrumented, Instruments};
 use tributary_core::Config;
 use tributary_core::layout::is_ingest_file;
 use tributary_core::layout::time_partition::TimePartition;
@@ -60,9 +60,14 @@ pub struct Compactor<S, C> {
     pub store: S,
     pub catalog: C,
     pub config: Config,
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
-    metrics_sink: fn(&str),
+    instruments: Instruments,
     crash_at: Mutex<Option<CrashPoint>>,
+}
+
+impl<S, C> Instrumented for Compactor<S, C> {
+    fn instruments_mut(&mut self) -> &mut Instruments {
+        &mut self.instruments
+    }
 }
 
 impl<S, C> Compactor<S, C>
@@ -71,24 +76,7 @@ where
     C: PartitionLocation + Sync,
 {
     pub fn new(store: S, catalog: C, config: Config) -> Self {
-        Compactor {
-            store,
-            catalog,
-            config,
-            clock: Arc::new(now_ms),
-            metrics_sink: |l| println!("{l}"),
-            crash_at: Mutex::new(None),
-        }
-    }
-
-    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    pub fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
-        self.metrics_sink = sink;
-        self
+        Compactor { store, catalog, config, instruments: Instruments::default(), crash_at: Mutex::new(None) }
     }
 
     /// Handles one invocation. `attempt` names this compactor in leases (the request id).
@@ -152,7 +140,7 @@ where
     }
 
     fn emit(&self, r: &CompactResponse) {
-        (self.metrics_sink)(&r.emf(&self.config.metrics_namespace, (self.clock)()));
+        self.instruments.emit(&r.emf(&self.config.metrics_namespace, self.instruments.now_ms()));
     }
 }
 

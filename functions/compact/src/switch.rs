@@ -66,12 +66,12 @@ where
     /// is in the state by then: reading the state again after the delete sees it, and the marker
     /// is put back.
     pub(crate) async fn release_retire_marker(&self, table: &str, tp: &TimePartition) -> Result<(), CompactError> {
-        if self.load_state(table, tp).await?.0.retirement_pending((self.clock)()) {
+        if self.load_state(table, tp).await?.0.retirement_pending(self.instruments.now_ms()) {
             return Ok(());
         }
         let marker = tributary_core::layout::retire_marker_key(&self.config, table, tp);
         self.store.delete(&marker).await?;
-        if self.load_state(table, tp).await?.0.retirement_pending((self.clock)()) {
+        if self.load_state(table, tp).await?.0.retirement_pending(self.instruments.now_ms()) {
             self.store.put(&marker, bytes::Bytes::new(), Precondition::None).await?;
         }
         Ok(())
@@ -102,7 +102,7 @@ where
     /// Returns how many were deleted.
     pub async fn retire_replaced(&self, table: &str, tp: &TimePartition) -> Result<usize, CompactError> {
         let (state, etag) = self.load_state(table, tp).await?;
-        let now = (self.clock)();
+        let now = self.instruments.now_ms();
         // Never write the state under a compaction in progress: its next conditional write would
         // fail and it would give up its work. The files wait for the next visit.
         if state.closing.is_some() || state.lease.as_ref().is_some_and(|l| l.expires_ms > now) {
@@ -128,7 +128,7 @@ where
         tp: &TimePartition,
         attempt: &str,
     ) -> Result<(Outcome, f64), CompactError> {
-        let now = (self.clock)();
+        let now = self.instruments.now_ms();
         let (mut state, etag) = self.load_state(table, tp).await?;
         if let Some(c) = &state.closing {
             if c.expires_ms > now && c.owner != attempt {
@@ -207,7 +207,7 @@ where
             inputs: merged.inputs,
             outputs: merged.outputs,
             covered,
-            expires_ms: (self.clock)() + CLOSING_MS,
+            expires_ms: self.instruments.now_ms() + CLOSING_MS,
         };
         state.lease = None;
         state.closing = Some(closing.clone());
@@ -268,7 +268,7 @@ where
         }
         let mut current = state;
         loop {
-            let Some(next) = current.finish_closing((self.clock)(), replaced.clone()) else {
+            let Some(next) = current.finish_closing(self.instruments.now_ms(), replaced.clone()) else {
                 return Err(CompactError::State("the closing vanished".into()));
             };
             match self.save_state(table, tp, &next, etag.as_deref()).await? {

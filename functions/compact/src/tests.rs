@@ -13,6 +13,7 @@ use tributary_core::testing::events::{build_event, event_bytes};
 use tributary_ingest::Ingest;
 
 use super::*;
+use tributary_aws::Instrumented;
 use tributary_core::compaction::{Lease, PartitionState};
 
 const T0: i64 = 1_795_316_400_000; // 2026-11-22T03:00:00Z, in the partition dt=2026-11-22/hr=03

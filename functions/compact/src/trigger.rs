@@ -41,7 +41,7 @@ where
         let mut out = BTreeSet::new();
         let listed = self.store.list(&schemas_prefix(cfg)).await?;
         let tables: Vec<String> = listed.iter().filter_map(|m| table_of_schema_key(cfg, &m.key).map(str::to_string)).collect();
-        let now = (self.clock)();
+        let now = self.instruments.now_ms();
         for table in tables {
             for day in recent_days(now, cfg.compaction.sweep_lookback_days) {
                 // Partitions with ingest files, and partitions with a state (compacted ones whose

@@ -6,6 +6,7 @@
 //! `cargo run --release -p tributary-ingest --example batch [-- ROUNDS]`
 
 use std::time::Instant;
+use tributary_aws::Instrumented;
 use tributary_core::testing::events::SampleRecord;
 
 use tributary_aws::MemoryStore;

@@ -7,12 +7,12 @@
 mod registry;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tributary_aws::now_ms;
+use tributary_aws::{Instrumented, Instruments};
 use tributary_aws::{ObjectRead, ObjectWrite, Precondition, StoreError, get_json, put_json_if};
 use tributary_core::Config;
 use tributary_core::compaction::{Follow, PartitionState};
@@ -128,8 +128,7 @@ pub struct Ingest<S> {
     pub store: S,
     pub config: Config,
     registry: Registry,
-    metrics_sink: fn(&str),
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    instruments: Instruments,
     /// Whether a writer that meets another's live claim waits (within its own deadline) for
     /// that writer's file, instead of failing at once.
     claim_waits: bool,
@@ -149,39 +148,21 @@ enum Claimed {
     Wait { why: String, until_ms: i64 },
 }
 
-/// Where EMF lines go in Lambda: standard output, which CloudWatch Logs reads.
-pub fn stdout_sink(line: &str) {
-    println!("{line}");
+impl<S> Instrumented for Ingest<S> {
+    fn instruments_mut(&mut self) -> &mut Instruments {
+        &mut self.instruments
+    }
 }
 
 impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
     pub fn new(store: S, config: Config) -> Self {
-        Ingest {
-            store,
-            config,
-            registry: Registry::default(),
-            metrics_sink: stdout_sink,
-            clock: Arc::new(now_ms),
-            claim_waits: true,
-        }
+        Ingest { store, config, registry: Registry::default(), instruments: Instruments::default(), claim_waits: true }
     }
 
     /// Fail at once on another writer's live claim instead of waiting for its file (the fault
     /// campaign, whose clock does not move while it waits).
     pub fn without_claim_waits(mut self) -> Self {
         self.claim_waits = false;
-        self
-    }
-
-    /// The clock claims are judged by (tests and the fault campaign move it).
-    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// Sends the EMF metric lines somewhere else (the local tool discards them).
-    pub fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
-        self.metrics_sink = sink;
         self
     }
 
@@ -206,7 +187,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
         until_ms: Option<i64>,
     ) -> Result<IngestResponse, IngestError> {
         let started = Instant::now();
-        let until_ms = until_ms.unwrap_or_else(|| (self.clock)() + DEFAULT_CLAIM_MS);
+        let until_ms = until_ms.unwrap_or_else(|| self.instruments.now_ms() + DEFAULT_CLAIM_MS);
         let mut response = IngestResponse::default();
         for (table, tbs) in ingest::by_table(&self.config, &batches) {
             let report = self.ingest_table(&table, &tbs, until_ms).await?;
@@ -343,7 +324,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
                     Claimed::Recheck => rechecked = true,
                     Claimed::Wait { why, until_ms: theirs } => {
                         let step = Duration::from_millis(500u64 << waits.min(4));
-                        let now = (self.clock)();
+                        let now = self.instruments.now_ms();
                         // Wait only while a minute would remain for the rest of the batch and its
                         // put (which needs another minute of claim left).
                         let deadline = until_ms - 2 * PUT_MARGIN_MS;
@@ -361,7 +342,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             };
             let Some(group) = group else { continue };
             // The put must be over before anyone may treat the claim as void.
-            if (self.clock)() + PUT_MARGIN_MS > until_ms {
+            if self.instruments.now_ms() + PUT_MARGIN_MS > until_ms {
                 return Err(IngestError::Claimed(format!(
                     "{}: the claim would lapse before the put; retrying",
                     group.range.file_stem()
@@ -416,7 +397,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
                 Some(v) => (v.value, v.etag),
                 None => (ClaimLog::default(), None),
             };
-            match log.decide(&group.range, &offsets, (self.clock)(), until_ms, rechecked) {
+            match log.decide(&group.range, &offsets, self.instruments.now_ms(), until_ms, rechecked) {
                 ClaimDecision::Write(None) => return Ok(Claimed::Held),
                 ClaimDecision::Write(Some(next)) => {
                     if put_json_if(&self.store, &key, &next, etag.as_deref()).await?.is_some() {
@@ -473,7 +454,7 @@ impl<S: ObjectRead + ObjectWrite + Sync> Ingest<S> {
             .metric("FilesWritten", (r.files_written + r.dead_letter_files) as f64, Unit::Count)
             .metric("BytesWritten", r.bytes_written as f64, Unit::Bytes)
             .metric("BatchLatency", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds);
-        (self.metrics_sink)(&emf.to_json(now_ms()));
+        self.instruments.emit(&emf.to_json(self.instruments.now_ms()));
     }
 }
 

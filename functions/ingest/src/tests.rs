@@ -3,7 +3,9 @@
 
 use super::*;
 use lambda_runtime::{Context, LambdaEvent};
+use std::sync::Arc;
 use tributary_aws::MemoryStore;
+use tributary_aws::{Instrumented, now_ms};
 use tributary_core::ingest::dead_letter::from_jsonl;
 use tributary_core::testing::events::{build_event, event_bytes};
 

@@ -4,6 +4,7 @@
 //! the compactor's periodic sweep. No logic of its own: only the order AWS would call them in.
 
 use std::sync::Mutex;
+use tributary_aws::Instrumented;
 
 use aws_lambda_events::event::kafka::KafkaEvent;
 use tributary_aws::{MultipartWrite, ObjectRead, ObjectWrite, PartitionLocation, TableCatalog};

@@ -5,7 +5,7 @@
 //! `tributary_core::watch::source_health`; this crate does the I/O.
 
 use serde::Serialize;
-use tributary_aws::{MappingError, MappingRead};
+use tributary_aws::{Instrumented, Instruments, MappingError, MappingRead};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::watch::{SourceHealth, source_health};
 
@@ -60,24 +60,25 @@ impl WatchConfig {
 pub struct Watch<M> {
     pub mappings: M,
     pub config: WatchConfig,
-    metrics_sink: fn(&str),
+    instruments: Instruments,
+}
+
+impl<M> Instrumented for Watch<M> {
+    fn instruments_mut(&mut self) -> &mut Instruments {
+        &mut self.instruments
+    }
 }
 
 impl<M: MappingRead + Sync> Watch<M> {
     pub fn new(mappings: M, config: WatchConfig) -> Self {
-        Watch { mappings, config, metrics_sink: |l| println!("{l}") }
-    }
-
-    pub fn with_metrics_sink(mut self, sink: fn(&str)) -> Self {
-        self.metrics_sink = sink;
-        self
+        Watch { mappings, config, instruments: Instruments::default() }
     }
 
     /// Reads the mapping once. A failed read fails the invocation and emits nothing: the
     /// alarm's missing data is then the page.
     pub async fn handle(&self) -> Result<WatchResponse, WatchError> {
         let s = self.mappings.status(&self.config.mapping_uuid).await?;
-        let now = tributary_aws::now_ms();
+        let now = self.instruments.now_ms();
         let ago = s.last_modified_ms.map(|t| now - t);
         let health = source_health(&s.state, s.state_transition_reason.as_deref(), s.last_processing_result.as_deref(), ago);
         let reason = match &health {
@@ -92,7 +93,7 @@ impl<M: MappingRead + Sync> Watch<M> {
         };
         let mut emf = Emf::new(&self.config.metrics_namespace).dimension("Function", "watch");
         emf.metric("IngestSourceStopped", health.metric(), Unit::Count);
-        (self.metrics_sink)(&emf.to_json(now));
+        self.instruments.emit(&emf.to_json(now));
         Ok(WatchResponse {
             state: s.state,
             state_transition_reason: s.state_transition_reason,

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use tributary_aws::{MappingStatus, MemoryMappings};
 
 use super::*;
+use tributary_aws::Instrumented;
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
