@@ -85,11 +85,14 @@ where
                 let bytes = self.store.get_range(&m.key, Piece::range(meta.metadata(), rg)).await?;
                 let piece = Piece::new(meta.clone(), rg, bytes)?;
                 let mut batches = self.plan.decode(&piece, DECODE_ROWS)?.peekable();
-                // A new file's dictionary choices follow the first rows it is given.
-                let sample = batches.peek().and_then(|b| b.as_ref().ok()).cloned();
                 let (policy, plan) = (self.policy, self.plan);
+                // Called only when a new file starts: its dictionary choices follow the first rows
+                // it is given.
                 let encoder = || {
-                    let sample = sample.ok_or_else(|| CompactError::State("a row group decoded to nothing".into()))?;
+                    let sample = match batches.peek() {
+                        Some(Ok(b)) => b.clone(),
+                        _ => return Err(CompactError::State("a row group decoded to nothing".into())),
+                    };
                     let props = writer_properties_for(&sample, policy.zstd_level, policy.row_group_rows)?;
                     Ok(page_encoder(plan, props, policy.row_group_rows)?)
                 };
