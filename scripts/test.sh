@@ -33,7 +33,8 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p 
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"fault campaign: {r['schedules']} schedules, {r['faults_injected']} faults injected at "
-      f"{len(r['fault_sites'])} call sites, {r['compactor_crashes']} compactor crashes, "
+      f"{len(r['fault_sites'])} call sites, {r['compactor_crashes']} compactor crashes, {r['sealed_files']} files sealed, "
+      f"{r['carried_files']} carried by copy, "
       f"{r['rebalances']} rebalances (overlapping batches of one partition at once), {r['good']} good "
       f"({r['rescued']} with rescued fields checked) and {r['bad']} bad records: {r['records_lost']} lost, "
       f"{r['records_duplicated']} duplicated")

@@ -119,6 +119,10 @@ struct Tally {
     catalog_calls: usize,
     compact_calls: usize,
     compactions: usize,
+    /// Compacted files sealed, and files carried into a new version by copy (sealed files, and
+    /// what a byte budget left for the next invocation).
+    sealed: usize,
+    carried: usize,
     crashes: usize,
     observations: usize,
     dead_letter_duplicates: usize,
@@ -128,6 +132,14 @@ struct Tally {
     duplicated: usize,
     faults: BTreeMap<(Fault, &'static str), u64>,
     calls: u64,
+}
+
+impl Tally {
+    fn count_compactions(&mut self, r: &tributary_compact::CompactResponse) {
+        self.compactions += r.compacted.len();
+        self.sealed += r.compacted.iter().map(|p| p.sealed_out).sum::<usize>();
+        self.carried += r.compacted.iter().map(|p| p.carried).sum::<usize>();
+    }
 }
 
 /// The stores and catalogs of the three functions, each on clients of its own role.
@@ -189,6 +201,10 @@ impl Schedule {
         let mut config = Config { bucket: bucket.clone(), database: format!("faults_{seed}"), ..Config::default() };
         config.granularity = Granularity::Hour;
         config.compaction.min_files = rng.usize(2..=4);
+        // Small targets and budgets (ingest files here are a few KB): partitions seal files,
+        // carry them by copy, and take several invocations, so crashes fall between increments.
+        config.compaction.target_file_bytes = rng.u64(6 << 10..=24 << 10);
+        config.compaction.max_read_bytes = config.compaction.target_file_bytes * rng.u64(1..=3);
         let faults = Arc::new(Faults::new(seed, rng.u32(20..=150), &config.table_prefix));
         let fns = Functions::new(moto, &bucket, &config.database, &faults);
         let recs = records(&mut rng);
@@ -405,15 +421,16 @@ impl Schedule {
                     let (ra, rb) = tokio::join!(c.handle(&ev, &attempt), c2.handle(&ev2, &attempt2));
                     self.trace(format_args!("compact twins: {ra:?} {rb:?}"));
                     self.tally.compact_calls += 2;
-                    self.tally.compactions +=
-                        ra.as_ref().map_or(0, |r| r.compacted.len()) + rb.as_ref().map_or(0, |r| r.compacted.len());
+                    for r in [&ra, &rb].into_iter().flatten() {
+                        self.tally.count_compactions(r);
+                    }
                     remove_delivered(&mut self.to_compact, [(ra.is_ok(), i), (rb.is_ok(), j)]);
                 } else {
                     self.tally.compact_calls += 1;
                     let r = c.handle(&ev, &attempt).await;
                     self.trace(format_args!("compact {attempt}: {r:?}"));
                     if let Ok(r) = r {
-                        self.tally.compactions += r.compacted.len();
+                        self.tally.count_compactions(&r);
                         if self.rng.u8(0..100) >= 15 {
                             self.to_compact.remove(i);
                         }
@@ -463,7 +480,7 @@ impl Schedule {
                 self.tally.catalog_calls += usize::from(rk.is_some());
                 self.tally.compact_calls += 1;
                 if let Ok(r) = rc {
-                    self.tally.compactions += r.compacted.len();
+                    self.tally.count_compactions(&r);
                     if let Some(i) = comp_i {
                         self.to_compact.remove(i);
                     }
@@ -476,7 +493,7 @@ impl Schedule {
                 let r = c.handle(&serde_json::json!({"tributary": "sweep"}), &attempt).await;
                 self.trace(format_args!("sweep {attempt}: {r:?}"));
                 if let Ok(r) = r {
-                    self.tally.compactions += r.compacted.len();
+                    self.tally.count_compactions(&r);
                 }
             }
             85..93 => {
@@ -521,7 +538,7 @@ impl Schedule {
             let c = self.compactor();
             let r = c.handle(&object_created(&self.config.bucket, &key), &attempt).await.expect("compact");
             self.trace(format_args!("settle: compact {attempt}: {r:?}"));
-            self.tally.compactions += r.compacted.len();
+            self.tally.count_compactions(&r);
         }
         for _ in 0..2 {
             let attempt = self.attempt();
@@ -529,7 +546,7 @@ impl Schedule {
             let c = self.compactor();
             let r = c.handle(&serde_json::json!({"tributary": "sweep"}), &attempt).await.expect("sweep");
             self.trace(format_args!("settle: sweep {attempt}: {r:?}"));
-            self.tally.compactions += r.compacted.len();
+            self.tally.count_compactions(&r);
         }
         self.collect_events();
         for key in std::mem::take(&mut self.to_catalog) {
@@ -757,6 +774,8 @@ async fn campaign() {
             total.catalog_calls += t.catalog_calls;
             total.compact_calls += t.compact_calls;
             total.compactions += t.compactions;
+            total.sealed += t.sealed;
+            total.carried += t.carried;
             total.crashes += t.crashes;
             total.observations += t.observations;
             total.dead_letter_duplicates += t.dead_letter_duplicates;
@@ -776,7 +795,8 @@ async fn campaign() {
         "ingest_invocations": total.ingest_calls, "ingest_failed": total.ingest_failures,
         "rebalances": total.rebalances,
         "catalog_invocations": total.catalog_calls, "compact_invocations": total.compact_calls,
-        "compactions": total.compactions, "compactor_crashes": total.crashes,
+        "compactions": total.compactions, "sealed_files": total.sealed, "carried_files": total.carried,
+        "compactor_crashes": total.crashes,
         "observations": total.observations, "aws_calls": total.calls, "faults_injected": injected,
         "faults_by_kind": faults.iter().map(|(k, v)| (format!("{k:?}"), *v)).collect::<BTreeMap<_, _>>(),
         "fault_sites": sites, "records_lost": total.lost, "records_duplicated": total.duplicated,
@@ -787,5 +807,6 @@ async fn campaign() {
         std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).expect("report written");
     }
     assert!(total.compactions > 0 && injected > 0, "the campaign compacted and injected faults");
+    assert!(total.sealed > 0 && total.carried > 0 || count < 20, "the campaign sealed files and carried them by copy");
     assert!(total.rebalances > 0 || count < 20, "the campaign ran overlapping batches of one partition at once");
 }

@@ -602,3 +602,14 @@ def test_only_ingest_reaches_kafka_and_secrets():
     for function in ("CompactFunction", "CatalogFunction", "WatchFunction"):
         actions = {a for a, _ in grants(function)}
         assert not any(a.startswith(("kafka", "ec2:", "secretsmanager:")) for a in actions), function
+
+
+def test_a_compaction_lease_outlives_the_compact_function():
+    # The lease is taken at most when the invocation starts and Lambda stops the invocation at its
+    # timeout, so a lease longer than the timeout (plus clock skew) never expires under a running
+    # compactor. The default lease is core's; the stack does not override it.
+    src = open(os.path.join(os.path.dirname(__file__), "../../functions/core/src/config.rs")).read()
+    (lease,) = re.findall(r"^\s*lease_seconds: (\d+),$", src, re.M)
+    fn = RES["CompactFunction"]
+    assert int(lease) >= fn["Properties"]["Timeout"] + 60, (lease, fn["Properties"]["Timeout"])
+    assert "lease" not in json.dumps(fn["Properties"].get("Environment", {})).lower()

@@ -23,6 +23,11 @@ pub struct MemoryStore {
     lost_answer: AtomicUsize,
     puts: AtomicUsize,
     deletes: AtomicUsize,
+    copies: AtomicUsize,
+    /// Parquet GETs by key.
+    reads: Mutex<BTreeMap<String, usize>>,
+    data_read: AtomicUsize,
+    data_written: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -60,6 +65,35 @@ impl MemoryStore {
         self.deletes.load(Ordering::SeqCst)
     }
 
+    /// How many server-side copies succeeded so far.
+    pub fn copy_count(&self) -> usize {
+        self.copies.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of Parquet objects read so far (whole and ranged GETs), and written (PUTs and
+    /// completed multipart uploads; copies are counted by [`Self::copy_count`], not here).
+    pub fn data_bytes(&self) -> (usize, usize) {
+        (self.data_read.load(Ordering::SeqCst), self.data_written.load(Ordering::SeqCst))
+    }
+
+    /// How many GETs (whole or ranged) each Parquet object had so far.
+    pub fn reads(&self) -> BTreeMap<String, usize> {
+        lock(&self.reads).clone()
+    }
+
+    fn count_data(counter: &AtomicUsize, key: &str, n: usize) {
+        if key.ends_with(".parquet") {
+            counter.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+
+    fn count_read(&self, key: &str, n: usize) {
+        if key.ends_with(".parquet") {
+            self.data_read.fetch_add(n, Ordering::SeqCst);
+            *lock(&self.reads).entry(key.to_string()).or_default() += 1;
+        }
+    }
+
     /// All keys, in order.
     pub fn keys(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
@@ -89,7 +123,11 @@ fn etag(v: u64) -> String {
 
 impl ObjectRead for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        Ok(self.lock().get(key).map(|(b, v)| Object { body: b.clone(), etag: Some(etag(*v)) }))
+        let found = self.lock().get(key).map(|(b, v)| Object { body: b.clone(), etag: Some(etag(*v)) });
+        if let Some(o) = &found {
+            self.count_read(key, o.body.len());
+        }
+        Ok(found)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
@@ -108,7 +146,10 @@ impl ObjectRead for MemoryStore {
         if start > end {
             return Err(failure("GetObject", key, "range not satisfiable"));
         }
-        Ok(b.slice(start..end))
+        let out = b.slice(start..end);
+        drop(map);
+        self.count_read(key, end - start);
+        Ok(out)
     }
 }
 
@@ -128,6 +169,7 @@ impl ObjectWrite for MemoryStore {
             return Ok(PutOutcome::PreconditionFailed);
         }
         let v = self.next_version();
+        Self::count_data(&self.data_written, key, body.len());
         map.insert(key.to_string(), (body, v));
         self.puts.fetch_add(1, Ordering::SeqCst);
         let lost = when != Precondition::None
@@ -152,6 +194,7 @@ impl ObjectWrite for MemoryStore {
         let mut map = self.lock();
         let body = map.get(from).map(|(b, _)| b.clone()).ok_or_else(|| failure("CopyObject", from, "no such key"))?;
         map.insert(to.to_string(), (body, v));
+        self.copies.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -185,6 +228,7 @@ impl MultipartWrite for MemoryStore {
             body.extend_from_slice(part);
         }
         let v = self.next_version();
+        Self::count_data(&self.data_written, key, body.len());
         self.lock().insert(key.to_string(), (Bytes::from(body), v));
         Ok(())
     }

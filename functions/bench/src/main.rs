@@ -28,6 +28,8 @@ use tributary_core::testing::events::{SampleRecord, build_event, event_bytes};
 use tributary_core::testing::sample::{Rng, customer};
 use tributary_ingest::Ingest;
 
+mod scale;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The seed of the benchmark data: the same bytes on every run.
@@ -308,8 +310,13 @@ async fn run(args: &[String]) -> Result<serde_json::Value, Error> {
         (Some("compact-gen"), Some(d)) => compact_gen(Path::new(d), num(3, 200), num(4, 5_000), num(5, 0)).await,
         (Some("compact"), Some(d)) => compact(Path::new(d), arg(3).and_then(|s| s.parse().ok()), false).await,
         (Some("compact-memory"), Some(d)) => compact(Path::new(d), arg(3).and_then(|s| s.parse().ok()), true).await,
+        (Some(mode @ ("compact-scale" | "compact-scale-memory")), Some(d)) => {
+            let target = num(5, 32 << 20) as u64;
+            scale::compact_scale(Path::new(d), num(3, 2_000), num(4, 2_500), target, mode.ends_with("memory")).await
+        }
         _ => Err("usage: tributary-bench gen FILE [N [CONFLICT_EVERY]] | ingest-core FILE [OUT] | ingest-handler FILE | \
-                  compact-gen DIR [FILES ROWS HEX] | compact DIR [ZSTD_LEVEL] | compact-memory DIR [ZSTD_LEVEL]"
+                  compact-gen DIR [FILES ROWS HEX] | compact DIR [ZSTD_LEVEL] | compact-memory DIR [ZSTD_LEVEL] | \
+                  compact-scale[-memory] DIR [FILES ROWS TARGET_BYTES]"
             .into()),
     }
 }

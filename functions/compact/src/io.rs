@@ -63,9 +63,12 @@ impl<S: ObjectRead + Send + Sync> AsyncFileReader for ObjectReader<S> {
         async move {
             let size = self.size;
             // One ranged read usually gets the footer, the metadata and the page indexes (just
-            // before the footer, and needed for copying pages) together.
+            // before the footer, and needed for copying pages) together. Not more than a sixteenth
+            // of the file: a small ingest file's data would otherwise be read twice (here and with
+            // its row group), and the bytes read count against the compaction's amplification.
+            let hint = (size / 16).clamp(8 << 10, 64 << 10) as usize;
             let meta = ParquetMetaDataReader::new()
-                .with_prefetch_hint(Some(64 * 1024))
+                .with_prefetch_hint(Some(hint))
                 .with_page_index_policy(PageIndexPolicy::Optional)
                 .load_and_finish(&mut *self, size)
                 .await?;

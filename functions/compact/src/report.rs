@@ -17,8 +17,13 @@ pub struct PartitionReport {
     pub duplicates_removed: usize,
     pub files_out: usize,
     pub bytes_out: usize,
-    /// Files written during the compaction, carried to the new version as they are.
+    /// Outputs that are sealed: never read by the compactor again.
+    pub sealed_out: usize,
+    /// Files copied server-side into the new version as they are (one request each, no
+    /// transfer through the compactor): sealed files, compacted or ingest files the byte budget
+    /// left for the next compaction, and files written during the compaction.
     pub carried: usize,
+    pub carried_bytes: u64,
     /// Files whose schema conflicts with the others: left as they are, carried, reported.
     pub incompatible: Vec<String>,
     pub location: String,
@@ -62,6 +67,7 @@ impl CompactResponse {
             .metric("BytesIn", sum(|p| p.bytes_in as f64), Unit::Bytes)
             .metric("FilesOut", sum(|p| p.files_out as f64), Unit::Count)
             .metric("BytesOut", sum(|p| p.bytes_out as f64), Unit::Bytes)
+            .metric("ServerSideCopies", sum(|p| p.carried as f64), Unit::Count)
             .metric("RowsOut", sum(|p| p.rows_out as f64), Unit::Count)
             .metric("DuplicatesRemoved", sum(|p| p.duplicates_removed as f64), Unit::Count)
             .metric("IncompatibleFiles", sum(|p| p.incompatible.len() as f64), Unit::Count)

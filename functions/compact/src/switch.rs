@@ -7,7 +7,7 @@ use std::time::Instant;
 use tributary_aws::{
     MultipartWrite, ObjectMeta, ObjectRead, ObjectWrite, PartitionLocation, Precondition, partition_state, put_json_if,
 };
-use tributary_core::compaction::{Closing, Lease, PartitionState, due};
+use tributary_core::compaction::{Candidate, Closing, Lease, PartitionState, plan};
 use tributary_core::layout::time_partition::TimePartition;
 use tributary_core::layout::{self, FileRange, is_compacted_file, is_ingest_file};
 
@@ -145,14 +145,17 @@ where
         let compacted: Vec<&ObjectMeta> = listing.iter().filter(|m| is_compacted_file(&m.key)).collect();
         let lag =
             ingest.iter().filter_map(|m| m.last_modified_ms).min().map(|t| ((now - t) as f64 / 1000.0).max(0.0)).unwrap_or(0.0);
-        let sizes: Vec<u64> = ingest.iter().map(|m| m.size).collect();
-        let Some(reason) = due(&self.config.compaction, tp, &sizes, now) else {
+        let candidate = |m: &&ObjectMeta| Candidate { key: m.key.clone(), bytes: m.size };
+        let partials: Vec<Candidate> = compacted.iter().filter(|m| !state.sealed.contains(&m.key)).map(candidate).collect();
+        let ingest_files: Vec<Candidate> = ingest.iter().map(candidate).collect();
+        let Some(plan) = plan(&self.config.compaction, tp, &partials, &ingest_files, now) else {
             return Ok((Outcome::NotDue, lag));
         };
         if state.lease.as_ref().is_some_and(|l| l.expires_ms > now && l.owner != attempt) {
             return Ok((Outcome::Busy, lag));
         }
-        state.lease = Some(Lease { owner: attempt.into(), expires_ms: now + self.config.compaction.lease_seconds as i64 * 1000 });
+        let lease_expires = now + self.config.compaction.lease_seconds as i64 * 1000;
+        state.lease = Some(Lease { owner: attempt.into(), expires_ms: lease_expires });
         let etag = match self.save_state(table, tp, &state, etag.as_deref()).await? {
             Some(etag) => etag,
             // A 412 is also what the SDK's retry of a write that took effect sees.
@@ -162,8 +165,8 @@ where
             },
         };
 
-        // Inputs: the current compacted files first, then ingest files in key order.
-        let inputs: Vec<ObjectMeta> = compacted.iter().chain(ingest.iter()).map(|m| (*m).clone()).collect();
+        // Inputs in the plan's order: partial compacted files first, then ingest files by key.
+        let inputs: Vec<ObjectMeta> = plan.merge.iter().filter_map(|k| listing.iter().find(|m| &m.key == k)).cloned().collect();
         let next_version = state.version + 1;
         let short: String = attempt.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
         let next_location = tributary_core::layout::version_location(&self.config, table, tp, next_version, &short);
@@ -172,13 +175,14 @@ where
             table: table.into(),
             partition: tp.path(),
             version: next_version,
-            reason: format!("{reason:?}").to_lowercase(),
+            reason: format!("{:?}", plan.due).to_lowercase(),
             files_in: inputs.len(),
-            bytes_in: inputs.iter().map(|m| m.size).sum(),
+            bytes_in: plan.read_bytes,
             location: next_location.clone(),
             ..Default::default()
         };
-        let merged = match merge::merge(&self.store, &self.config.compaction, &inputs, &next_location, &mut report).await {
+        let merge_inputs = merge::Inputs { files: &inputs, partials: plan.partials, covered: &state.covered };
+        let merged = match merge::merge(&self.store, &self.config.compaction, merge_inputs, &next_location, &mut report).await {
             Ok(m) => m,
             Err(e) => {
                 // Give the partition back at once rather than at lease expiry.
@@ -190,14 +194,32 @@ where
         tracing::info!(table, partition = %tp.path(), millis = started.elapsed().as_millis() as u64, rows = report.rows_out, "outputs written");
         self.check(CrashPoint::AfterOutputs)?;
 
+        // The offsets the next version's compacted files hold: the merged ingest files' ranges
+        // join them. Files the budget left out are carried as they are and merged next time.
         let mut covered = state.covered.clone();
         covered.extend(&merged.covered);
-        for m in &ingest {
-            if let Some(r) = m.key.rsplit('/').next().and_then(FileRange::parse)
-                && !report.incompatible.contains(&m.key)
-            {
+        for m in ingest.iter().filter(|m| merged.inputs.contains(&m.key)) {
+            if let Some(r) = m.key.rsplit('/').next().and_then(FileRange::parse) {
                 covered.add_file(&r);
             }
+        }
+        // Compacted files not merged (sealed ones, and partials the plan left) are carried.
+        let mut outputs = merged.outputs;
+        let mut sealed = merged.sealed;
+        for m in compacted.iter().filter(|m| !merged.inputs.contains(&m.key)) {
+            let carried = layout::carried_key(&m.key, &next_location);
+            if state.sealed.contains(&m.key) {
+                sealed.push(carried.clone());
+            }
+            outputs.push(carried);
+        }
+        // The lease outlives the invocation (lease_seconds > the function's timeout); this guards
+        // a run with no timeout (locally) that took longer: another compactor may own it now.
+        if self.instruments.now_ms() >= lease_expires {
+            for k in &outputs {
+                let _ = self.store.delete(k).await;
+            }
+            return Ok((Outcome::Busy, lag));
         }
         let closing = Closing {
             owner: attempt.into(),
@@ -205,7 +227,8 @@ where
             next_version,
             next_location,
             inputs: merged.inputs,
-            outputs: merged.outputs,
+            outputs,
+            sealed,
             covered,
             expires_ms: self.instruments.now_ms() + CLOSING_MS,
         };
@@ -251,6 +274,7 @@ where
         for m in old.iter().filter(|m| !c.inputs.contains(&m.key)) {
             self.store.copy(&m.key, &layout::carried_key(&m.key, &c.next_location)).await?;
             report.carried += 1;
+            report.carried_bytes += m.size;
         }
         self.check(CrashPoint::AfterCarry)?;
         let replaced: Vec<String> = old.iter().map(|m| m.key.clone()).collect();

@@ -5,13 +5,13 @@
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::errors::ParquetError;
-use tributary_aws::{MultipartWrite, ObjectMeta, ObjectRead, ObjectWrite};
+use tributary_aws::{MultipartWrite, ObjectRead, ObjectWrite};
 use tributary_core::config::CompactionPolicy;
 use tributary_core::layout::OffsetSet;
 use tributary_core::parquet::splice::{Piece, SplicePlan, Splicer};
 use tributary_core::parquet::write::writer_properties_for;
 
-use super::{Merged, Outputs, dedup_mask};
+use super::{Inputs, Merged, Outputs, dedup_mask};
 use crate::io::page_encoder;
 use crate::{CompactError, PartitionReport};
 
@@ -31,14 +31,16 @@ impl<'s, S> PageMerge<'s, S>
 where
     S: ObjectRead + ObjectWrite + MultipartWrite + Sync,
 {
-    pub(super) fn new(store: &'s S, policy: &'s CompactionPolicy, plan: &'s SplicePlan, location: &'s str) -> Self {
-        PageMerge {
-            store,
-            policy,
-            plan,
-            outputs: Outputs::new(store, location, policy.max_file_bytes),
-            seen: OffsetSet::default(),
-        }
+    /// `seen`: the offsets the partition's compacted files hold; an ingest row among them is a
+    /// duplicate.
+    pub(super) fn new(
+        store: &'s S,
+        policy: &'s CompactionPolicy,
+        plan: &'s SplicePlan,
+        location: &'s str,
+        seen: OffsetSet,
+    ) -> Self {
+        PageMerge { store, policy, plan, outputs: Outputs::new(store, location, policy), seen }
     }
 
     /// Runs the merge. `None`, with nothing left behind, when it cannot finish: an input row is
@@ -46,15 +48,15 @@ where
     /// (the row-by-row merge may: it decides). A storage failure fails the compaction, for a retry.
     pub(super) async fn run(
         mut self,
-        inputs: &[ObjectMeta],
+        inputs: &Inputs<'_>,
         metas: &[ArrowReaderMetadata],
         report: &mut PartitionReport,
     ) -> Result<Option<Merged>, CompactError> {
         let copied = self.copy(inputs, metas, report).await;
         if let Ok(true) = copied {
-            let outputs = self.outputs.finish(report).await?;
-            let inputs = inputs.iter().map(|m| m.key.clone()).collect();
-            return Ok(Some(Merged { inputs, outputs, covered: self.seen }));
+            let (outputs, sealed) = self.outputs.finish(report).await?;
+            let inputs = inputs.files.iter().map(|m| m.key.clone()).collect();
+            return Ok(Some(Merged { inputs, outputs, sealed, covered: self.seen }));
         }
         self.outputs.abandon().await?;
         match copied {
@@ -73,11 +75,12 @@ where
     /// Copies the inputs' pieces into outputs; `false` at the first duplicate row.
     async fn copy(
         &mut self,
-        inputs: &[ObjectMeta],
+        inputs: &Inputs<'_>,
         metas: &[ArrowReaderMetadata],
         report: &mut PartitionReport,
     ) -> Result<bool, CompactError> {
-        for (m, meta) in inputs.iter().zip(metas) {
+        for (i, (m, meta)) in inputs.files.iter().zip(metas).enumerate() {
+            let partial = i < inputs.partials;
             for rg in 0..meta.metadata().num_row_groups() {
                 if meta.metadata().row_group(rg).num_rows() == 0 {
                     continue;
@@ -96,9 +99,13 @@ where
                     let props = writer_properties_for(&sample, policy.zstd_level, policy.row_group_rows)?;
                     Ok(page_encoder(plan, props, policy.row_group_rows)?)
                 };
-                let w = self.outputs.open(encoder, report).await?;
+                let w = self.outputs.open(encoder, partial, report).await?;
                 let seen = &mut self.seen;
+                // A partial file's rows are in `seen` (the compacted files' offsets) and unique.
                 let keep = |b: &RecordBatch| {
+                    if partial {
+                        return Ok(true);
+                    }
                     dedup_mask(b, seen).map(|mask| mask.false_count() == 0).map_err(|e| ParquetError::General(e.to_string()))
                 };
                 if !w.push(&piece, batches, keep).await? {

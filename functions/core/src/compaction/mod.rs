@@ -1,23 +1,25 @@
-//! Compaction, decided without I/O: when a partition is due, where its versions live, the
-//! partition state that makes the switch atomic for readers, and the union of file schemas.
+//! Compaction, decided without I/O: when a partition is due and what it merges ([`plan`]: the
+//! tiers and the byte budget), the partition state that makes the switch atomic for readers, and
+//! the union of file schemas.
 //! Offsets are de-duplicated with [`OffsetSet`]. The protocol is described in `docs/compaction.md`.
 //!
 //! A compaction's plan, before any I/O:
 //!
 //! ```
 //! use tributary_core::Config;
-//! use tributary_core::compaction::{self, Due, PartitionState};
+//! use tributary_core::compaction::{self, Candidate, Due, PartitionState};
 //! use tributary_core::layout::{self, OffsetSet, time_partition::TimePartition};
 //!
 //! let cfg = Config::default();
 //! let hour = TimePartition { dt: "2026-11-22".into(), hr: Some("03".into()) };
 //! // Ten small ingest files: not due while the hour may still get records...
-//! let sizes = [64 << 10; 10];
+//! let ingest: Vec<Candidate> = (0..10).map(|i| Candidate { key: format!("part-{i}"), bytes: 64 << 10 }).collect();
 //! let end = compaction::window_end_ms(&hour).unwrap();
-//! assert_eq!(compaction::due(&cfg.compaction, &hour, &sizes, end), None);
-//! // ...due once its window has closed (the grace period after the hour).
+//! assert_eq!(compaction::plan(&cfg.compaction, &hour, &[], &ingest, end), None);
+//! // ...due once its window has closed (the grace period after the hour): all ten are merged.
 //! let later = end + 1000 * cfg.compaction.grace_seconds as i64;
-//! assert_eq!(compaction::due(&cfg.compaction, &hour, &sizes, later), Some(Due::Closed));
+//! let plan = compaction::plan(&cfg.compaction, &hour, &[], &ingest, later).unwrap();
+//! assert_eq!((plan.due, plan.merge.len()), (Due::Closed, 10));
 //! // Version 1 is written next to the ingest location, never under it; readers switch to it.
 //! let state = PartitionState::initial(&cfg, "orders", &hour);
 //! assert_eq!(state.location, "tables/orders/dt=2026-11-22/hr=03/");
@@ -35,10 +37,13 @@ use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CompactionPolicy, Config};
+use crate::config::Config;
 use crate::layout::time_partition::TimePartition;
 use crate::layout::{self, OffsetSet};
 use crate::naming::META_PREFIX;
+
+mod plan;
+pub use plan::{Candidate, Plan, plan, sealed};
 
 /// Why a partition is compacted now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,21 +64,6 @@ pub fn window_end_ms(tp: &TimePartition) -> Option<i64> {
         None => (day.and_hms_opt(0, 0, 0)?, chrono::Duration::days(1)),
     };
     Some((start + len).and_utc().timestamp_millis())
-}
-
-/// Whether a partition whose current location holds ingest files of `ingest_sizes` bytes is due
-/// at `now_ms`: enough of them, or its window closed (plus grace). A closed partition with a
-/// single ingest file is rewritten too: one large, well-compressed file with big row groups.
-pub fn due(policy: &CompactionPolicy, tp: &TimePartition, ingest_sizes: &[u64], now_ms: i64) -> Option<Due> {
-    if ingest_sizes.is_empty() {
-        return None;
-    }
-    let bytes: u64 = ingest_sizes.iter().sum();
-    if ingest_sizes.len() >= policy.min_files || bytes >= policy.min_bytes {
-        return Some(Due::Size);
-    }
-    let closed = window_end_ms(tp).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
-    closed.then_some(Due::Closed)
 }
 
 /// The union of file schemas: data columns in order of first appearance, then the Kafka
@@ -143,8 +133,12 @@ pub struct Closing {
     pub next_location: String,
     /// Keys (in `from_location`) whose rows the outputs hold.
     pub inputs: Vec<String>,
-    /// Keys of the compacted files (in `next_location`).
+    /// Keys of the next version's compacted files (in `next_location`): the merge's outputs and
+    /// the compacted files carried over.
     pub outputs: Vec<String>,
+    /// Which of `outputs` are sealed ([`plan::sealed`]).
+    #[serde(default)]
+    pub sealed: Vec<String>,
     /// What the next version's compacted files cover.
     pub covered: OffsetSet,
     /// After this, any compactor may finish the switch.
@@ -195,6 +189,10 @@ pub struct PartitionState {
     pub location: String,
     /// Keys of the compacted files at `location`.
     pub compacted: Vec<String>,
+    /// Which of `compacted` are sealed: the compactor never reads them again (see [`plan`]).
+    /// States written before tiers existed have none: their files are read once more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed: Vec<String>,
     /// Offsets the compacted files hold.
     pub covered: OffsetSet,
     /// The compactor holding the partition, if any.
@@ -233,6 +231,7 @@ impl PartitionState {
             version: c.next_version,
             location: c.next_location.clone(),
             compacted: c.outputs.clone(),
+            sealed: c.sealed.clone(),
             covered: c.covered.clone(),
             lease: None,
             closing: None,
@@ -306,6 +305,7 @@ pub enum Follow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CompactionPolicy;
     use crate::layout::{output_key, version_location};
     use arrow_schema::DataType;
 
@@ -316,18 +316,22 @@ mod tests {
     #[test]
     fn due_by_size_or_closed_window() {
         let p = CompactionPolicy { min_files: 3, min_bytes: 100, grace_seconds: 60, ..Default::default() };
+        let files = |sizes: &[u64]| -> Vec<Candidate> {
+            sizes.iter().enumerate().map(|(i, &bytes)| Candidate { key: format!("part-{i}"), bytes }).collect()
+        };
+        let due = |h: &TimePartition, sizes: &[u64], now| plan(&p, h, &[], &files(sizes), now).map(|pl| pl.due);
         let h = tp("2026-11-22", Some("03"));
         let end = window_end_ms(&h).unwrap();
         assert_eq!(end, 1_795_320_000_000);
-        assert_eq!(due(&p, &h, &[], end + 10_000_000), None);
-        assert_eq!(due(&p, &h, &[10, 10], end), None);
-        assert_eq!(due(&p, &h, &[10, 10, 10], end), Some(Due::Size));
-        assert_eq!(due(&p, &h, &[200], end), Some(Due::Size));
-        assert_eq!(due(&p, &h, &[10], end + 59_999), None);
-        assert_eq!(due(&p, &h, &[10], end + 60_000), Some(Due::Closed));
+        assert_eq!(due(&h, &[], end + 10_000_000), None);
+        assert_eq!(due(&h, &[10, 10], end), None);
+        assert_eq!(due(&h, &[10, 10, 10], end), Some(Due::Size));
+        assert_eq!(due(&h, &[200], end), Some(Due::Size));
+        assert_eq!(due(&h, &[10], end + 59_999), None);
+        assert_eq!(due(&h, &[10], end + 60_000), Some(Due::Closed));
         let d = tp("2026-11-22", None);
         assert_eq!(window_end_ms(&d).unwrap(), 1_795_392_000_000);
-        assert_eq!(due(&p, &d, &[10], 1_795_392_000_000 + 59_999), None, "a day's window closes at midnight");
+        assert_eq!(due(&d, &[10], 1_795_392_000_000 + 59_999), None, "a day's window closes at midnight");
     }
 
     #[test]
@@ -369,6 +373,7 @@ mod tests {
             next_location: to.to_string(),
             inputs,
             outputs: vec![output_key(to, 0)],
+            sealed: vec![],
             covered: OffsetSet::default(),
             expires_ms: 0,
         });

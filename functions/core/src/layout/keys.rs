@@ -180,7 +180,9 @@ pub fn partition_of_retire_marker(cfg: &Config, key: &str) -> Option<(String, Ti
 
 /// The key of the `k`-th compacted output file of the version at `location`.
 pub fn output_key(location: &str, k: usize) -> String {
-    format!("{location}compacted-{k:04}.parquet")
+    // The version is in the name because sealed files are carried into later versions by copy,
+    // keeping their names: a later version's outputs must never take one.
+    format!("{location}compacted-{:06}-{k:04}.parquet", location_version(location))
 }
 
 /// True for a table's data file: an ingest file or a compacted output (Parquet).

@@ -4,7 +4,7 @@
 //! ```text
 //! tables/<table>/dt=2026-11-22/hr=03/part-<topic>~<partition>~<first>~<last>.parquet
 //! dead-letter/<table>/dt=2026-11-22/part-<topic>~<partition>~<first>~<last>.jsonl
-//! tables/<table>/_v/dt=2026-11-22/hr=03/v000001-<attempt>/compacted-0000.parquet
+//! tables/<table>/_v/dt=2026-11-22/hr=03/v000001-<attempt>/compacted-000001-0000.parquet
 //! _tributary/schemas/<table>.json
 //! _tributary/partitions/<table>/dt=2026-11-22/hr=03.json       (a partition's state)
 //! _tributary/claims/<table>/dt=2026-11-22/hr=03/<topic>~<partition>.json

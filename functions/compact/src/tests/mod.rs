@@ -254,7 +254,7 @@ async fn files_of_distinct_values_are_merged_by_copying_their_pages() {
 async fn a_duplicate_met_while_copying_pages_drops_those_outputs_and_merges_row_by_row() {
     // Each input row group becomes an output file of its own, so some are complete when the
     // duplicate turns up.
-    let w = world_with(2, at_t0, |c| c.compaction.max_file_bytes = 1);
+    let w = world_with(2, at_t0, |c| c.compaction.target_file_bytes = 1);
     for i in 0..3 {
         w.ingest(0, i * 300, 300).await;
     }
@@ -573,3 +573,6 @@ async fn the_sweep_finds_compacted_partitions_by_their_state_to_delete_what_they
     let left: Vec<String> = w.store.keys().into_iter().filter(|k| k.starts_with("tables/") && k.ends_with(".parquet")).collect();
     assert_eq!(left.len(), 1, "only what readers see: {left:?}");
 }
+
+#[cfg(test)]
+mod tiers;
