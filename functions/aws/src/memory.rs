@@ -24,6 +24,8 @@ pub struct MemoryStore {
     puts: AtomicUsize,
     deletes: AtomicUsize,
     copies: AtomicUsize,
+    gets: AtomicUsize,
+    lists: AtomicUsize,
     /// Parquet GETs by key.
     reads: Mutex<BTreeMap<String, usize>>,
     data_read: AtomicUsize,
@@ -76,6 +78,11 @@ impl MemoryStore {
         (self.data_read.load(Ordering::SeqCst), self.data_written.load(Ordering::SeqCst))
     }
 
+    /// How many GETs (whole or ranged, of any object) and LISTs were asked for so far.
+    pub fn read_requests(&self) -> (usize, usize) {
+        (self.gets.load(Ordering::SeqCst), self.lists.load(Ordering::SeqCst))
+    }
+
     /// How many GETs (whole or ranged) each Parquet object had so far.
     pub fn reads(&self) -> BTreeMap<String, usize> {
         lock(&self.reads).clone()
@@ -123,6 +130,7 @@ fn etag(v: u64) -> String {
 
 impl ObjectRead for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         let found = self.lock().get(key).map(|(b, v)| Object { body: b.clone(), etag: Some(etag(*v)) });
         if let Some(o) = &found {
             self.count_read(key, o.body.len());
@@ -131,6 +139,7 @@ impl ObjectRead for MemoryStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
         Ok(self
             .lock()
             .range(prefix.to_string()..)
@@ -140,6 +149,7 @@ impl ObjectRead for MemoryStore {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         let map = self.lock();
         let (b, _) = map.get(key).ok_or_else(|| failure("GetObject", key, "no such key"))?;
         let (start, end) = (range.start as usize, (range.end as usize).min(b.len()));

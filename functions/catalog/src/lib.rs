@@ -20,8 +20,8 @@ use tributary_aws::{Instrumented, Instruments};
 use tributary_core::Config;
 use tributary_core::catalog::{self, Evolution};
 use tributary_core::layout;
-use tributary_core::layout::is_ingest_file;
 use tributary_core::layout::time_partition::{TimePartition, recent_days};
+use tributary_core::layout::{Marker, is_ingest_file};
 use tributary_core::layout::{object_created_keys, schema_key, schemas_prefix, table_of_schema_key};
 use tributary_core::metrics::{Emf, Unit};
 use tributary_core::table::schema::TableSchema;
@@ -156,8 +156,11 @@ where
                     Some(t) => t,
                     None => self.known_tables().await?,
                 };
+                // The hourly sync lists the partitions compaction has work in (their pending
+                // markers), so its cost follows what changed; once a day it also looks back.
+                let deep = since.is_none() && self.deep_sync_due();
                 for t in tables {
-                    let parts = self.partitions_since(&t, since.as_deref()).await?;
+                    let parts = self.partitions_since(&t, since.as_deref(), deep).await?;
                     wanted.insert(t, parts);
                 }
             }
@@ -174,24 +177,43 @@ where
         Ok(resp)
     }
 
+    /// Whether this is the day's deep sync: the hourly schedule's run in the first hour of the UTC
+    /// day. (The catalog function writes nothing to the bucket, so it keeps no record of it; a
+    /// failed run is retried within the hour.)
+    fn deep_sync_due(&self) -> bool {
+        self.instruments.now_ms().rem_euclid(86_400_000) < 3_600_000
+    }
+
     async fn known_tables(&self) -> Result<Vec<String>, CatalogFnError> {
         let listed = self.store.list(&schemas_prefix(&self.config)).await?;
         Ok(listed.iter().filter_map(|m| table_of_schema_key(&self.config, &m.key).map(str::to_string)).collect())
     }
 
-    /// A table's partitions with ingest files: of the last `sweep_lookback_days` days, one
-    /// listing per day (the hourly sync's cost stays flat as the table ages), or of every day
-    /// from `since` on (one listing of the table, for an operator's catch-up).
-    async fn partitions_since(&self, table: &str, since: Option<&str>) -> Result<BTreeSet<TimePartition>, CatalogFnError> {
+    /// The partitions a sync visits: those with a pending marker (compaction has work there: a
+    /// partition with new ingest files keeps its marker until it is compacted after its window
+    /// closed), plus on the day's `deep` sync those with ingest files in the last
+    /// `sweep_lookback_days` days (one listing per day), or with `since` every day from then on
+    /// (one listing of the table, for an operator's catch-up).
+    async fn partitions_since(
+        &self,
+        table: &str,
+        since: Option<&str>,
+        deep: bool,
+    ) -> Result<BTreeSet<TimePartition>, CatalogFnError> {
         let cfg = &self.config;
+        let mut out = BTreeSet::new();
         let prefixes = match since {
             Some(_) => vec![layout::table_root(cfg, table)],
-            None => recent_days(self.instruments.now_ms(), cfg.compaction.sweep_lookback_days)
-                .iter()
-                .map(|day| layout::day_prefix(cfg, table, day))
-                .collect(),
+            None => {
+                for m in self.store.list(&layout::table_markers_prefix(cfg, Marker::Pending, table)).await? {
+                    if let Some((_, tp)) = layout::partition_of_marker(cfg, Marker::Pending, &m.key) {
+                        out.insert(tp);
+                    }
+                }
+                let days = if deep { recent_days(self.instruments.now_ms(), cfg.compaction.sweep_lookback_days) } else { vec![] };
+                days.iter().map(|day| layout::day_prefix(cfg, table, day)).collect()
+            }
         };
-        let mut out = BTreeSet::new();
         for prefix in prefixes {
             for m in self.store.list(&prefix).await?.iter().filter(|m| is_ingest_file(&m.key)) {
                 if let Some(tp) = TimePartition::from_key(&m.key).filter(|tp| since.is_none_or(|d| tp.dt.as_str() >= d)) {

@@ -202,12 +202,22 @@ async fn other_keys_are_ignored_and_bad_events_refused() {
     assert!(w.f.handle(&json!({"hello": 1})).await.is_err());
 }
 
+/// What the compact function does when an ingest file's event names a partition: marks it.
+async fn mark_pending(w: &World, dt: &str, hr: &str) {
+    let tp = TimePartition { dt: dt.into(), hr: Some(hr.into()) };
+    let key = tributary_core::layout::marker_key(&w.f.config, tributary_core::layout::Marker::Pending, "t", &tp);
+    tributary_aws::ObjectWrite::put(&*w.store, &key, bytes::Bytes::new(), tributary_aws::Precondition::None).await.unwrap();
+}
+
 #[tokio::test]
-async fn sync_registers_known_tables() {
+async fn sync_registers_known_tables_and_the_partitions_compaction_has_work_in() {
     let w = world();
     w.ingest(0, &[r#"{"a":1}"#]).await;
     let r = w.f.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
-    assert_eq!((r.tables_created, r.partitions_created), (1, 1));
+    assert_eq!((r.tables_created, r.partitions_created), (1, 0), "no marker: not listed by the hourly sync");
+    mark_pending(&w, "2026-11-22", "03").await;
+    let r = w.f.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
+    assert_eq!(r.partitions_created, 1);
 }
 
 #[tokio::test]
@@ -220,12 +230,21 @@ async fn the_hourly_sync_looks_back_and_since_reaches_older_partitions() {
         .with_clock(|| T0 + 10 * 86_400_000);
     let r = later.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
     assert_eq!((r.tables_created, r.partitions_created), (1, 0), "the hourly sync does not list old days");
-    // A recent partition is found by its day's listing.
-    let recent = |i: i64| (i, T0 + 9 * 86_400_000, None, Some(&br#"{"a":2}"#[..]), &[][..]);
-    let recs: Vec<SampleRecord> = vec![recent(1)];
+    // A recent partition is found by its pending marker, or by the day's deep sync (in the first
+    // hour of the day), which lists the recent days.
+    let recent = |i: i64, at: i64| (i, at, None, Some(&br#"{"a":2}"#[..]), &[][..]);
+    let recs: Vec<SampleRecord> = vec![recent(1, T0 + 9 * 86_400_000), recent(2, T0 + 9 * 86_400_000 + 3_600_000)];
     w.ingest.handle(&event_bytes(&build_event("aws:kafka", "t", 0, &recs)), None).await.unwrap();
     let r = later.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
+    assert_eq!(r.partitions_created, 0, "unmarked: left to the deep sync");
+    mark_pending(&w, "2026-12-01", "04").await;
+    let r = later.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
     assert_eq!(r.partitions_created, 1);
+    let midnight = CatalogFn::new(w.store.clone(), w.catalog.clone(), w.f.config.clone())
+        .with_metrics_sink(|_| {})
+        .with_clock(|| T0 + 10 * 86_400_000 - 3 * 3_600_000 + 60_000);
+    let r = midnight.handle(&json!({"tributary": "catalog-sync"})).await.unwrap();
+    assert_eq!(r.partitions_created, 1, "the deep sync finds the unmarked one");
     assert!(w.catalog.partition_location("t", &["2026-12-01".into(), "03".into()]).await.unwrap().is_some());
     assert!(w.catalog.partition_location("t", &["2026-11-22".into(), "03".into()]).await.unwrap().is_none());
     // The operator's catch-up: every partition from a date on, nothing before it.

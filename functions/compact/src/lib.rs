@@ -5,6 +5,7 @@
 
 pub mod io;
 mod merge;
+mod pending;
 mod report;
 mod switch;
 mod trigger;
@@ -20,8 +21,8 @@ use serde_json::Value;
 use tributary_aws::{CatalogError, MultipartWrite, ObjectRead, ObjectWrite, PartitionLocation, StoreError};
 use tributary_aws::{Instrumented, Instruments};
 use tributary_core::Config;
-use tributary_core::layout::is_ingest_file;
 use tributary_core::layout::time_partition::TimePartition;
+use tributary_core::layout::{Marker, is_ingest_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompactError {
@@ -84,6 +85,10 @@ where
         let mut resp = CompactResponse::default();
         // Partitions a retire marker names: their marker goes once nothing is left to delete.
         let mut marked = BTreeSet::new();
+        // For a sweep: the partitions whose pending marker it keeps or removes, and whether each
+        // has one (a deep sweep also visits partitions without).
+        let mut pending: Vec<(String, TimePartition, bool)> = Vec::new();
+        let mut deep_day = None;
         let partitions: BTreeSet<(String, TimePartition)> = match parse_trigger(event)? {
             Trigger::Keys(keys) => {
                 let mut set = BTreeSet::new();
@@ -95,11 +100,21 @@ where
                         None => resp.ignored_keys += 1,
                     }
                 }
+                // Before compacting: from now on the sweep visits the partition until it settles.
+                for (table, tp) in &set {
+                    self.mark_pending(table, tp).await?;
+                }
                 set
             }
             Trigger::Sweep => {
-                marked = self.retire_marked_partitions().await?;
-                let mut set = self.sweep_partitions().await?;
+                marked = self.marked_partitions(Marker::Retire).await?;
+                let with_work = self.marked_partitions(Marker::Pending).await?;
+                let mut set = with_work.clone();
+                deep_day = self.deep_sweep_due().await?;
+                if deep_day.is_some() {
+                    set.extend(self.sweep_partitions().await?);
+                }
+                pending = set.iter().map(|p| (p.0.clone(), p.1.clone(), with_work.contains(p))).collect();
                 set.extend(marked.iter().cloned());
                 set
             }
@@ -131,6 +146,15 @@ where
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        for (table, tp, has_marker) in &pending {
+            if let Err(e) = self.sync_pending_marker(table, tp, *has_marker).await {
+                tracing::error!(table, partition = %tp.path(), error = %e, "pending marker not updated");
+                first_error.get_or_insert(e);
+            }
+        }
+        if let (Some(day), None) = (&deep_day, &first_error) {
+            self.deep_sweep_done(day).await?;
         }
         self.emit(&resp);
         match first_error {

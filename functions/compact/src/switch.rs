@@ -7,9 +7,9 @@ use std::time::Instant;
 use tributary_aws::{
     MultipartWrite, ObjectMeta, ObjectRead, ObjectWrite, PartitionLocation, Precondition, partition_state, put_json_if,
 };
-use tributary_core::compaction::{Candidate, Closing, Lease, PartitionState, plan};
+use tributary_core::compaction::{Closing, Lease, PartitionState, plan};
 use tributary_core::layout::time_partition::TimePartition;
-use tributary_core::layout::{self, FileRange, is_compacted_file, is_ingest_file};
+use tributary_core::layout::{self, FileRange, Marker, is_compacted_file, is_ingest_file};
 
 use crate::{CompactError, Compactor, Outcome, PartitionReport, merge};
 
@@ -69,7 +69,7 @@ where
         if self.load_state(table, tp).await?.0.retirement_pending(self.instruments.now_ms()) {
             return Ok(());
         }
-        let marker = tributary_core::layout::retire_marker_key(&self.config, table, tp);
+        let marker = tributary_core::layout::marker_key(&self.config, Marker::Retire, table, tp);
         self.store.delete(&marker).await?;
         if self.load_state(table, tp).await?.0.retirement_pending(self.instruments.now_ms()) {
             self.store.put(&marker, bytes::Bytes::new(), Precondition::None).await?;
@@ -145,9 +145,7 @@ where
         let compacted: Vec<&ObjectMeta> = listing.iter().filter(|m| is_compacted_file(&m.key)).collect();
         let lag =
             ingest.iter().filter_map(|m| m.last_modified_ms).min().map(|t| ((now - t) as f64 / 1000.0).max(0.0)).unwrap_or(0.0);
-        let candidate = |m: &&ObjectMeta| Candidate { key: m.key.clone(), bytes: m.size };
-        let partials: Vec<Candidate> = compacted.iter().filter(|m| !state.sealed.contains(&m.key)).map(candidate).collect();
-        let ingest_files: Vec<Candidate> = ingest.iter().map(candidate).collect();
+        let (partials, ingest_files) = crate::pending::tiers(&state, &listing);
         let Some(plan) = plan(&self.config.compaction, tp, &partials, &ingest_files, now) else {
             return Ok((Outcome::NotDue, lag));
         };
@@ -287,7 +285,7 @@ where
         if !replaced.is_empty() {
             // Before the state lists them: the sweep finds the partition by this marker whatever
             // its age, and deletes them once their retention has passed.
-            let marker = tributary_core::layout::retire_marker_key(&self.config, table, tp);
+            let marker = tributary_core::layout::marker_key(&self.config, Marker::Retire, table, tp);
             self.store.put(&marker, bytes::Bytes::new(), Precondition::None).await?;
         }
         let mut current = state;

@@ -1,12 +1,13 @@
 //! What an invocation was asked to do, and which partitions that names: the keys of an S3
-//! event, or for the sweep every table's recent partitions and those with a retire marker.
+//! event, or for the sweep the partitions with a marker (pending work, or replaced files to
+//! delete), and once a day every table's recent partitions too.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 use tributary_aws::{MultipartWrite, ObjectRead, ObjectWrite, PartitionLocation};
 use tributary_core::layout::time_partition::{TimePartition, recent_days};
-use tributary_core::layout::{self, object_created_keys, schemas_prefix, table_of_schema_key};
+use tributary_core::layout::{self, Marker, object_created_keys, schemas_prefix, table_of_schema_key};
 
 use crate::{CompactError, Compactor};
 
@@ -35,7 +36,7 @@ where
     S: ObjectRead + ObjectWrite + MultipartWrite + Clone + Send + Sync + Unpin + 'static,
     C: PartitionLocation + Sync,
 {
-    /// Partitions of every known table within the sweep's look-back.
+    /// Partitions of every known table within the sweep's look-back (the day's deep sweep).
     pub(crate) async fn sweep_partitions(&self) -> Result<BTreeSet<(String, TimePartition)>, CompactError> {
         let cfg = &self.config;
         let mut out = BTreeSet::new();
@@ -62,9 +63,9 @@ where
         Ok(out)
     }
 
-    /// Partitions whose switches replaced files that may not all be deleted yet, of any age.
-    pub(crate) async fn retire_marked_partitions(&self) -> Result<BTreeSet<(String, TimePartition)>, CompactError> {
-        let listed = self.store.list(&tributary_core::layout::retire_markers_prefix(&self.config)).await?;
-        Ok(listed.iter().filter_map(|m| tributary_core::layout::partition_of_retire_marker(&self.config, &m.key)).collect())
+    /// Partitions with a marker of `kind`, of any age.
+    pub(crate) async fn marked_partitions(&self, kind: Marker) -> Result<BTreeSet<(String, TimePartition)>, CompactError> {
+        let listed = self.store.list(&layout::markers_prefix(&self.config, kind)).await?;
+        Ok(listed.iter().filter_map(|m| layout::partition_of_marker(&self.config, kind, &m.key)).collect())
     }
 }

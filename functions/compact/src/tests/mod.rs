@@ -576,3 +576,6 @@ async fn the_sweep_finds_compacted_partitions_by_their_state_to_delete_what_they
 
 #[cfg(test)]
 mod tiers;
+
+#[cfg(test)]
+mod sweep;

@@ -43,7 +43,7 @@ use crate::layout::{self, OffsetSet};
 use crate::naming::META_PREFIX;
 
 mod plan;
-pub use plan::{Candidate, Plan, plan, sealed};
+pub use plan::{Candidate, Plan, plan, sealed, settled};
 
 /// Why a partition is compacted now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -19,7 +19,7 @@
 use crate::config::CompactionPolicy;
 use crate::layout::time_partition::TimePartition;
 
-use super::{Due, window_end_ms};
+use super::{Due, PartitionState, window_end_ms};
 
 /// A file the planner may merge: its key and size in bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +88,24 @@ pub fn plan(
     Some(Plan { due, merge, partials: taken_partials, read_bytes })
 }
 
+/// Whether compaction has nothing left to do in a partition unless new files arrive: its window
+/// has closed (plus grace), nothing is due, and no compaction holds or is switching it. The sweep
+/// stops visiting a settled partition (it deletes its pending marker).
+pub fn settled(
+    policy: &CompactionPolicy,
+    tp: &TimePartition,
+    state: &PartitionState,
+    partials: &[Candidate],
+    ingest: &[Candidate],
+    now_ms: i64,
+) -> bool {
+    let closed = window_end_ms(tp).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
+    closed
+        && plan(policy, tp, partials, ingest, now_ms).is_none()
+        && state.closing.is_none()
+        && state.lease.as_ref().is_none_or(|l| l.expires_ms <= now_ms)
+}
+
 /// Whether a compacted output is sealed (never read by the compactor again): it is at least
 /// three quarters of the target (Iceberg's `min-file-size-bytes` default ratio), or it holds rows
 /// of a partial file, which were compacted once already.
@@ -124,6 +142,19 @@ mod tests {
         let pl = plan(&p, &h, &partials, &ingest, open).unwrap();
         assert_eq!((pl.partials, pl.merge.len()), (2, 6), "together they reach the target: one full file");
         assert_eq!(pl.merge[..2], ["compacted-0000", "compacted-0001"], "partials first");
+    }
+
+    #[test]
+    fn a_partition_settles_once_its_window_closed_and_nothing_is_left_or_under_way() {
+        let (p, h) = (policy(), hour());
+        let closed = window_end_ms(&h).unwrap() + p.grace_seconds as i64 * 1000;
+        let idle = PartitionState::default();
+        assert!(!settled(&p, &h, &idle, &[], &[], closed - 1), "the window may still get records");
+        assert!(settled(&p, &h, &idle, &files("c-", &[300]), &[], closed));
+        assert!(!settled(&p, &h, &idle, &files("c-", &[300]), &files("part-", &[1]), closed), "a file to fold in");
+        assert!(!settled(&p, &h, &idle, &files("c-", &[300, 300]), &[], closed), "two partials to pack");
+        let leased = PartitionState { lease: Some(super::super::Lease { owner: "c".into(), expires_ms: closed + 1 }), ..idle };
+        assert!(!settled(&p, &h, &leased, &[], &[], closed) && settled(&p, &h, &leased, &[], &[], closed + 1));
     }
 
     #[test]

@@ -157,25 +157,56 @@ pub fn partition_of_state_key(key: &str) -> Option<TimePartition> {
     TimePartition::from_key(key.strip_suffix(".json")?)
 }
 
-/// The marker of a partition whose switch replaced files: written before the state lists them,
-/// deleted once none is left to delete. The sweep lists these, so a partition of any age that
-/// late data compacted again has its replaced files deleted, though the sweep's look-back, by
-/// date, never reaches it.
-pub fn retire_marker_key(cfg: &Config, table: &str, tp: &TimePartition) -> String {
-    format!("{}{table}/{}", retire_markers_prefix(cfg), tp.path().trim_end_matches('/'))
+/// Why the sweep must visit a partition, whatever its age: an empty object per partition, so a
+/// sweep lists the partitions with something to do, not the table's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// A switch replaced files not all deleted yet: written before the state lists them, deleted
+    /// once none is left to delete. A partition of any age that late data compacted again has its
+    /// replaced files deleted, though no look-back by date reaches it.
+    Retire,
+    /// Compaction has work left here: ingest files, or a window not closed yet. Written by the
+    /// compact function when an ingest file's event names the partition, deleted by the sweep once
+    /// the window has closed and everything is folded in. The catalog's hourly sync lists these too.
+    Pending,
 }
 
-/// The prefix of every [`retire_marker_key`].
-pub fn retire_markers_prefix(cfg: &Config) -> String {
-    format!("{}retire/", cfg.state_prefix)
+impl Marker {
+    fn dir(self) -> &'static str {
+        match self {
+            Marker::Retire => "retire",
+            Marker::Pending => "pending",
+        }
+    }
 }
 
-/// The table and time partition a [`retire_marker_key`] names.
-pub fn partition_of_retire_marker(cfg: &Config, key: &str) -> Option<(String, TimePartition)> {
-    let rest = key.strip_prefix(&retire_markers_prefix(cfg))?;
+/// The key of a partition's marker of `kind`.
+pub fn marker_key(cfg: &Config, kind: Marker, table: &str, tp: &TimePartition) -> String {
+    format!("{}{table}/{}", markers_prefix(cfg, kind), tp.path().trim_end_matches('/'))
+}
+
+/// The prefix of every marker of `kind`.
+pub fn markers_prefix(cfg: &Config, kind: Marker) -> String {
+    format!("{}{}/", cfg.state_prefix, kind.dir())
+}
+
+/// The prefix of a table's markers of `kind`.
+pub fn table_markers_prefix(cfg: &Config, kind: Marker, table: &str) -> String {
+    format!("{}{table}/", markers_prefix(cfg, kind))
+}
+
+/// The table and time partition a [`marker_key`] of `kind` names.
+pub fn partition_of_marker(cfg: &Config, kind: Marker, key: &str) -> Option<(String, TimePartition)> {
+    let rest = key.strip_prefix(&markers_prefix(cfg, kind))?;
     let (table, path) = rest.split_once('/')?;
     let tp = TimePartition::from_key(path)?;
-    (retire_marker_key(cfg, table, &tp) == key).then(|| (table.to_string(), tp))
+    (marker_key(cfg, kind, table, &tp) == key).then(|| (table.to_string(), tp))
+}
+
+/// The day a function's last deep sweep ran (`{"day": "YYYY-MM-DD"}`): once a day, the sweep
+/// also looks back over `sweep_lookback_days` of listings, for partitions whose events were lost.
+pub fn deep_sweep_key(cfg: &Config, function: &str) -> String {
+    format!("{}sweeps/{function}.json", cfg.state_prefix)
 }
 
 /// The key of the `k`-th compacted output file of the version at `location`.

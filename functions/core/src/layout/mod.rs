@@ -9,6 +9,8 @@
 //! _tributary/partitions/<table>/dt=2026-11-22/hr=03.json       (a partition's state)
 //! _tributary/claims/<table>/dt=2026-11-22/hr=03/<topic>~<partition>.json
 //! _tributary/retire/<table>/dt=2026-11-22/hr=03                 (files to delete after a switch)
+//! _tributary/pending/<table>/dt=2026-11-22/hr=03                (compaction has work left here)
+//! _tributary/sweeps/<function>.json                             (the day of the last deep sweep)
 //! failed-batches/…                                              (the event source mapping's)
 //! ```
 //!
@@ -106,12 +108,16 @@ mod tests {
             let key = state_key(&cfg, "t", &p);
             assert!(key.starts_with(&day_states_prefix(&cfg, "t", "2026-11-22")), "{key}");
             assert_eq!(partition_of_state_key(&key), Some(p.clone()));
-            let marker = retire_marker_key(&cfg, "t", &p);
+            let marker = marker_key(&cfg, Marker::Retire, "t", &p);
             assert!(marker.starts_with("_tributary/retire/t/dt=2026-11-22"), "{marker}");
-            assert_eq!(partition_of_retire_marker(&cfg, &marker), Some(("t".to_string(), p)));
+            assert_eq!(partition_of_marker(&cfg, Marker::Retire, &marker), Some(("t".to_string(), p.clone())));
+            assert_eq!(partition_of_marker(&cfg, Marker::Pending, &marker), None, "kinds do not mix");
+            let pending = marker_key(&cfg, Marker::Pending, "t", &p);
+            assert!(pending.starts_with(&table_markers_prefix(&cfg, Marker::Pending, "t")), "{pending}");
+            assert_eq!(partition_of_marker(&cfg, Marker::Pending, &pending), Some(("t".to_string(), p)));
         }
         for key in ["_tributary/retire/t", "_tributary/retire/t/x", "_tributary/partitions/t/dt=2026-11-22.json"] {
-            assert_eq!(partition_of_retire_marker(&cfg, key), None, "{key}");
+            assert_eq!(partition_of_marker(&cfg, Marker::Retire, key), None, "{key}");
         }
     }
 
