@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite, from a fresh clone, in one command. Generates 1,000,000 customer_data
-# records (fixed seed), measures Tributary's ingest core, ingest handler, compaction and start-up
+# records (fixed seed), measures Tributary's ingest core, ingest handler, compaction (and its
+# amplification as a partition grows file by file) and start-up
 # (release build, one thread each) and, in the same run on the same data, DuckDB, polars and
 # pyarrow (one thread each, zstd); then writes docs/benchmarks.md and docs/benchmarks.png.
 # Not part of CI: it takes several minutes and its figures are timings.
@@ -47,6 +48,16 @@ done
 rm -f "$work"/*.parquet
 
 partition=s3/bench/tables/customer_data/dt=2026-11-22/hr=03
+
+# Compaction at scale: one open partition grows file by file (2,500 records each), every file's
+# event delivered to the compactor as EventBridge does, then its window closes and the sweep runs
+# until nothing is due. Read and write amplification, compactions, the largest one, copies.
+for n in 200 1000 2000; do
+  step "compaction at scale: $n files (in-memory store, then the embedded S3 server)"
+  "$bin/tributary-bench" compact-scale-memory "$work/scale" "$n" 2500 "${SCALE_TARGET_BYTES:-33554432}" > "$work/scale-$n-memory.json"
+  "$bin/tributary-bench" compact-scale "$work/scale" "$n" 2500 "${SCALE_TARGET_BYTES:-33554432}" > "$work/scale-$n-s3.json"
+done
+rm -rf "$work/scale"
 compaction() { # name files rows hex
   step "compaction ($1): generating $2 files of $3 rows"
   "$bin/tributary-bench" compact-gen "$work/$1" "$2" "$3" "$4" > "$work/gen-$1.json"
@@ -92,6 +103,7 @@ print(json.dumps({
                        **{e: load(f"compact-medium-{e}.json") for e in ("duckdb", "polars", "pyarrow")}},
     "compact_large": {"tributary": load("compact-large-tributary.json"),
                       **{e: load(f"compact-large-{e}.json") for e in ("duckdb", "polars", "pyarrow")}},
+    "compact_scale": {store: [load(f"scale-{n}-{store}.json") for n in (200, 1000, 2000)] for store in ("memory", "s3")},
     "startup": load("startup.json"),
 }))
 EOF

@@ -205,6 +205,7 @@ impl Schedule {
         // carry them by copy, and take several invocations, so crashes fall between increments.
         config.compaction.target_file_bytes = rng.u64(6 << 10..=24 << 10);
         config.compaction.max_read_bytes = config.compaction.target_file_bytes * rng.u64(1..=3);
+        config.compaction.max_partial_files = rng.usize(2..=16);
         let faults = Arc::new(Faults::new(seed, rng.u32(20..=150), &config.table_prefix));
         let fns = Functions::new(moto, &bucket, &config.database, &faults);
         let recs = records(&mut rng);

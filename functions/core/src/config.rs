@@ -258,9 +258,14 @@ impl Config {
             return Err(ConfigError::Invalid(format!("max_depth must be 1..=100, not {}", self.max_depth)));
         }
         let c = &self.compaction;
-        if c.min_files < 2 || c.row_group_rows == 0 || c.target_file_bytes < (8 << 20) || !(1..=22).contains(&c.zstd_level) {
+        if c.min_files < 2
+            || c.max_partial_files < 2
+            || c.row_group_rows == 0
+            || c.target_file_bytes < (8 << 20)
+            || !(1..=22).contains(&c.zstd_level)
+        {
             return Err(ConfigError::Invalid(
-                "compaction: min_files >= 2, row_group_rows >= 1, target_file_bytes >= 8 MiB, zstd_level 1..=22".into(),
+                "compaction: min_files >= 2, max_partial_files >= 2, row_group_rows >= 1, target_file_bytes >= 8 MiB, zstd_level 1..=22".into(),
             ));
         }
         // A sealed file is carried into each new version by one CopyObject, which S3 limits to
@@ -361,6 +366,10 @@ pub struct CompactionPolicy {
     /// only copied server-side into later versions. (`max_file_bytes`, its old name, is accepted.)
     #[serde(alias = "max_file_bytes")]
     pub target_file_bytes: u64,
+    /// The most partial files an open partition keeps: at this many, the next compaction merges
+    /// them (with the new ingest files) into sealed files, though below the target. Bounds the
+    /// files readers open and the copies each switch makes, for partitions that fill slowly.
+    pub max_partial_files: usize,
     /// The most input bytes one compaction reads before it commits; the next trigger or sweep goes
     /// on with the rest. The default, 4 GiB, is read and written again in about 100 s at S3's
     /// documented ~85 MB/s per connection (see docs/compaction.md), well inside the compact
@@ -391,6 +400,7 @@ impl Default for CompactionPolicy {
             grace_seconds: 600,
             target_file_bytes: 512 << 20,
             max_read_bytes: 4 << 30,
+            max_partial_files: 16,
             row_group_rows: 1 << 20,
             zstd_level: 3,
             lease_seconds: 960,

@@ -26,7 +26,9 @@
 //! [`ingest::FileGroup::without_covered`] drops rows an [`layout::OffsetSet`] says are written;
 //! [`parquet::write`] encodes them.
 //!
-//! One compaction: [`compaction::due`] says whether a partition is due; the partition state
+//! One compaction: [`compaction::plan`] says whether a partition is due and which of its files
+//! to merge (ingest files, partial files; sealed files are only copied), within a byte budget;
+//! the partition state
 //! ([`compaction::PartitionState`]) makes the switch to a new version atomic for readers;
 //! [`compaction::union_schema`] merges the files' schemas; [`parquet::splice`] copies the pages
 //! of columns that need no re-encoding; an [`layout::OffsetSet`] de-duplicates the rows.

@@ -11,7 +11,7 @@
 //!
 //! While a partition's window is open, ingest files are merged into a new partial file, and the
 //! partial files are merged only once, with new ingest files, when together they reach the
-//! target: the outputs are sealed. When the window closes, one final pass packs the partial files
+//! target (or number `max_partial_files`): the outputs are sealed. When the window closes, one final pass packs the partial files
 //! and the remaining ingest files. So an ingested byte is rewritten at most twice (ingest →
 //! partial → sealed), whatever the partition's size: write amplification is at most 2, and read
 //! amplification at most 2 plus the ingest files' size over the final files'.
@@ -67,12 +67,13 @@ pub fn plan(
     } else {
         return None;
     };
-    // Partial files are read once more: in the final pass, or when with the new ingest files
-    // they make a full file. Otherwise only the ingest files are merged, into a new partial file;
+    // Partial files are read once more: in the final pass, when with the new ingest files they
+    // make a full file, or when there are `max_partial_files` of them. Otherwise only the ingest files are merged, into a new partial file;
     // so too while the ingest files alone exceed the budget (a backlog): merged with them in
     // budget-sized steps, the partial files would make small sealed files.
-    let with_partials = (closed || partial_bytes + ingest_bytes >= policy.target_file_bytes)
-        && (ingest.is_empty() || partial_bytes + ingest_bytes <= policy.max_read_bytes);
+    let with_partials =
+        (closed || partial_bytes + ingest_bytes >= policy.target_file_bytes || partials.len() >= policy.max_partial_files)
+            && (ingest.is_empty() || partial_bytes + ingest_bytes <= policy.max_read_bytes);
     let candidates = partials.iter().filter(|_| with_partials).chain(ingest);
     let (mut merge, mut read_bytes, mut taken_partials) = (Vec::new(), 0u64, 0);
     for (i, c) in candidates.enumerate() {
@@ -142,6 +143,9 @@ mod tests {
         let pl = plan(&p, &h, &partials, &ingest, open).unwrap();
         assert_eq!((pl.partials, pl.merge.len()), (2, 6), "together they reach the target: one full file");
         assert_eq!(pl.merge[..2], ["compacted-0000", "compacted-0001"], "partials first");
+        let many = files("compacted-", &[10; 16]);
+        assert_eq!(plan(&p, &h, &many[..15], &ingest, open).unwrap().partials, 0);
+        assert_eq!(plan(&p, &h, &many, &ingest, open).unwrap().partials, 16, "max_partial_files: merged, sealed");
     }
 
     #[test]
@@ -214,7 +218,7 @@ mod tests {
             for _ in 0..n {
                 ingest.push(7);
                 compact(end - 1, &mut partials, &mut ingest, &mut sealed_files);
-                assert!(partials.len() <= (p.target_file_bytes / (7 * 8)) as usize + 1, "partials stay bounded");
+                assert!(partials.len() <= p.max_partial_files, "partials stay bounded");
             }
             compact(end + p.grace_seconds as i64 * 1000, &mut partials, &mut ingest, &mut sealed_files);
             let total: u64 = sealed_files.iter().chain(&partials).map(|f| f.0).sum();
