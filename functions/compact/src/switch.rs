@@ -146,7 +146,10 @@ where
         let lag =
             ingest.iter().filter_map(|m| m.last_modified_ms).min().map(|t| ((now - t) as f64 / 1000.0).max(0.0)).unwrap_or(0.0);
         let (partials, ingest_files) = crate::pending::tiers(&state, &listing);
-        let Some(plan) = plan(&self.config.compaction, tp, &partials, &ingest_files, now) else {
+        // A state written before tiers does not know which rows its compacted files hold: its
+        // next compaction merges everything (as compactions did then) and records them.
+        let rows_unknown = state.held.is_none() && !state.compacted.is_empty();
+        let Some(plan) = plan(&self.config.compaction, tp, &partials, &ingest_files, rows_unknown, now) else {
             return Ok((Outcome::NotDue, lag));
         };
         if state.lease.as_ref().is_some_and(|l| l.expires_ms > now && l.owner != attempt) {
@@ -179,7 +182,9 @@ where
             location: next_location.clone(),
             ..Default::default()
         };
-        let merge_inputs = merge::Inputs { files: &inputs, partials: plan.partials, covered: &state.covered };
+        let held = state.held.clone().unwrap_or_default();
+        let partials = if rows_unknown { 0 } else { plan.partials };
+        let merge_inputs = merge::Inputs { files: &inputs, partials, held: &held };
         let merged = match merge::merge(&self.store, &self.config.compaction, merge_inputs, &next_location, &mut report).await {
             Ok(m) => m,
             Err(e) => {
@@ -195,7 +200,7 @@ where
         // The offsets the next version's compacted files hold: the merged ingest files' ranges
         // join them. Files the budget left out are carried as they are and merged next time.
         let mut covered = state.covered.clone();
-        covered.extend(&merged.covered);
+        covered.extend(&merged.held);
         for m in ingest.iter().filter(|m| merged.inputs.contains(&m.key)) {
             if let Some(r) = m.key.rsplit('/').next().and_then(FileRange::parse) {
                 covered.add_file(&r);
@@ -228,6 +233,7 @@ where
             outputs,
             sealed,
             covered,
+            held: Some(merged.held),
             expires_ms: self.instruments.now_ms() + CLOSING_MS,
         };
         state.lease = None;

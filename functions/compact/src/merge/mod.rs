@@ -20,22 +20,22 @@ use crate::io::{Encoder, ObjectReader, PartWriter};
 use crate::{CompactError, PartitionReport};
 
 /// What a merge wrote: the inputs it folded in, its outputs (and which are sealed), and the
-/// offsets they hold.
+/// offsets of the rows the partition's compacted files hold once they join them.
 pub(crate) struct Merged {
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
     pub sealed: Vec<String>,
-    pub covered: OffsetSet,
+    pub held: OffsetSet,
 }
 
 /// The inputs of one merge: the first `partials` are partial compacted files, whose rows are in
-/// `covered` already; the others are ingest files, whose rows are kept only if `covered` (the
-/// partition's compacted files) does not hold them yet. So duplicates against compacted files are
-/// found without reading those files.
+/// `held` already; the others are ingest files, whose rows are kept only if `held` (the rows of
+/// the partition's compacted files) does not have them yet. So duplicates against compacted files
+/// are found without reading those files.
 pub(crate) struct Inputs<'a> {
     pub files: &'a [ObjectMeta],
     pub partials: usize,
-    pub covered: &'a OffsetSet,
+    pub held: &'a OffsetSet,
 }
 
 /// Merges `inputs` into outputs at `location`. Footers are read first: they decide whether
@@ -57,7 +57,7 @@ where
     }
     if let Some(plan) = SplicePlan::new(&metas, &[COL_TOPIC, COL_PARTITION, COL_OFFSET]) {
         let before = report.clone();
-        let merge = pages::PageMerge::new(store, policy, &plan, location, inputs.covered.clone());
+        let merge = pages::PageMerge::new(store, policy, &plan, location, inputs.held.clone());
         if let Some(merged) = merge.run(&inputs, &metas, report).await? {
             report.copied_columns = plan.copied();
             return Ok(merged);
@@ -65,7 +65,7 @@ where
         // The page merge logged why.
         *report = before;
     }
-    rows::RowMerge::new(store, policy, location, inputs.covered.clone()).run(&inputs, metas, report).await
+    rows::RowMerge::new(store, policy, location, inputs.held.clone()).run(&inputs, metas, report).await
 }
 
 /// The outputs of one merge: the file being written, and the keys of those closed (and of

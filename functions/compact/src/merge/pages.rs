@@ -56,7 +56,7 @@ where
         if let Ok(true) = copied {
             let (outputs, sealed) = self.outputs.finish(report).await?;
             let inputs = inputs.files.iter().map(|m| m.key.clone()).collect();
-            return Ok(Some(Merged { inputs, outputs, sealed, covered: self.seen }));
+            return Ok(Some(Merged { inputs, outputs, sealed, held: self.seen }));
         }
         self.outputs.abandon().await?;
         match copied {
@@ -101,7 +101,7 @@ where
                 };
                 let w = self.outputs.open(encoder, partial, report).await?;
                 let seen = &mut self.seen;
-                // A partial file's rows are in `seen` (the compacted files' offsets) and unique.
+                // A partial file's rows are in `seen` (the compacted files' rows) and unique.
                 let keep = |b: &RecordBatch| {
                     if partial {
                         return Ok(true);

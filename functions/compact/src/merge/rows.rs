@@ -45,7 +45,7 @@ where
         match self.copy(inputs, metas, report).await {
             Ok(merged_inputs) => {
                 let (outputs, sealed) = self.outputs.finish(report).await?;
-                Ok(Merged { inputs: merged_inputs, outputs, sealed, covered: self.seen })
+                Ok(Merged { inputs: merged_inputs, outputs, sealed, held: self.seen })
             }
             Err(e) => {
                 if let Some(w) = self.outputs.open.take() {
@@ -80,7 +80,7 @@ where
             while let Some(batch) = stream.next().await {
                 let batch = conform(&batch?, &union)?;
                 report.rows_in += batch.num_rows();
-                // A partial file's rows are in `seen` (the compacted files' offsets) and unique.
+                // A partial file's rows are in `seen` (the compacted files' rows) and unique.
                 let keep =
                     if partial { BooleanArray::from(vec![true; batch.num_rows()]) } else { dedup_mask(&batch, &mut self.seen)? };
                 let batch = if keep.true_count() == batch.num_rows() {

@@ -158,3 +158,52 @@ async fn late_and_retried_files_are_deduplicated_by_the_compacted_offsets_withou
     assert_eq!(reads_by_name(&w).get(&name(&compacted[0])), before.get(&name(&compacted[0])), "the partial file was not read");
     assert_eq!(w.visible().await, expected(&[(0, 0..900)]));
 }
+
+/// Seed 604 of the fault campaign: an ingest file's name gives the offset range of its batch, and
+/// can name offsets whose rows another file holds (a retry with other boundaries). When the byte
+/// budget merges the first file and leaves the other for later, the other's rows must not be
+/// taken for duplicates: the merge de-duplicates against the rows compacted files hold, not
+/// against the ranges their inputs' names gave.
+#[tokio::test]
+async fn a_row_named_by_a_merged_files_range_but_held_by_a_file_left_for_later_is_kept() {
+    let w = world_with(100, later, |c| {
+        c.compaction.target_file_bytes = 8 << 10;
+        c.compaction.max_read_bytes = 1; // one file per compaction
+    });
+    w.ingest(0, 3, 1).await;
+    w.ingest(0, 4, 3).await;
+    let loc = w.state().await.location;
+    let (from, to) = (
+        format!("{loc}part-t~0~00000000000000000004~00000000000000000006.parquet"),
+        format!("{loc}part-t~0~00000000000000000002~00000000000000000006.parquet"),
+    );
+    let body = w.store.get(&from).await.unwrap().unwrap().body;
+    w.store.put(&to, body, tributary_aws::Precondition::None).await.unwrap();
+    w.store.delete(&from).await.unwrap();
+    for i in 0.. {
+        assert!(i < 10, "does not converge");
+        let outcome = w.compact(&format!("c{i}")).await.unwrap().0;
+        assert_eq!(w.visible().await, expected(&[(0, 3..7)]), "after compaction {i}");
+        if outcome == Outcome::NotDue {
+            break;
+        }
+    }
+    assert!(w.state().await.held.is_some());
+}
+
+#[tokio::test]
+async fn a_state_from_before_the_tiers_has_everything_merged_once() {
+    let w = world(2, later);
+    w.ingest(0, 0, 10).await;
+    w.ingest(0, 10, 10).await;
+    w.compact("c1").await.unwrap();
+    // What the state looked like before tiers: no record of the rows its compacted files hold.
+    let (mut s, etag) = w.compactor.load_state("t", &tp()).await.unwrap();
+    s.held = None;
+    w.compactor.save_state("t", &tp(), &s, etag.as_deref()).await.unwrap().unwrap();
+    w.ingest(0, 20, 5).await;
+    let Outcome::Compacted(r) = w.compact("c2").await.unwrap().0 else { panic!() };
+    assert_eq!((r.files_in, r.rows_out), (2, 25), "the compacted file is merged with the new one: {r:?}");
+    assert!(w.state().await.held.is_some_and(|h| (0..25).all(|o| h.contains("t", 0, o))));
+    assert_eq!(w.visible().await, expected(&[(0, 0..25)]));
+}

@@ -15,10 +15,10 @@
 //! // Ten small ingest files: not due while the hour may still get records...
 //! let ingest: Vec<Candidate> = (0..10).map(|i| Candidate { key: format!("part-{i}"), bytes: 64 << 10 }).collect();
 //! let end = compaction::window_end_ms(&hour).unwrap();
-//! assert_eq!(compaction::plan(&cfg.compaction, &hour, &[], &ingest, end), None);
+//! assert_eq!(compaction::plan(&cfg.compaction, &hour, &[], &ingest, false, end), None);
 //! // ...due once its window has closed (the grace period after the hour): all ten are merged.
 //! let later = end + 1000 * cfg.compaction.grace_seconds as i64;
-//! let plan = compaction::plan(&cfg.compaction, &hour, &[], &ingest, later).unwrap();
+//! let plan = compaction::plan(&cfg.compaction, &hour, &[], &ingest, false, later).unwrap();
 //! assert_eq!((plan.due, plan.merge.len()), (Due::Closed, 10));
 //! // Version 1 is written next to the ingest location, never under it; readers switch to it.
 //! let state = PartitionState::initial(&cfg, "orders", &hour);
@@ -141,6 +141,10 @@ pub struct Closing {
     pub sealed: Vec<String>,
     /// What the next version's compacted files cover.
     pub covered: OffsetSet,
+    /// The offsets of the rows the next version's compacted files hold (see
+    /// [`PartitionState::held`]); `None` in a closing written before tiers existed.
+    #[serde(default)]
+    pub held: Option<OffsetSet>,
     /// After this, any compactor may finish the switch.
     pub expires_ms: i64,
 }
@@ -193,8 +197,15 @@ pub struct PartitionState {
     /// States written before tiers existed have none: their files are read once more.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sealed: Vec<String>,
-    /// Offsets the compacted files hold.
+    /// Offsets the compacted files cover, for ingest's exactly-once check: their rows' offsets,
+    /// and the whole offset range named by each ingest file folded in (a range can name offsets
+    /// whose rows are in another file, so this is not what the merge de-duplicates against).
     pub covered: OffsetSet,
+    /// Exactly the offsets of the rows the compacted files hold: the merge drops an ingest row
+    /// found here without reading those files. `None` in a state written before tiers existed:
+    /// its next compaction merges every file, as compactions did then, and records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<OffsetSet>,
     /// The compactor holding the partition, if any.
     #[serde(default)]
     pub lease: Option<Lease>,
@@ -233,6 +244,7 @@ impl PartitionState {
             compacted: c.outputs.clone(),
             sealed: c.sealed.clone(),
             covered: c.covered.clone(),
+            held: c.held.clone(),
             lease: None,
             closing: None,
             history,
@@ -319,7 +331,7 @@ mod tests {
         let files = |sizes: &[u64]| -> Vec<Candidate> {
             sizes.iter().enumerate().map(|(i, &bytes)| Candidate { key: format!("part-{i}"), bytes }).collect()
         };
-        let due = |h: &TimePartition, sizes: &[u64], now| plan(&p, h, &[], &files(sizes), now).map(|pl| pl.due);
+        let due = |h: &TimePartition, sizes: &[u64], now| plan(&p, h, &[], &files(sizes), false, now).map(|pl| pl.due);
         let h = tp("2026-11-22", Some("03"));
         let end = window_end_ms(&h).unwrap();
         assert_eq!(end, 1_795_320_000_000);
@@ -374,6 +386,7 @@ mod tests {
             inputs,
             outputs: vec![output_key(to, 0)],
             sealed: vec![],
+            held: None,
             covered: OffsetSet::default(),
             expires_ms: 0,
         });

@@ -46,7 +46,9 @@ pub struct Plan {
 }
 
 /// The plan for a partition whose current location holds `partials` (partial compacted files)
-/// and `ingest` (ingest files, in key order), at `now_ms`; `None` when it is not due.
+/// and `ingest` (ingest files, in key order), at `now_ms`; `None` when it is not due. With
+/// `rows_unknown` (a state written before tiers, which does not record the rows its compacted
+/// files hold) every file is merged, whatever the budget, as compactions did then.
 ///
 /// Due: `min_files` ingest files or `min_bytes` of them, or the window closed (plus grace) with
 /// something to fold in: an ingest file, or two partial files to pack into one.
@@ -55,6 +57,7 @@ pub fn plan(
     tp: &TimePartition,
     partials: &[Candidate],
     ingest: &[Candidate],
+    rows_unknown: bool,
     now_ms: i64,
 ) -> Option<Plan> {
     let ingest_bytes: u64 = ingest.iter().map(|c| c.bytes).sum();
@@ -68,16 +71,17 @@ pub fn plan(
         return None;
     };
     // Partial files are read once more: in the final pass, when with the new ingest files they
-    // make a full file, or when there are `max_partial_files` of them. Otherwise only the ingest files are merged, into a new partial file;
-    // so too while the ingest files alone exceed the budget (a backlog): merged with them in
-    // budget-sized steps, the partial files would make small sealed files.
-    let with_partials =
-        (closed || partial_bytes + ingest_bytes >= policy.target_file_bytes || partials.len() >= policy.max_partial_files)
+    // make a full file, or when there are `max_partial_files` of them. Otherwise only the ingest
+    // files are merged, into a new partial file; so too while the ingest files alone exceed the
+    // budget (a backlog): merged with them in budget-sized steps, the partial files would make
+    // small sealed files.
+    let with_partials = rows_unknown
+        || (closed || partial_bytes + ingest_bytes >= policy.target_file_bytes || partials.len() >= policy.max_partial_files)
             && (ingest.is_empty() || partial_bytes + ingest_bytes <= policy.max_read_bytes);
     let candidates = partials.iter().filter(|_| with_partials).chain(ingest);
     let (mut merge, mut read_bytes, mut taken_partials) = (Vec::new(), 0u64, 0);
     for (i, c) in candidates.enumerate() {
-        if !merge.is_empty() && read_bytes + c.bytes > policy.max_read_bytes {
+        if !merge.is_empty() && read_bytes + c.bytes > policy.max_read_bytes && !rows_unknown {
             break;
         }
         merge.push(c.key.clone());
@@ -102,7 +106,7 @@ pub fn settled(
 ) -> bool {
     let closed = window_end_ms(tp).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
     closed
-        && plan(policy, tp, partials, ingest, now_ms).is_none()
+        && plan(policy, tp, partials, ingest, state.held.is_none() && !state.compacted.is_empty(), now_ms).is_none()
         && state.closing.is_none()
         && state.lease.as_ref().is_none_or(|l| l.expires_ms <= now_ms)
 }
@@ -135,17 +139,19 @@ mod tests {
         let (p, h) = (policy(), hour());
         let open = window_end_ms(&h).unwrap() - 1;
         let ingest = files("part-", &[10; 4]);
-        assert_eq!(plan(&p, &h, &[], &ingest[..3], open), None, "three files: not due");
+        assert_eq!(plan(&p, &h, &[], &ingest[..3], false, open), None, "three files: not due");
         let partials = files("compacted-", &[300, 300]);
-        let pl = plan(&p, &h, &partials, &ingest, open).unwrap();
+        let pl = plan(&p, &h, &partials, &ingest, false, open).unwrap();
         assert_eq!((pl.due, pl.partials, pl.merge.len(), pl.read_bytes), (Due::Size, 0, 4, 40), "partials not read");
         let partials = files("compacted-", &[500, 480]);
-        let pl = plan(&p, &h, &partials, &ingest, open).unwrap();
+        let pl = plan(&p, &h, &partials, &ingest, false, open).unwrap();
         assert_eq!((pl.partials, pl.merge.len()), (2, 6), "together they reach the target: one full file");
         assert_eq!(pl.merge[..2], ["compacted-0000", "compacted-0001"], "partials first");
-        let many = files("compacted-", &[10; 16]);
-        assert_eq!(plan(&p, &h, &many[..15], &ingest, open).unwrap().partials, 0);
-        assert_eq!(plan(&p, &h, &many, &ingest, open).unwrap().partials, 16, "max_partial_files: merged, sealed");
+        let many = files("compacted-", &vec![10; p.max_partial_files]);
+        assert_eq!(plan(&p, &h, &many[1..], &ingest, false, open).unwrap().partials, 0);
+        assert_eq!(plan(&p, &h, &many, &ingest, false, open).unwrap().partials, many.len(), "max_partial_files: merged");
+        let legacy = plan(&p, &h, &files("compacted-", &[9000, 9000]), &ingest, true, open).unwrap();
+        assert_eq!(legacy.merge.len(), 6, "rows unknown (a state from before tiers): everything, whatever the budget");
     }
 
     #[test]
@@ -165,14 +171,14 @@ mod tests {
     fn a_closed_window_packs_partials_and_stops_at_the_byte_budget() {
         let (p, h) = (policy(), hour());
         let closed = window_end_ms(&h).unwrap() + p.grace_seconds as i64 * 1000;
-        assert_eq!(plan(&p, &h, &files("c-", &[300]), &[], closed), None, "one partial file: nothing to pack");
-        let pl = plan(&p, &h, &files("c-", &[300, 300]), &[], closed).unwrap();
+        assert_eq!(plan(&p, &h, &files("c-", &[300]), &[], false, closed), None, "one partial file: nothing to pack");
+        let pl = plan(&p, &h, &files("c-", &[300, 300]), &[], false, closed).unwrap();
         assert_eq!((pl.due, pl.partials), (Due::Closed, 2));
-        let pl = plan(&p, &h, &files("c-", &[2000, 2000, 2000]), &[], closed).unwrap();
+        let pl = plan(&p, &h, &files("c-", &[2000, 2000, 2000]), &[], false, closed).unwrap();
         assert_eq!((pl.partials, pl.merge.len(), pl.read_bytes), (2, 2, 4000), "the budget, 5000, holds two");
-        let pl = plan(&p, &h, &files("c-", &[3000, 2000]), &files("part-", &[10]), closed).unwrap();
+        let pl = plan(&p, &h, &files("c-", &[3000, 2000]), &files("part-", &[10]), false, closed).unwrap();
         assert_eq!((pl.partials, pl.merge.len()), (0, 1), "a backlog over the budget: ingest files first");
-        let pl = plan(&p, &h, &files("c-", &[9000, 10]), &[], closed).unwrap();
+        let pl = plan(&p, &h, &files("c-", &[9000, 10]), &[], false, closed).unwrap();
         assert_eq!((pl.merge.len(), pl.read_bytes), (1, 9000), "a file larger than the budget is still merged alone");
     }
 
@@ -191,7 +197,7 @@ mod tests {
             let (mut written, mut read) = (0u64, 0u64);
             let mut compact = |now: i64, partials: &mut Vec<File>, ingest: &mut Vec<u64>, sealed_files: &mut Vec<File>| {
                 while let Some(pl) =
-                    plan(&p, &h, &files("c", &partials.iter().map(|f| f.0).collect::<Vec<_>>()), &files("i", ingest), now)
+                    plan(&p, &h, &files("c", &partials.iter().map(|f| f.0).collect::<Vec<_>>()), &files("i", ingest), false, now)
                 {
                     let taken: Vec<File> = partials.drain(..pl.partials).collect();
                     let n_ingest = pl.merge.len() - pl.partials;
