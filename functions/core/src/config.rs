@@ -400,7 +400,7 @@ impl Default for CompactionPolicy {
             grace_seconds: 600,
             target_file_bytes: 512 << 20,
             max_read_bytes: 4 << 30,
-            max_partial_files: 6,
+            max_partial_files: 4,
             row_group_rows: 1 << 20,
             zstd_level: 3,
             lease_seconds: 960,
