@@ -219,9 +219,7 @@ where
         // The lease outlives the invocation (lease_seconds > the function's timeout); this guards
         // a run with no timeout (locally) that took longer: another compactor may own it now.
         if self.instruments.now_ms() >= lease_expires {
-            for k in &outputs {
-                let _ = self.store.delete(k).await;
-            }
+            self.discard(&outputs).await;
             return Ok((Outcome::Busy, lag));
         }
         let closing = Closing {
@@ -245,9 +243,7 @@ where
                 (now, Some(etag)) if now.closing.as_ref() == Some(&closing) => etag,
                 _ => {
                     // Our lease expired and another compactor took over: our outputs are not used.
-                    for k in &closing.outputs {
-                        let _ = self.store.delete(k).await;
-                    }
+                    self.discard(&closing.outputs).await;
                     return Ok((Outcome::Busy, lag));
                 }
             },
@@ -325,6 +321,14 @@ where
         }
         tracing::info!(table, partition = %tp.path(), version = c.next_version, carried = report.carried, "partition switched");
         Ok(report)
+    }
+
+    /// Deletes the outputs of a compaction that lost its partition. Nothing points at its
+    /// version's location, so readers never saw them; a failed delete leaves garbage, no harm.
+    async fn discard(&self, keys: &[String]) {
+        for k in keys {
+            let _ = self.store.delete(k).await;
+        }
     }
 
     /// Points the registered partition at `location` unless it points at a later version already

@@ -62,7 +62,7 @@ pub fn plan(
 ) -> Option<Plan> {
     let ingest_bytes: u64 = ingest.iter().map(|c| c.bytes).sum();
     let partial_bytes: u64 = partials.iter().map(|c| c.bytes).sum();
-    let closed = window_end_ms(tp).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
+    let closed = window_closed(policy, tp, now_ms);
     let due = if !ingest.is_empty() && (ingest.len() >= policy.min_files || ingest_bytes >= policy.min_bytes) {
         Due::Size
     } else if closed && (!ingest.is_empty() || partials.len() >= 2) {
@@ -104,11 +104,16 @@ pub fn settled(
     ingest: &[Candidate],
     now_ms: i64,
 ) -> bool {
-    let closed = window_end_ms(tp).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000);
+    let closed = window_closed(policy, tp, now_ms);
     closed
         && plan(policy, tp, partials, ingest, state.held.is_none() && !state.compacted.is_empty(), now_ms).is_none()
         && state.closing.is_none()
         && state.lease.as_ref().is_none_or(|l| l.expires_ms <= now_ms)
+}
+
+/// Whether a partition's window has closed: its end plus `grace_seconds`.
+fn window_closed(policy: &CompactionPolicy, tp: &TimePartition, now_ms: i64) -> bool {
+    window_end_ms(tp).is_some_and(|end| now_ms >= end + (policy.grace_seconds as i64) * 1000)
 }
 
 /// Whether a compacted output is sealed (never read by the compactor again): it is at least
